@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The test command (README): installs what is missing, starts a throwaway redis-server on
+# a free loopback port, then runs formatting, lint and the whole test suite against it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/setup.sh
+
+free_port() {
+  local p
+  for _ in $(seq 1 200); do
+    p=$(( 20000 + RANDOM % 30000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  done
+  return 1
+}
+
+REDIS_PORT=$(free_port)
+REDIS_DIR=$(mktemp -d)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+  --dir "$REDIS_DIR" --daemonize no >"$REDIS_DIR/redis.log" 2>&1 &
+REDIS_PID=$!
+trap 'kill $REDIS_PID 2>/dev/null || true; rm -rf "$REDIS_DIR"' EXIT
+for _ in $(seq 1 50); do
+  redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+  sleep 0.1
+done
+redis-cli -p "$REDIS_PORT" ping >/dev/null || { cat "$REDIS_DIR/redis.log"; exit 1; }
+export SSOGATE_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+echo "test: redis-server on 127.0.0.1:$REDIS_PORT" >&2
+
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets -- -D warnings
+cargo test --locked --all-targets

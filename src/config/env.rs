@@ -1,0 +1,32 @@
+//! Environment overrides. Every variable the gateway reads is a named constant here,
+//! read through the `Env` trait so tests can use a map instead of the process env.
+
+use std::collections::HashMap;
+
+/// Redis URL (may carry credentials); overrides `[session] redis_url`.
+pub const ENV_REDIS_URL: &str = "SSOGATE_REDIS_URL";
+/// Redis password; overrides the URL's and `[session] redis_password_file`.
+pub const ENV_REDIS_PASSWORD: &str = "SSOGATE_REDIS_PASSWORD";
+/// Overrides `[listen] public`.
+pub const ENV_LISTEN_PUBLIC: &str = "SSOGATE_LISTEN_PUBLIC";
+/// Overrides `[listen] admin`.
+pub const ENV_LISTEN_ADMIN: &str = "SSOGATE_LISTEN_ADMIN";
+
+pub trait Env {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment. Empty values count as unset.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Env for HashMap<String, String> {
+    fn get(&self, name: &str) -> Option<String> {
+        HashMap::get(self, name).cloned()
+    }
+}

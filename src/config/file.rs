@@ -1,0 +1,100 @@
+//! The serde-facing shape of the TOML file. Every table refuses unknown keys, so a
+//! typo is a start-up error instead of a silently ignored setting. Nothing here is
+//! used after start-up: `validate` turns it into the typed `Config`.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<ListenFile>,
+    #[serde(default)]
+    pub session: SessionFile,
+    #[serde(default)]
+    pub server: ServerFile,
+    #[serde(default, rename = "app")]
+    pub apps: Vec<AppFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenFile {
+    pub public: Option<String>,
+    pub admin: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    /// Worker threads of the proxy service (default: number of CPUs).
+    pub threads: Option<usize>,
+    /// Seconds to finish in-flight requests on SIGTERM (default 10).
+    pub grace_period: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionFile {
+    pub store: Option<String>,
+    pub redis_url: Option<String>,
+    pub redis_password_file: Option<String>,
+    pub cookie_name: Option<String>,
+    pub cookie_secure: Option<bool>,
+    pub idle_timeout: Option<String>,
+    pub absolute_timeout: Option<String>,
+    pub login_timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppFile {
+    pub name: Option<String>,
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    pub upstream: Option<String>,
+    pub allow_idp_initiated: Option<bool>,
+    pub default_path: Option<String>,
+    #[serde(default)]
+    pub redirect_allow_hosts: Vec<String>,
+    /// Client headers with this prefix are removed (default "X-Remote-").
+    pub strip_header_prefix: Option<String>,
+    pub sp: Option<SpFile>,
+    pub idp: Option<IdpFile>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub groups: BTreeMap<String, String>,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpFile {
+    pub entity_id: Option<String>,
+    pub acs_url: Option<String>,
+    pub name_id_format: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdpFile {
+    pub metadata_file: Option<String>,
+    pub entity_id: Option<String>,
+    pub sso_url: Option<String>,
+    pub slo_url: Option<String>,
+    pub certificate_file: Option<String>,
+    pub clock_skew: Option<String>,
+    pub allow_sha1: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    pub path: Option<String>,
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub allow_groups: Vec<String>,
+}

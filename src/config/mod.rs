@@ -1,0 +1,187 @@
+//! Configuration: `config.toml -> FileConfig (serde) -> validate -> Config`.
+//!
+//! `Config` is what the rest of the gateway reads: typed, checked, with files already
+//! read. Every problem in a file is collected and reported at once; the process refuses
+//! to start on any. Precedence is CLI > environment (`SSOGATE_*`) > file.
+
+mod env;
+mod file;
+mod validate;
+
+pub use env::{
+    Env, ProcessEnv, ENV_LISTEN_ADMIN, ENV_LISTEN_PUBLIC, ENV_REDIS_PASSWORD, ENV_REDIS_URL,
+};
+pub use file::FileConfig;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Everything wrong with a configuration, one line per problem.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration ({} problem(s)):\n  - {}", .0.len(), .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+/// A secret value. `Debug`/`Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Secret(value)
+    }
+    /// The secret itself; call sites are easy to audit with grep.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen_public: SocketAddr,
+    pub listen_admin: SocketAddr,
+    pub threads: usize,
+    pub grace_period: Duration,
+    pub session: SessionConfig,
+    pub apps: Vec<AppConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    Memory,
+    Redis {
+        /// May carry credentials: secret.
+        url: Secret<String>,
+        password: Option<Secret<String>>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub store: StoreConfig,
+    pub cookie_name: String,
+    pub cookie_secure: bool,
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
+    /// How long a pending AuthnRequest may wait for its response.
+    pub login_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+impl UpstreamConfig {
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SpConfig {
+    pub entity_id: String,
+    pub acs_url: String,
+    /// Path of the ACS URL (what the gateway intercepts).
+    pub acs_path: String,
+    /// Query of the ACS URL, when the IdP-facing URL carries one (`…/?acs`).
+    pub acs_query: Option<String>,
+    /// Full URN of the NameID format.
+    pub name_id_format: String,
+}
+
+/// Where the IdP's settings come from, with the files already read.
+#[derive(Clone)]
+pub enum IdpSource {
+    Metadata {
+        path: PathBuf,
+        xml: Vec<u8>,
+    },
+    Manual {
+        entity_id: String,
+        sso_url: String,
+        slo_url: Option<String>,
+        certificate_path: PathBuf,
+        certificate: Vec<u8>,
+    },
+}
+
+impl fmt::Debug for IdpSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdpSource::Metadata { path, .. } => write!(f, "Metadata({})", path.display()),
+            IdpSource::Manual { entity_id, .. } => write!(f, "Manual({entity_id})"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IdpConfig {
+    pub source: IdpSource,
+    pub clock_skew: Duration,
+    pub allow_sha1: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConfig {
+    pub path: String,
+    pub public: bool,
+    /// Aliases (keys of `[app.groups]`) or raw Entra object IDs, as written.
+    pub allow_groups: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub name: String,
+    /// Lower-case host names without port; `"*"` matches any host.
+    pub hosts: Vec<String>,
+    pub upstream: UpstreamConfig,
+    pub allow_idp_initiated: bool,
+    pub default_path: String,
+    pub redirect_allow_hosts: Vec<String>,
+    /// Lower-case prefix of client headers removed before anything else.
+    pub strip_header_prefix: String,
+    pub sp: SpConfig,
+    pub idp: IdpConfig,
+    /// (header name, source) in file order.
+    pub headers: Vec<(String, String)>,
+    /// alias -> Entra group object ID.
+    pub groups: std::collections::BTreeMap<String, String>,
+    pub routes: Vec<RouteConfig>,
+}
+
+/// Read, parse and validate a config file, with the process environment.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with_env(path, &ProcessEnv)
+}
+
+pub fn load_with_env(path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(vec![format!("cannot read {}: {e}", path.display())]))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    from_str(&text, base, env)
+}
+
+/// Parse and validate TOML text; relative file paths resolve against `base_dir`
+/// (the directory of the config file).
+pub fn from_str(text: &str, base_dir: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
+    let file: FileConfig =
+        toml::from_str(text).map_err(|e| ConfigError(vec![format!("TOML: {e}")]))?;
+    validate::validate(file, base_dir, env)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,125 @@
+use super::*;
+use std::collections::HashMap;
+
+fn dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+}
+
+fn no_env() -> HashMap<String, String> {
+    HashMap::new()
+}
+
+#[test]
+fn the_issue_example_parses() {
+    let text = std::fs::read_to_string(dir().join("ssogate.toml")).unwrap();
+    let c = from_str(&text, &dir(), &no_env()).unwrap();
+    assert_eq!(c.listen_public.to_string(), "0.0.0.0:8080");
+    assert_eq!(c.session.idle_timeout, Duration::from_secs(30 * 60));
+    assert_eq!(c.session.absolute_timeout, Duration::from_secs(8 * 3600));
+    assert!(c.session.cookie_secure);
+    let app = &c.apps[0];
+    assert_eq!(app.hosts, vec!["wiki.example.com"]);
+    assert_eq!(app.sp.acs_path, "/saml/acs");
+    assert_eq!(app.idp.clock_skew, Duration::from_secs(180));
+    assert_eq!(app.routes.len(), 2);
+    assert!(matches!(app.idp.source, IdpSource::Metadata { .. }));
+}
+
+#[test]
+fn query_string_acs_is_kept() {
+    let text = std::fs::read_to_string(dir().join("pymetrics-style.toml")).unwrap();
+    let c = from_str(&text, &dir(), &no_env()).unwrap();
+    assert_eq!(c.apps[0].sp.acs_path, "/saml2-sp/acme/acme/metadata/");
+    assert_eq!(c.apps[0].sp.acs_query.as_deref(), Some("acs"));
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = r#"
+[listen]
+public = "not-an-address"
+[session]
+store = "redis"
+idle_timeout = "soon"
+[[app]]
+name = "a b"
+hosts = ["https://x.example.com/"]
+upstream = "ftp://x"
+[app.sp]
+acs_url = "/relative"
+[app.idp]
+metadata_file = "does-not-exist.xml"
+[[app.route]]
+path = "admin"
+public = true
+allow_groups = ["x"]
+"#;
+    let err = from_str(text, &dir(), &no_env()).unwrap_err();
+    let all = err.0.join("\n");
+    for needle in [
+        "listen.public",
+        "session.redis_url",
+        "session.idle_timeout",
+        "app[0] (a b).name",
+        "hosts",
+        "upstream",
+        "sp.entity_id",
+        "sp.acs_url",
+        "idp.metadata_file",
+        "route[0].path",
+        "public route cannot also have allow_groups",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+    assert!(err.0.len() >= 11, "{all}");
+}
+
+#[test]
+fn unknown_keys_are_refused() {
+    let err = from_str("[listen]\npublik = \"x\"\n", &dir(), &no_env()).unwrap_err();
+    assert!(err.0[0].contains("publik"), "{:?}", err.0);
+}
+
+#[test]
+fn env_overrides_file_and_secrets_stay_hidden() {
+    let text = std::fs::read_to_string(dir().join("ssogate.toml")).unwrap();
+    let mut env = no_env();
+    env.insert(
+        ENV_REDIS_URL.into(),
+        "redis://:hunter2@10.1.1.1:6380/2".into(),
+    );
+    env.insert(ENV_REDIS_PASSWORD.into(), "s3cret-pass".into());
+    env.insert(ENV_LISTEN_PUBLIC.into(), "127.0.0.1:18080".into());
+    let c = from_str(&text, &dir(), &env).unwrap();
+    assert_eq!(c.listen_public.to_string(), "127.0.0.1:18080");
+    match &c.session.store {
+        StoreConfig::Redis { url, password } => {
+            assert_eq!(url.expose(), "redis://:hunter2@10.1.1.1:6380/2");
+            assert_eq!(password.as_ref().unwrap().expose(), "s3cret-pass");
+        }
+        other => panic!("{other:?}"),
+    }
+    let debug = format!("{c:?}");
+    assert!(
+        !debug.contains("hunter2") && !debug.contains("s3cret"),
+        "{debug}"
+    );
+}
+
+#[test]
+fn two_apps_cannot_share_a_host() {
+    let text = std::fs::read_to_string(dir().join("ssogate.toml")).unwrap();
+    let app = text.split("[[app]]").nth(1).unwrap();
+    let doubled = format!(
+        "{text}\n[[app]]{}",
+        app.replace("name = \"wiki\"", "name = \"wiki2\"")
+    );
+    let err = from_str(&doubled, &dir(), &no_env()).unwrap_err();
+    assert!(
+        err.0
+            .iter()
+            .any(|e| e.contains("already served by app \"wiki\"")),
+        "{:?}",
+        err.0
+    );
+}

@@ -1,0 +1,520 @@
+//! FileConfig -> Config. Collects every problem instead of stopping at the first, so an
+//! admin fixes a file in one pass. Checks that need other modules (IdP metadata, header
+//! sources, group aliases) happen when the gateway is assembled (`crate::gateway`),
+//! which `check-config` runs too.
+
+use super::file::{AppFile, FileConfig, IdpFile, RouteFile, SessionFile};
+use super::*;
+use std::collections::{BTreeMap, HashSet};
+
+const DEFAULT_PUBLIC: &str = "0.0.0.0:8080";
+const DEFAULT_ADMIN: &str = "127.0.0.1:9090";
+
+struct Errors(Vec<String>);
+
+impl Errors {
+    fn push(&mut self, msg: impl Into<String>) {
+        self.0.push(msg.into());
+    }
+}
+
+pub(super) fn validate(
+    file: FileConfig,
+    base: &Path,
+    env: &dyn Env,
+) -> Result<Config, ConfigError> {
+    let mut errs = Errors(Vec::new());
+
+    let listen_public = socket(
+        &mut errs,
+        "listen.public",
+        env.get(ENV_LISTEN_PUBLIC)
+            .or_else(|| file.listen.as_ref().and_then(|l| l.public.clone())),
+        DEFAULT_PUBLIC,
+    );
+    let listen_admin = socket(
+        &mut errs,
+        "listen.admin",
+        env.get(ENV_LISTEN_ADMIN)
+            .or_else(|| file.listen.as_ref().and_then(|l| l.admin.clone())),
+        DEFAULT_ADMIN,
+    );
+    if file
+        .listen
+        .as_ref()
+        .and_then(|l| l.public.as_ref())
+        .is_none()
+        && env.get(ENV_LISTEN_PUBLIC).is_none()
+    {
+        errs.push("listen.public: missing (where browsers connect, e.g. \"0.0.0.0:8080\")");
+    }
+    if listen_public == listen_admin {
+        errs.push("listen.admin: must differ from listen.public");
+    }
+
+    let threads = match file.server.threads {
+        Some(0) => {
+            errs.push("server.threads: must be at least 1");
+            1
+        }
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+    };
+    let grace_period = duration(
+        &mut errs,
+        "server.grace_period",
+        file.server.grace_period.as_deref(),
+        "10s",
+    );
+
+    let session = session(&mut errs, &file.session, base, env);
+
+    if file.apps.is_empty() {
+        errs.push("app: at least one [[app]] is required");
+    }
+    let mut apps = Vec::new();
+    let mut names = HashSet::new();
+    let mut hosts_seen: BTreeMap<String, String> = BTreeMap::new();
+    for (i, app) in file.apps.iter().enumerate() {
+        let ctx = match &app.name {
+            Some(n) => format!("app[{i}] ({n})"),
+            None => format!("app[{i}]"),
+        };
+        if let Some(a) = app_config(&mut errs, &ctx, app, base) {
+            if !names.insert(a.name.clone()) {
+                errs.push(format!("{ctx}.name: \"{}\" is used by two apps", a.name));
+            }
+            for h in &a.hosts {
+                if let Some(other) = hosts_seen.insert(h.clone(), a.name.clone()) {
+                    errs.push(format!(
+                        "{ctx}.hosts: \"{h}\" is already served by app \"{other}\""
+                    ));
+                }
+            }
+            apps.push(a);
+        }
+    }
+
+    if errs.0.is_empty() {
+        Ok(Config {
+            listen_public,
+            listen_admin,
+            threads,
+            grace_period,
+            session,
+            apps,
+        })
+    } else {
+        Err(ConfigError(errs.0))
+    }
+}
+
+fn socket(errs: &mut Errors, key: &str, value: Option<String>, default: &str) -> SocketAddr {
+    let fallback = default
+        .parse()
+        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+    match value {
+        None => fallback,
+        Some(v) => v.parse().unwrap_or_else(|_| {
+            errs.push(format!(
+                "{key}: \"{v}\" is not an address like 127.0.0.1:8080"
+            ));
+            fallback
+        }),
+    }
+}
+
+fn duration(errs: &mut Errors, key: &str, value: Option<&str>, default: &str) -> Duration {
+    let v = value.unwrap_or(default);
+    humantime::parse_duration(v).unwrap_or_else(|_| {
+        errs.push(format!(
+            "{key}: \"{v}\" is not a duration (examples: \"90s\", \"30m\", \"8h\")"
+        ));
+        Duration::from_secs(1)
+    })
+}
+
+fn read_file(errs: &mut Errors, key: &str, base: &Path, path: &str) -> Option<(PathBuf, Vec<u8>)> {
+    let p = base.join(path);
+    match std::fs::read(&p) {
+        Ok(bytes) => Some((p, bytes)),
+        Err(e) => {
+            errs.push(format!("{key}: cannot read {}: {e}", p.display()));
+            None
+        }
+    }
+}
+
+fn session(errs: &mut Errors, s: &SessionFile, base: &Path, env: &dyn Env) -> SessionConfig {
+    let store = match s.store.as_deref().unwrap_or("memory") {
+        "memory" => StoreConfig::Memory,
+        "redis" => {
+            let url = env.get(ENV_REDIS_URL).or_else(|| s.redis_url.clone());
+            let mut password = None;
+            if let Some(p) = &s.redis_password_file {
+                if let Some((_, bytes)) = read_file(errs, "session.redis_password_file", base, p) {
+                    match String::from_utf8(bytes) {
+                        Ok(text) => password = Some(Secret::new(text.trim_end().to_string())),
+                        Err(_) => errs.push("session.redis_password_file: not UTF-8 text"),
+                    }
+                }
+            }
+            if let Some(p) = env.get(ENV_REDIS_PASSWORD) {
+                password = Some(Secret::new(p));
+            }
+            match url {
+                None => {
+                    errs.push(format!(
+                        "session.redis_url: required with store = \"redis\" (or set {ENV_REDIS_URL})"
+                    ));
+                    StoreConfig::Memory
+                }
+                Some(u) => {
+                    match url::Url::parse(&u) {
+                        Ok(parsed) if parsed.scheme() == "redis" => {}
+                        Ok(parsed) => errs.push(format!(
+                            "session.redis_url: scheme \"{}\" is not supported (use redis://)",
+                            parsed.scheme()
+                        )),
+                        // Never echo the URL: it may carry a password.
+                        Err(e) => errs.push(format!("session.redis_url: not a URL ({e})")),
+                    }
+                    StoreConfig::Redis {
+                        url: Secret::new(u),
+                        password,
+                    }
+                }
+            }
+        }
+        other => {
+            errs.push(format!(
+                "session.store: \"{other}\" is not a store (use \"redis\", or \"memory\" for a single instance)"
+            ));
+            StoreConfig::Memory
+        }
+    };
+    let cookie_name = s.cookie_name.clone().unwrap_or_else(|| "ssogate".into());
+    if cookie_name.is_empty()
+        || !cookie_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        errs.push(format!(
+            "session.cookie_name: \"{cookie_name}\" must be letters, digits, '-', '_' or '.'"
+        ));
+    }
+    let idle_timeout = duration(
+        errs,
+        "session.idle_timeout",
+        s.idle_timeout.as_deref(),
+        "30m",
+    );
+    let absolute_timeout = duration(
+        errs,
+        "session.absolute_timeout",
+        s.absolute_timeout.as_deref(),
+        "8h",
+    );
+    if idle_timeout > absolute_timeout {
+        errs.push("session.idle_timeout: longer than session.absolute_timeout");
+    }
+    if idle_timeout.is_zero() {
+        errs.push("session.idle_timeout: must be longer than 0s");
+    }
+    let login_timeout = duration(
+        errs,
+        "session.login_timeout",
+        s.login_timeout.as_deref(),
+        "10m",
+    );
+    SessionConfig {
+        store,
+        cookie_name,
+        cookie_secure: s.cookie_secure.unwrap_or(true),
+        idle_timeout,
+        absolute_timeout,
+        login_timeout,
+    }
+}
+
+fn app_config(errs: &mut Errors, ctx: &str, app: &AppFile, base: &Path) -> Option<AppConfig> {
+    let before = errs.0.len();
+    let name = app.name.clone().unwrap_or_default();
+    if name.is_empty() {
+        errs.push(format!("{ctx}.name: missing"));
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+    {
+        errs.push(format!(
+            "{ctx}.name: \"{name}\" must be letters, digits, '-' or '_'"
+        ));
+    }
+
+    let mut hosts = Vec::new();
+    if app.hosts.is_empty() {
+        errs.push(format!(
+            "{ctx}.hosts: at least one host name (or \"*\") is required"
+        ));
+    }
+    for h in &app.hosts {
+        let h = h.trim().to_ascii_lowercase();
+        let valid = h == "*"
+            || (!h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b)));
+        if valid {
+            hosts.push(h);
+        } else {
+            errs.push(format!(
+                "{ctx}.hosts: \"{h}\" is not a host name (no scheme, port or path)"
+            ));
+        }
+    }
+
+    let upstream = upstream(errs, ctx, app.upstream.as_deref());
+
+    let default_path = app.default_path.clone().unwrap_or_else(|| "/".into());
+    if !default_path.starts_with('/') || default_path.starts_with("//") {
+        errs.push(format!(
+            "{ctx}.default_path: must be a path starting with a single '/'"
+        ));
+    }
+
+    let strip_header_prefix = app
+        .strip_header_prefix
+        .clone()
+        .unwrap_or_else(|| "X-Remote-".into())
+        .to_ascii_lowercase();
+
+    let sp = match &app.sp {
+        None => {
+            errs.push(format!(
+                "{ctx}.sp: missing [app.sp] (entity_id = Entra \"Identifier\", acs_url = Entra \"Reply URL\")"
+            ));
+            None
+        }
+        Some(sp) => {
+            let entity_id = sp.entity_id.clone().unwrap_or_default();
+            if entity_id.is_empty() {
+                errs.push(format!(
+                    "{ctx}.sp.entity_id: missing (Entra: Identifier (Entity ID))"
+                ));
+            }
+            let mut acs_path = String::new();
+            let mut acs_query = None;
+            let acs_url = sp.acs_url.clone().unwrap_or_default();
+            match url::Url::parse(&acs_url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                    acs_path = u.path().to_string();
+                    acs_query = u.query().map(str::to_string);
+                }
+                _ if acs_url.is_empty() => errs.push(format!(
+                    "{ctx}.sp.acs_url: missing (Entra: Reply URL (Assertion Consumer Service URL))"
+                )),
+                _ => errs.push(format!(
+                    "{ctx}.sp.acs_url: \"{acs_url}\" must be an absolute http(s) URL"
+                )),
+            }
+            Some(SpConfig {
+                entity_id,
+                acs_url,
+                acs_path,
+                acs_query,
+                name_id_format: sp
+                    .name_id_format
+                    .clone()
+                    .unwrap_or_else(|| "emailAddress".into()),
+            })
+        }
+    };
+
+    let idp = match &app.idp {
+        None => {
+            errs.push(format!(
+                "{ctx}.idp: missing [app.idp] (metadata_file = Entra \"Federation Metadata XML\", or entity_id + sso_url + certificate_file)"
+            ));
+            None
+        }
+        Some(idp) => idp_config(errs, ctx, idp, base),
+    };
+
+    for (header, source) in &app.headers {
+        if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+            errs.push(format!("{ctx}.headers: \"{header}\" is not a header name"));
+        }
+        if source.is_empty() {
+            errs.push(format!("{ctx}.headers.\"{header}\": empty source"));
+        }
+    }
+    for (alias, id) in &app.groups {
+        if id.trim().is_empty() {
+            errs.push(format!("{ctx}.groups.{alias}: empty group object ID"));
+        }
+    }
+
+    let routes = routes(errs, ctx, &app.routes);
+
+    if errs.0.len() != before {
+        return None;
+    }
+    let (sp, idp) = (sp?, idp?);
+    Some(AppConfig {
+        name,
+        hosts,
+        upstream: upstream?,
+        allow_idp_initiated: app.allow_idp_initiated.unwrap_or(false),
+        default_path,
+        redirect_allow_hosts: app
+            .redirect_allow_hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
+        strip_header_prefix,
+        sp,
+        idp,
+        headers: app
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        groups: app.groups.clone(),
+        routes,
+    })
+}
+
+fn upstream(errs: &mut Errors, ctx: &str, value: Option<&str>) -> Option<UpstreamConfig> {
+    let Some(v) = value else {
+        errs.push(format!(
+            "{ctx}.upstream: missing (the legacy app, e.g. \"http://127.0.0.1:3000\")"
+        ));
+        return None;
+    };
+    let parsed = url::Url::parse(v).ok();
+    let ok = parsed.as_ref().and_then(|u| {
+        let tls = match u.scheme() {
+            "http" => false,
+            "https" => true,
+            _ => return None,
+        };
+        if u.path() != "/" || u.query().is_some() {
+            return None;
+        }
+        let host = match u.host()? {
+            url::Host::Domain(d) => d.to_string(),
+            url::Host::Ipv4(a) => a.to_string(),
+            url::Host::Ipv6(a) => a.to_string(),
+        };
+        Some(UpstreamConfig {
+            host,
+            port: u.port_or_known_default()?,
+            tls,
+        })
+    });
+    if ok.is_none() {
+        errs.push(format!(
+            "{ctx}.upstream: \"{v}\" must be http://host:port or https://host:port, without a path"
+        ));
+    }
+    ok
+}
+
+fn idp_config(errs: &mut Errors, ctx: &str, idp: &IdpFile, base: &Path) -> Option<IdpConfig> {
+    let clock_skew = duration(
+        errs,
+        &format!("{ctx}.idp.clock_skew"),
+        idp.clock_skew.as_deref(),
+        "3m",
+    );
+    if clock_skew > Duration::from_secs(600) {
+        errs.push(format!("{ctx}.idp.clock_skew: at most 10m"));
+    }
+    let manual = idp.entity_id.is_some() || idp.sso_url.is_some() || idp.certificate_file.is_some();
+    let source = match (&idp.metadata_file, manual) {
+        (Some(_), true) => {
+            errs.push(format!(
+                "{ctx}.idp: give either metadata_file or entity_id + sso_url + certificate_file, not both"
+            ));
+            None
+        }
+        (Some(path), false) => read_file(errs, &format!("{ctx}.idp.metadata_file"), base, path)
+            .map(|(path, xml)| IdpSource::Metadata { path, xml }),
+        (None, false) => {
+            errs.push(format!(
+                "{ctx}.idp: give metadata_file (Entra: Federation Metadata XML), or entity_id + sso_url + certificate_file (Entra: Microsoft Entra Identifier, Login URL, Certificate (Base64))"
+            ));
+            None
+        }
+        (None, true) => {
+            let mut missing = Vec::new();
+            if idp.entity_id.is_none() {
+                missing.push("entity_id (Entra: Microsoft Entra Identifier)");
+            }
+            if idp.sso_url.is_none() {
+                missing.push("sso_url (Entra: Login URL)");
+            }
+            if idp.certificate_file.is_none() {
+                missing.push("certificate_file (Entra: Certificate (Base64))");
+            }
+            for m in &missing {
+                errs.push(format!("{ctx}.idp.{m}: missing"));
+            }
+            for (key, v) in [("sso_url", &idp.sso_url), ("slo_url", &idp.slo_url)] {
+                if let Some(v) = v {
+                    if !url::Url::parse(v).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+                        errs.push(format!(
+                            "{ctx}.idp.{key}: \"{v}\" must be an absolute http(s) URL"
+                        ));
+                    }
+                }
+            }
+            let cert = idp
+                .certificate_file
+                .as_ref()
+                .and_then(|p| read_file(errs, &format!("{ctx}.idp.certificate_file"), base, p));
+            match (missing.is_empty(), cert) {
+                (true, Some((certificate_path, certificate))) => Some(IdpSource::Manual {
+                    entity_id: idp.entity_id.clone().unwrap_or_default(),
+                    sso_url: idp.sso_url.clone().unwrap_or_default(),
+                    slo_url: idp.slo_url.clone(),
+                    certificate_path,
+                    certificate,
+                }),
+                _ => None,
+            }
+        }
+    };
+    source.map(|source| IdpConfig {
+        source,
+        clock_skew,
+        allow_sha1: idp.allow_sha1.unwrap_or(false),
+    })
+}
+
+fn routes(errs: &mut Errors, ctx: &str, routes: &[RouteFile]) -> Vec<RouteConfig> {
+    let mut out: Vec<RouteConfig> = Vec::new();
+    for (i, r) in routes.iter().enumerate() {
+        let key = format!("{ctx}.route[{i}]");
+        let Some(path) = r.path.clone() else {
+            errs.push(format!("{key}.path: missing"));
+            continue;
+        };
+        if !path.starts_with('/') {
+            errs.push(format!("{key}.path: \"{path}\" must start with '/'"));
+        }
+        if out.iter().any(|o| o.path == path) {
+            errs.push(format!("{key}.path: \"{path}\" appears twice"));
+        }
+        if r.public && !r.allow_groups.is_empty() {
+            errs.push(format!(
+                "{key}: a public route cannot also have allow_groups"
+            ));
+        }
+        out.push(RouteConfig {
+            path,
+            public: r.public,
+            allow_groups: r.allow_groups.clone(),
+        });
+    }
+    out
+}

@@ -1,0 +1,160 @@
+//! The login flow between the proxy and the SAML module: start an SP-initiated login
+//! (AuthnRequest + pending record), and finish it at the ACS (validation chain steps
+//! 1-4, 6, 7 in `saml`, then InResponseTo consumption, replay cache and the session
+//! here, because they need the store). See `saml/LIFECYCLE.md`.
+
+use crate::gateway::{App, Gateway};
+use crate::saml::{self, SamlError};
+use crate::session::{PendingLogin, SessionError, SessionId};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error(transparent)]
+    Saml(#[from] SamlError),
+    #[error(
+        "the response answers no pending sign-in request (expired, already used, or never sent)"
+    )]
+    UnknownRequest,
+    #[error("the response answers a sign-in request made for another app")]
+    WrongApp,
+    #[error("unsolicited (IdP-initiated) sign-in is not allowed for this app")]
+    Unsolicited,
+    #[error("this response was already used (replay)")]
+    Replay,
+    #[error("session store unavailable: {0}")]
+    Store(#[from] SessionError),
+}
+
+impl LoginError {
+    /// Metric / audit label of the failed check.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            LoginError::Saml(e) => e.reason(),
+            LoginError::UnknownRequest => "in_response_to_unknown",
+            LoginError::WrongApp => "in_response_to_other_app",
+            LoginError::Unsolicited => "unsolicited_refused",
+            LoginError::Replay => "replay",
+            LoginError::Store(_) => "store_unavailable",
+        }
+    }
+}
+
+/// Where to send the browser to sign in, for a request to `return_to` (path + query).
+pub async fn start(gw: &Gateway, app: &App, return_to: &str) -> Result<String, LoginError> {
+    let now = gw.clock.now();
+    // RelayState is an opaque random token; the return URL stays in the store.
+    let relay = SessionId::generate();
+    let redirect = saml::authn_request_redirect(&app.sp, &app.idp, relay.as_cookie_value(), now)?;
+    let pending = PendingLogin {
+        app: app.name.clone(),
+        return_to: return_to.to_string(),
+        created_at: now.timestamp(),
+    };
+    gw.sessions
+        .store()
+        .put_pending(&redirect.request_id, &pending, gw.login_timeout)
+        .await?;
+    Ok(redirect.url)
+}
+
+pub struct Completed {
+    pub session: SessionId,
+    pub return_to: String,
+    /// For the audit log only.
+    pub assertion_id: String,
+}
+
+/// Validate a posted SAMLResponse and create the session.
+pub async fn finish(
+    gw: &Gateway,
+    app: &App,
+    saml_response: &str,
+    relay_state: Option<&str>,
+) -> Result<Completed, LoginError> {
+    let now = gw.clock.now();
+    let validated = app.validator.validate(saml_response, now)?;
+
+    let return_to = match &validated.in_response_to {
+        Some(id) => {
+            let pending = gw
+                .sessions
+                .store()
+                .take_pending(id)
+                .await?
+                .ok_or(LoginError::UnknownRequest)?;
+            if pending.app != app.name {
+                return Err(LoginError::WrongApp);
+            }
+            pending.return_to
+        }
+        None if app.allow_idp_initiated => idp_relay_target(app, relay_state),
+        None => return Err(LoginError::Unsolicited),
+    };
+
+    // Remember the assertion until it could no longer be accepted anyway.
+    let ttl_secs = (validated.not_on_or_after - now.timestamp()).max(0) as u64
+        + app.validator.clock_skew.as_secs()
+        + 1;
+    let first_use = gw
+        .sessions
+        .store()
+        .remember_assertion(&validated.assertion_id, Duration::from_secs(ttl_secs))
+        .await?;
+    if !first_use {
+        return Err(LoginError::Replay);
+    }
+
+    let (session, _) = gw
+        .sessions
+        .create(
+            &app.name,
+            validated.identity,
+            now.timestamp(),
+            validated.session_not_on_or_after,
+        )
+        .await?;
+    Ok(Completed {
+        session,
+        return_to,
+        assertion_id: validated.assertion_id,
+    })
+}
+
+/// RelayState of an IdP-initiated login: only a relative path on this app is honoured.
+fn idp_relay_target(app: &App, relay_state: Option<&str>) -> String {
+    match relay_state {
+        Some(r) if is_safe_relative_path(r) => r.to_string(),
+        _ => app.default_path.clone(),
+    }
+}
+
+/// A path on this host: starts with one '/', no scheme-relative `//` or `/\`, no
+/// control characters.
+pub fn is_safe_relative_path(p: &str) -> bool {
+    p.starts_with('/')
+        && !p.starts_with("//")
+        && !p.starts_with("/\\")
+        && p.len() <= 4096
+        && p.bytes().all(|b| b > 0x20 && b != 0x7f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_safe_relative_path;
+
+    #[test]
+    fn only_plain_relative_paths_are_safe() {
+        assert!(is_safe_relative_path("/wiki/page?x=1"));
+        for bad in [
+            "//evil.com/",
+            "/\\evil.com",
+            "https://evil.com/",
+            "wiki",
+            "/a b",
+            "/a\r\n",
+        ] {
+            assert!(!is_safe_relative_path(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! `ssogate`: the thin binary. Reads like a table of contents: parse the CLI, load and
+//! check the config, assemble the gateway, build the pingora server, run it.
+
+use clap::{Parser, Subcommand};
+use ssogate::{config, gateway::Gateway, proxy, saml};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "ssogate",
+    version,
+    about = "SAML SSO gateway for Microsoft Entra ID"
+)]
+struct Cli {
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check config files and print every problem; exit 1 if any.
+    CheckConfig {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print an app's SP metadata XML (to upload to Entra).
+    SpMetadata {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        app: String,
+    },
+    /// Run a complete local demo on loopback: gateway, development IdP, echo upstream.
+    Demo {
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    ssogate::logging::init(cli.log_json);
+    match cli.command {
+        Command::Run { config } => run(&config),
+        Command::CheckConfig { files } => check_config(&files),
+        Command::SpMetadata { config, app } => sp_metadata(&config, &app),
+        Command::Demo { port } => demo(port),
+    }
+}
+
+fn assemble(path: &Path) -> Result<(config::Config, Gateway), String> {
+    let cfg = config::load(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let gw = Gateway::build(&cfg, Arc::new(saml::SystemClock))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((cfg, gw))
+}
+
+fn run(path: &Path) -> ExitCode {
+    let (cfg, gw) = match assemble(path) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(public = %cfg.listen_public, admin = %cfg.listen_admin, apps = cfg.apps.len(), "starting ssogate");
+    proxy::build_server(&cfg, Arc::new(gw)).run_forever()
+}
+
+fn check_config(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for f in files {
+        match assemble(f) {
+            Ok(_) => println!("{}: ok", f.display()),
+            Err(e) => {
+                failed = true;
+                eprintln!("{e}");
+            }
+        }
+    }
+    ExitCode::from(u8::from(failed))
+}
+
+fn sp_metadata(path: &Path, app: &str) -> ExitCode {
+    match assemble(path) {
+        Ok((_, gw)) => match gw.apps().iter().find(|a| a.name == app) {
+            Some(a) => {
+                println!("{}", saml::sp_metadata_xml(&a.sp));
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("no app named \"{app}\"");
+                ExitCode::from(1)
+            }
+        },
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn demo(port: u16) -> ExitCode {
+    let ports = proxy::demo::DemoPorts {
+        public: port,
+        admin: port.wrapping_add(10),
+        idp: port.wrapping_add(1),
+        echo: port.wrapping_add(2),
+    };
+    let server = match proxy::demo::demo_server(&ports) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("demo: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    println!(
+        "\nssogate demo (in-memory sessions, development IdP: NOT FOR PRODUCTION)\n\
+         \n  open      http://127.0.0.1:{p}/          (sign in, then see the headers the app receives)\n\
+         \x20 admin     http://127.0.0.1:{p}/admin/    (only alice is in the admins group)\n\
+         \x20 public    http://127.0.0.1:{p}/public/   (no sign-in)\n\
+         \x20 metrics   http://127.0.0.1:{a}/metrics\n\
+         \n  users     {users}\n\n  Ctrl-C to stop.\n",
+        p = ports.public,
+        a = ports.admin,
+        users = proxy::demo::DEMO_USERS
+            .iter()
+            .map(|u| u.login)
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    server.run_forever()
+}

@@ -1,0 +1,119 @@
+//! Every metric the gateway exports, registered once. Reference these statics rather
+//! than repeating a name as a literal. All names start with `ssogate_`.
+
+use prometheus::{
+    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+use std::sync::LazyLock;
+
+pub struct Metrics {
+    pub registry: Registry,
+    /// Requests answered, by app, route and status.
+    pub requests: IntCounterVec,
+    /// Completed logins by app and result ("success" | "failure").
+    pub logins: IntCounterVec,
+    /// Failed logins by app and failed check.
+    pub login_failures: IntCounterVec,
+    /// Requests refused by route policy.
+    pub denials: IntCounterVec,
+    /// Time from request start to the upstream's response header, by app.
+    pub upstream_latency: HistogramVec,
+    /// Session store operations that failed (unreachable, timeout), by operation.
+    pub store_errors: IntCounterVec,
+    /// 1 while the session store answers pings.
+    pub store_up: IntGauge,
+}
+
+fn build() -> Result<Metrics, prometheus::Error> {
+    let registry = Registry::new();
+    let requests = IntCounterVec::new(
+        Opts::new(
+            "ssogate_requests_total",
+            "Requests answered by the public listener",
+        ),
+        &["app", "route", "status"],
+    )?;
+    let logins = IntCounterVec::new(
+        Opts::new("ssogate_logins_total", "SAML logins by result"),
+        &["app", "result"],
+    )?;
+    let login_failures = IntCounterVec::new(
+        Opts::new(
+            "ssogate_login_failures_total",
+            "Refused SAML responses by failed check",
+        ),
+        &["app", "reason"],
+    )?;
+    let denials = IntCounterVec::new(
+        Opts::new(
+            "ssogate_access_denied_total",
+            "Requests refused by route policy",
+        ),
+        &["app", "route", "reason"],
+    )?;
+    let upstream_latency = HistogramVec::new(
+        HistogramOpts::new(
+            "ssogate_upstream_latency_seconds",
+            "Time until the upstream's response header",
+        )
+        .buckets(exponential_buckets(0.0005, 2.0, 16)?),
+        &["app"],
+    )?;
+    let store_errors = IntCounterVec::new(
+        Opts::new(
+            "ssogate_store_errors_total",
+            "Failed session store operations",
+        ),
+        &["op"],
+    )?;
+    let store_up = IntGauge::new("ssogate_store_up", "1 while the session store is reachable")?;
+    registry.register(Box::new(requests.clone()))?;
+    registry.register(Box::new(logins.clone()))?;
+    registry.register(Box::new(login_failures.clone()))?;
+    registry.register(Box::new(denials.clone()))?;
+    registry.register(Box::new(upstream_latency.clone()))?;
+    registry.register(Box::new(store_errors.clone()))?;
+    registry.register(Box::new(store_up.clone()))?;
+    Ok(Metrics {
+        registry,
+        requests,
+        logins,
+        login_failures,
+        denials,
+        upstream_latency,
+        store_errors,
+        store_up,
+    })
+}
+
+#[allow(clippy::expect_used)]
+pub static METRICS: LazyLock<Metrics> =
+    // Only fails on a duplicate or malformed name: a programming error caught by every test.
+    LazyLock::new(|| build().expect("metric definitions are valid"));
+
+/// Prometheus text exposition of every ssogate metric.
+pub fn render() -> Vec<u8> {
+    let mut buf = Vec::new();
+    let families = METRICS.registry.gather();
+    if TextEncoder::new().encode(&families, &mut buf).is_err() {
+        buf.clear();
+    }
+    buf
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn metrics_render_with_prefix() {
+        super::METRICS
+            .store_errors
+            .with_label_values(&["get"])
+            .inc();
+        let text = String::from_utf8(super::render()).unwrap();
+        assert!(text.contains("ssogate_store_errors_total{op=\"get\"}"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.starts_with("ssogate_"), "{line}");
+        }
+    }
+}

@@ -1,0 +1,538 @@
+//! The pingora service: the only module that knows pingora.
+//!
+//! ```text
+//! request_filter ──┬─ 1 app by Host (unknown host: 404 page)
+//!                  ├─ 2 strip client-sent identity headers (prefix + every injected name)
+//!                  ├─ 3 own endpoints: ACS (POST), /saml/metadata, /saml/login
+//!                  ├─ 4 route by longest prefix; public routes go straight upstream
+//!                  ├─ 5 session: cookie -> store (unreachable: 503 page)
+//!                  │     none: navigational GET/HEAD -> 302 to IdP; anything else -> 401
+//!                  └─ 6 authz: route policy x identity -> allow | 403 page
+//! upstream_peer            app -> HttpPeer (built at start-up)
+//! upstream_request_filter  identity headers, X-Forwarded-*
+//! response_filter          upstream latency
+//! logging                  metrics, access log
+//! ```
+
+mod admin;
+pub mod demo;
+mod pages;
+mod server;
+
+pub use admin::AdminApp;
+pub use server::build_server;
+
+use crate::authz::{self, Access, Decision};
+use crate::gateway::{App, Gateway};
+use crate::identity::Identity;
+use crate::login::{self, LoginError};
+use crate::metrics::METRICS;
+use crate::session::SessionError;
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{ProxyHttp, Session};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::{info, warn};
+
+/// Largest ACS form body read (the SAMLResponse inside is limited separately).
+const MAX_ACS_BODY: usize = 512 * 1024;
+/// SP metadata for the app of this host.
+const METADATA_PATH: &str = "/saml/metadata";
+/// Explicit sign-in (Entra's "Sign-on URL" may point here): `?return_to=/path`.
+const LOGIN_PATH: &str = "/saml/login";
+
+pub struct GatewayProxy {
+    gw: Arc<Gateway>,
+    peers: HashMap<String, HttpPeer>,
+}
+
+impl GatewayProxy {
+    pub fn new(gw: Arc<Gateway>) -> Self {
+        let peers = gw
+            .apps()
+            .iter()
+            .map(|a| {
+                let u = &a.upstream;
+                (
+                    a.name.clone(),
+                    HttpPeer::new(u.authority(), u.tls, u.host.clone()),
+                )
+            })
+            .collect();
+        GatewayProxy { gw, peers }
+    }
+}
+
+/// Per-request state.
+pub struct Ctx {
+    app: Option<Arc<App>>,
+    route: String,
+    identity: Option<Identity>,
+    reference: String,
+    start: Instant,
+    host: String,
+}
+
+fn reference_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+// === impl ProxyHttp ===
+
+#[async_trait]
+impl ProxyHttp for GatewayProxy {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            app: None,
+            route: String::new(),
+            identity: None,
+            reference: reference_id(),
+            start: Instant::now(),
+            host: String::new(),
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let host = request_host(session.req_header());
+        ctx.host = host.clone();
+        let Some(app) = self.gw.app_for_host(&host).cloned() else {
+            ctx.route = "(no app)".into();
+            respond_page(
+                session,
+                404,
+                "Unknown site",
+                "No application is configured for this host name.",
+                &ctx.reference,
+            )
+            .await?;
+            return Ok(true);
+        };
+        ctx.app = Some(app.clone());
+
+        strip_client_identity(session.req_header_mut(), &app);
+
+        let method = session.req_header().method.clone();
+        let path = session.req_header().uri.path().to_string();
+        let query = session.req_header().uri.query().map(str::to_string);
+
+        if path == app.acs_path && query == app.acs_query && method == http::Method::POST {
+            ctx.route = "(acs)".into();
+            self.acs(session, ctx, &app).await?;
+            return Ok(true);
+        }
+        if path == METADATA_PATH && method == http::Method::GET {
+            ctx.route = "(metadata)".into();
+            let xml = crate::saml::sp_metadata_xml(&app.sp);
+            respond(
+                session,
+                200,
+                "application/samlmetadata+xml",
+                &[],
+                Bytes::from(xml),
+            )
+            .await?;
+            return Ok(true);
+        }
+        if path == LOGIN_PATH && method == http::Method::GET {
+            ctx.route = "(login)".into();
+            let return_to = query
+                .as_deref()
+                .and_then(|q| form_value(q.as_bytes(), "return_to"))
+                .filter(|r| login::is_safe_relative_path(r))
+                .unwrap_or_else(|| app.default_path.clone());
+            self.redirect_to_idp(session, ctx, &app, &return_to).await?;
+            return Ok(true);
+        }
+
+        let path_and_query = session
+            .req_header()
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        let route = app.policy.route(&path_and_query);
+        ctx.route = route.name.clone();
+        if route.access == Access::Public {
+            return Ok(false);
+        }
+
+        let cookie_values: Vec<&str> = session
+            .req_header()
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let session_id = self.gw.cookie.read(&cookie_values);
+        let record = match &session_id {
+            None => None,
+            Some(id) => {
+                let now = self.gw.clock.now().timestamp();
+                match self.gw.sessions.load(id, &app.name, now).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        store_unavailable(session, ctx, "session_load", &e).await?;
+                        return Ok(true);
+                    }
+                }
+            }
+        };
+
+        let Some(record) = record else {
+            if is_navigational(session.req_header()) {
+                self.redirect_to_idp(session, ctx, &app, &path_and_query)
+                    .await?;
+            } else {
+                respond_page(
+                    session,
+                    401,
+                    "Sign-in required",
+                    "This request needs a signed-in session. Open the application in a browser to sign in.",
+                    &ctx.reference,
+                )
+                .await?;
+            }
+            return Ok(true);
+        };
+
+        match authz::decide(&record.identity, route) {
+            Decision::Allow => {
+                ctx.identity = Some(record.identity);
+                Ok(false)
+            }
+            denial => {
+                let (reason, message) = match denial {
+                    Decision::GroupsUnknown => ("groups_unknown", format!(
+                        "Access to \"{}\" depends on group membership, but your sign-in token listed too many groups to include them. An administrator can fix this in Entra: set the groups claim to \"Groups assigned to the application\".",
+                        route.name
+                    )),
+                    _ => ("not_in_groups", format!(
+                        "Your account is not allowed to open \"{}\". Ask an administrator for access.",
+                        route.name
+                    )),
+                };
+                METRICS
+                    .denials
+                    .with_label_values(&[&app.name, &route.name, reason])
+                    .inc();
+                info!(target: "ssogate::audit", event = "access_denied", app = %app.name, route = %route.name, reason, reference = %ctx.reference);
+                respond_page(session, 403, "Access denied", &message, &ctx.reference).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let app = ctx
+            .app
+            .as_ref()
+            .ok_or_else(|| Error::explain(InternalError, "no app selected"))?;
+        let peer = self
+            .peers
+            .get(&app.name)
+            .ok_or_else(|| Error::explain(InternalError, "no upstream for app"))?;
+        Ok(Box::new(peer.clone()))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let Some(app) = ctx.app.as_ref() else {
+            return Ok(());
+        };
+        if let Some(identity) = &ctx.identity {
+            for (name, value) in app.headers.build(identity) {
+                upstream.insert_header(name.to_string(), value.as_bytes())?;
+            }
+        }
+        if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
+            let ip = addr.ip().to_string();
+            let xff = match upstream
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(prev) => format!("{prev}, {ip}"),
+                None => ip,
+            };
+            upstream.insert_header("x-forwarded-for", xff)?;
+        }
+        upstream.insert_header("x-forwarded-proto", app.public_scheme)?;
+        if !ctx.host.is_empty() {
+            upstream.insert_header("x-forwarded-host", ctx.host.clone())?;
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(app) = &ctx.app {
+            METRICS
+                .upstream_latency
+                .with_label_values(&[&app.name])
+                .observe(ctx.start.elapsed().as_secs_f64());
+        }
+        Ok(())
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(0);
+        let app = ctx.app.as_ref().map(|a| a.name.as_str()).unwrap_or("-");
+        METRICS
+            .requests
+            .with_label_values(&[app, &ctx.route, &status.to_string()])
+            .inc();
+        tracing::debug!(
+            target: "ssogate::access",
+            app, route = %ctx.route, status,
+            method = %session.req_header().method,
+            elapsed_ms = ctx.start.elapsed().as_millis() as u64,
+            error = e.map(|e| e.to_string()),
+            reference = %ctx.reference,
+        );
+    }
+}
+
+// === own endpoints ===
+
+impl GatewayProxy {
+    async fn redirect_to_idp(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        app: &App,
+        return_to: &str,
+    ) -> Result<()> {
+        match login::start(&self.gw, app, return_to).await {
+            Ok(url) => {
+                respond(
+                    session,
+                    302,
+                    "text/html; charset=utf-8",
+                    &[("location", url)],
+                    Bytes::new(),
+                )
+                .await
+            }
+            Err(LoginError::Store(e)) => store_unavailable(session, ctx, "put_pending", &e).await,
+            Err(e) => {
+                warn!(target: "ssogate::audit", event = "login_start_failed", app = %app.name, error = %e, reference = %ctx.reference);
+                respond_page(
+                    session,
+                    500,
+                    "Sign-in unavailable",
+                    "The sign-in request could not be built.",
+                    &ctx.reference,
+                )
+                .await
+            }
+        }
+    }
+
+    async fn acs(&self, session: &mut Session, ctx: &mut Ctx, app: &App) -> Result<()> {
+        let body = match read_body_limited(session, MAX_ACS_BODY).await? {
+            Some(b) => b,
+            None => {
+                return self
+                    .login_failed(
+                        session,
+                        ctx,
+                        app,
+                        "too_large",
+                        413,
+                        "The sign-in response is too large.",
+                    )
+                    .await;
+            }
+        };
+        let Some(saml_response) = form_value(&body, "SAMLResponse") else {
+            return self
+                .login_failed(
+                    session,
+                    ctx,
+                    app,
+                    "missing_saml_response",
+                    400,
+                    "The request carries no SAMLResponse.",
+                )
+                .await;
+        };
+        let relay_state = form_value(&body, "RelayState");
+        match login::finish(&self.gw, app, &saml_response, relay_state.as_deref()).await {
+            Ok(done) => {
+                METRICS
+                    .logins
+                    .with_label_values(&[&app.name, "success"])
+                    .inc();
+                info!(target: "ssogate::audit", event = "login", app = %app.name, result = "success", assertion_id = %done.assertion_id, reference = %ctx.reference);
+                let cookie = self.gw.cookie.set_cookie(&done.session);
+                respond(
+                    session,
+                    302,
+                    "text/html; charset=utf-8",
+                    &[("location", done.return_to), ("set-cookie", cookie)],
+                    Bytes::new(),
+                )
+                .await
+            }
+            Err(LoginError::Store(e)) => {
+                METRICS
+                    .logins
+                    .with_label_values(&[&app.name, "failure"])
+                    .inc();
+                METRICS
+                    .login_failures
+                    .with_label_values(&[&app.name, "store_unavailable"])
+                    .inc();
+                store_unavailable(session, ctx, "login", &e).await
+            }
+            Err(e) => {
+                let message = format!("Sign-in failed: {e}.");
+                self.login_failed(session, ctx, app, e.reason(), 403, &message)
+                    .await
+            }
+        }
+    }
+
+    async fn login_failed(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        app: &App,
+        reason: &str,
+        status: u16,
+        message: &str,
+    ) -> Result<()> {
+        METRICS
+            .logins
+            .with_label_values(&[&app.name, "failure"])
+            .inc();
+        METRICS
+            .login_failures
+            .with_label_values(&[&app.name, reason])
+            .inc();
+        warn!(target: "ssogate::audit", event = "login", app = %app.name, result = "failure", reason, reference = %ctx.reference);
+        respond_page(session, status, "Sign-in failed", message, &ctx.reference).await
+    }
+}
+
+// === helpers ===
+
+async fn store_unavailable(
+    session: &mut Session,
+    ctx: &Ctx,
+    op: &str,
+    e: &SessionError,
+) -> Result<()> {
+    METRICS.store_errors.with_label_values(&[op]).inc();
+    warn!(op, error = %e, reference = %ctx.reference, "session store unavailable");
+    respond_page(
+        session,
+        503,
+        "Temporarily unavailable",
+        "The sign-in service cannot reach its session store right now. Please try again in a moment.",
+        &ctx.reference,
+    )
+    .await
+}
+
+/// The Host header (or the URI authority for HTTP/2).
+fn request_host(req: &RequestHeader) -> String {
+    req.headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri.authority().map(|a| a.to_string()))
+        .unwrap_or_default()
+}
+
+/// Removes every client header the gateway may inject, and the strip prefix.
+fn strip_client_identity(req: &mut RequestHeader, app: &App) {
+    let doomed: Vec<String> = req
+        .headers
+        .keys()
+        .filter(|name| app.headers.must_strip(name.as_str()))
+        .map(|n| n.as_str().to_string())
+        .collect();
+    for name in doomed {
+        req.remove_header(&name);
+    }
+}
+
+/// A browser navigation: GET/HEAD whose Accept includes HTML.
+fn is_navigational(req: &RequestHeader) -> bool {
+    (req.method == http::Method::GET || req.method == http::Method::HEAD)
+        && req
+            .headers
+            .get_all(http::header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains("text/html"))
+}
+
+fn form_value(body: &[u8], key: &str) -> Option<String> {
+    url::form_urlencoded::parse(body)
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The whole request body, or None when it exceeds `limit`.
+async fn read_body_limited(session: &mut Session, limit: usize) -> Result<Option<Vec<u8>>> {
+    let mut body = Vec::new();
+    while let Some(chunk) = session.read_request_body().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+async fn respond(
+    session: &mut Session,
+    status: u16,
+    content_type: &str,
+    headers: &[(&str, String)],
+    body: Bytes,
+) -> Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(4 + headers.len()))?;
+    resp.insert_header("content-type", content_type)?;
+    resp.insert_header("content-length", body.len().to_string())?;
+    resp.insert_header("cache-control", "no-store")?;
+    for (name, value) in headers {
+        resp.append_header(name.to_string(), value.as_str())?;
+    }
+    let empty = body.is_empty();
+    session.write_response_header(Box::new(resp), empty).await?;
+    if !empty {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}
+
+async fn respond_page(
+    session: &mut Session,
+    status: u16,
+    title: &str,
+    message: &str,
+    reference: &str,
+) -> Result<()> {
+    let body = pages::render(title, message, reference);
+    respond(session, status, "text/html; charset=utf-8", &[], body).await
+}

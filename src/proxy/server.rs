@@ -1,0 +1,34 @@
+//! Builds the pingora `Server`: the public proxy service and the admin service.
+
+use super::{AdminApp, GatewayProxy};
+use crate::config::Config;
+use crate::gateway::Gateway;
+use pingora::prelude::*;
+use pingora::server::configuration::ServerConf;
+use pingora::services::listening::Service;
+use std::sync::Arc;
+
+/// A server ready for `run_forever` (more services may be added first, as the demo does).
+pub fn build_server(config: &Config, gw: Arc<Gateway>) -> Server {
+    let conf = ServerConf {
+        threads: config.threads,
+        grace_period_seconds: Some(config.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(config.grace_period.as_secs().max(1)),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        GatewayProxy::new(gw.clone()),
+        "ssogate public",
+    );
+    proxy.add_tcp(&config.listen_public.to_string());
+    server.add_service(proxy);
+
+    let mut admin = Service::new("ssogate admin".to_string(), AdminApp::new(gw));
+    admin.add_tcp(&config.listen_admin.to_string());
+    server.add_service(admin);
+    server
+}

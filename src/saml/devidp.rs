@@ -1,0 +1,267 @@
+//! A development / test Identity Provider. **NOT FOR PRODUCTION.**
+//!
+//! It generates an RSA-2048 key and a self-signed certificate at construction, and signs
+//! Entra-shaped SAML Responses (same namespaces and layout as Entra ID: an unsigned Response
+//! wrapping one Assertion signed with RSA-SHA256 and exclusive c14n, the certificate in
+//! KeyInfo). It authenticates nobody: whoever can reach it gets any identity they ask for.
+//! It exists for `ssogate demo` (loopback only) and for tests.
+
+use super::metadata::{IdpSettings, SpSettings};
+use super::xml::{self, BINDING_HTTP_REDIRECT};
+use super::SamlError;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use chrono::{DateTime, SecondsFormat, Utc};
+use openssl::asn1::{Asn1Integer, Asn1Time};
+use openssl::bn::BigNum;
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+use openssl::x509::{X509NameBuilder, X509};
+use samael::crypto::{Crypto, CryptoProvider};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// A development IdP with a freshly generated key. NOT FOR PRODUCTION.
+pub struct DevIdp {
+    entity_id: String,
+    key_der: Vec<u8>,
+    cert: X509,
+    cert_der: Vec<u8>,
+}
+
+// The private key stays out of Debug output.
+impl std::fmt::Debug for DevIdp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevIdp")
+            .field("entity_id", &self.entity_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the dev IdP asserts.
+#[derive(Clone, Debug)]
+pub struct ResponseSpec {
+    /// Issuer of Response and Assertion; default: the IdP's entity ID.
+    pub issuer: Option<String>,
+    pub name_id: String,
+    pub name_id_format: String,
+    /// AudienceRestriction/Audience (the SP entity ID).
+    pub audience: String,
+    /// The ACS URL: SubjectConfirmationData Recipient and Response Destination.
+    pub recipient: String,
+    pub in_response_to: Option<String>,
+    /// Claim URI -> values (several values become several AttributeValue elements).
+    pub attributes: Vec<(String, Vec<String>)>,
+    /// IssueInstant and AuthnInstant.
+    pub now: DateTime<Utc>,
+    /// NotOnOrAfter = now + lifetime; NotBefore = now - 5 s.
+    pub lifetime: Duration,
+    /// Default: `_` + a random UUID.
+    pub assertion_id: Option<String>,
+    /// Default: the assertion ID (as Entra does).
+    pub session_index: Option<String>,
+}
+
+impl ResponseSpec {
+    /// A response for `sp` about `name_id`, valid 5 minutes from `now`, no attributes.
+    pub fn for_sp(sp: &SpSettings, name_id: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            issuer: None,
+            name_id: name_id.to_string(),
+            name_id_format: sp.name_id_format.clone(),
+            audience: sp.entity_id.clone(),
+            recipient: sp.acs_url.clone(),
+            in_response_to: None,
+            attributes: Vec::new(),
+            now,
+            lifetime: Duration::from_secs(300),
+            assertion_id: None,
+            session_index: None,
+        }
+    }
+}
+
+fn instant(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl DevIdp {
+    /// A new IdP with an RSA-2048 key and a self-signed certificate (10 years).
+    pub fn generate(entity_id: &str) -> Result<Self, SamlError> {
+        let rsa = Rsa::generate(2048)?;
+        let key_der = rsa.private_key_to_der()?;
+        let pkey = PKey::from_rsa(rsa)?;
+        let cert = self_signed(&pkey)?;
+        let cert_der = cert.to_der()?;
+        Ok(Self {
+            entity_id: entity_id.to_string(),
+            key_der,
+            cert,
+            cert_der,
+        })
+    }
+
+    pub fn entity_id(&self) -> &str {
+        &self.entity_id
+    }
+
+    pub fn certificate_pem(&self) -> String {
+        self.cert
+            .to_pem()
+            .ok()
+            .and_then(|p| String::from_utf8(p).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn certificate_der(&self) -> Vec<u8> {
+        self.cert_der.clone()
+    }
+
+    /// IdpSettings for a gateway that trusts this IdP at `sso_url`.
+    pub fn idp_settings(&self, sso_url: &str) -> IdpSettings {
+        IdpSettings {
+            entity_id: self.entity_id.clone(),
+            sso_url: sso_url.to_string(),
+            slo_url: None,
+            signing_certs: vec![self.certificate_der()],
+        }
+    }
+
+    /// Federation metadata for this IdP (one signing certificate, HTTP-Redirect SSO).
+    pub fn metadata_xml(&self, sso_url: &str) -> String {
+        format!(
+            concat!(
+                "<?xml version=\"1.0\" encoding=\"utf-8\"?>",
+                "<EntityDescriptor entityID=\"{entity}\" xmlns=\"urn:oasis:names:tc:SAML:2.0:metadata\">",
+                "<IDPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">",
+                "<KeyDescriptor use=\"signing\"><KeyInfo xmlns=\"http://www.w3.org/2000/09/xmldsig#\">",
+                "<X509Data><X509Certificate>{cert}</X509Certificate></X509Data></KeyInfo></KeyDescriptor>",
+                "<SingleSignOnService Binding=\"{binding}\" Location=\"{sso}\"/>",
+                "</IDPSSODescriptor></EntityDescriptor>"
+            ),
+            entity = xml::escape(&self.entity_id),
+            cert = STANDARD.encode(&self.cert_der),
+            binding = BINDING_HTTP_REDIRECT,
+            sso = xml::escape(sso_url),
+        )
+    }
+
+    /// The signed Response, base64-encoded for the `SAMLResponse` form field.
+    pub fn sign_response(&self, spec: &ResponseSpec) -> Result<String, SamlError> {
+        let signed = self.sign_template(&self.response_template(spec)?)?;
+        Ok(STANDARD.encode(signed))
+    }
+
+    /// The unsigned Response XML with an empty `ds:Signature` template in the Assertion.
+    /// Tests may alter it before [`DevIdp::sign_template`].
+    pub fn response_template(&self, spec: &ResponseSpec) -> Result<String, SamlError> {
+        let lifetime = chrono::Duration::from_std(spec.lifetime)
+            .map_err(|_| SamlError::Crypto("lifetime out of range".into()))?;
+        let issuer = xml::escape(spec.issuer.as_deref().unwrap_or(&self.entity_id));
+        let aid = spec
+            .assertion_id
+            .clone()
+            .unwrap_or_else(|| format!("_{}", uuid::Uuid::new_v4()));
+        let rid = format!("_{}", uuid::Uuid::new_v4());
+        let now = instant(spec.now);
+        let not_before = instant(spec.now - chrono::Duration::seconds(5));
+        let not_on_or_after = instant(spec.now + lifetime);
+        let recipient = xml::escape(&spec.recipient);
+        let irt = spec
+            .in_response_to
+            .as_deref()
+            .map(|i| format!(" InResponseTo=\"{}\"", xml::escape(i)))
+            .unwrap_or_default();
+        let session_index = xml::escape(spec.session_index.as_deref().unwrap_or(&aid));
+        let aid = xml::escape(&aid);
+        let cert = STANDARD.encode(&self.cert_der);
+
+        let mut x = String::with_capacity(4096);
+        // Infallible: writing to a String.
+        let _ = write!(
+            x,
+            concat!(
+                "<samlp:Response ID=\"{rid}\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{recipient}\"{irt} ",
+                "xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\">",
+                "<Issuer xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\">{issuer}</Issuer>",
+                "<samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/></samlp:Status>",
+                "<Assertion ID=\"{aid}\" IssueInstant=\"{now}\" Version=\"2.0\" xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\">",
+                "<Issuer>{issuer}</Issuer>",
+                "<Signature xmlns=\"http://www.w3.org/2000/09/xmldsig#\"><SignedInfo>",
+                "<CanonicalizationMethod Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/>",
+                "<SignatureMethod Algorithm=\"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256\"/>",
+                "<Reference URI=\"#{aid}\"><Transforms>",
+                "<Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/>",
+                "<Transform Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/></Transforms>",
+                "<DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha256\"/><DigestValue></DigestValue>",
+                "</Reference></SignedInfo><SignatureValue></SignatureValue>",
+                "<KeyInfo><X509Data><X509Certificate>{cert}</X509Certificate></X509Data></KeyInfo></Signature>",
+                "<Subject><NameID Format=\"{format}\">{name_id}</NameID>",
+                "<SubjectConfirmation Method=\"urn:oasis:names:tc:SAML:2.0:cm:bearer\">",
+                "<SubjectConfirmationData{irt} NotOnOrAfter=\"{noa}\" Recipient=\"{recipient}\"/>",
+                "</SubjectConfirmation></Subject>",
+                "<Conditions NotBefore=\"{nb}\" NotOnOrAfter=\"{noa}\"><AudienceRestriction>",
+                "<Audience>{audience}</Audience></AudienceRestriction></Conditions>"
+            ),
+            rid = rid,
+            now = now,
+            recipient = recipient,
+            irt = irt,
+            issuer = issuer,
+            aid = aid,
+            cert = cert,
+            format = xml::escape(&spec.name_id_format),
+            name_id = xml::escape(&spec.name_id),
+            noa = not_on_or_after,
+            nb = not_before,
+            audience = xml::escape(&spec.audience),
+        );
+        if !spec.attributes.is_empty() {
+            x.push_str("<AttributeStatement>");
+            for (name, values) in &spec.attributes {
+                let _ = write!(x, "<Attribute Name=\"{}\">", xml::escape(name));
+                for v in values {
+                    let _ = write!(x, "<AttributeValue>{}</AttributeValue>", xml::escape(v));
+                }
+                x.push_str("</Attribute>");
+            }
+            x.push_str("</AttributeStatement>");
+        }
+        let _ = write!(
+            x,
+            concat!(
+                "<AuthnStatement AuthnInstant=\"{now}\" SessionIndex=\"{si}\"><AuthnContext>",
+                "<AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:Password</AuthnContextClassRef>",
+                "</AuthnContext></AuthnStatement></Assertion></samlp:Response>"
+            ),
+            now = now,
+            si = session_index,
+        );
+        Ok(x)
+    }
+
+    /// Sign the first `ds:Signature` template of `xml` (its Reference names the element by
+    /// `ID`). Returns the signed XML (not base64).
+    pub fn sign_template(&self, xml: &str) -> Result<String, SamlError> {
+        Crypto::sign_xml(xml, &self.key_der).map_err(|e| SamlError::Crypto(e.to_string()))
+    }
+}
+
+fn self_signed(pkey: &PKey<Private>) -> Result<X509, SamlError> {
+    let mut name = X509NameBuilder::new()?;
+    name.append_entry_by_text("CN", "ssogate development IdP - NOT FOR PRODUCTION")?;
+    let name = name.build();
+    let serial_bytes: [u8; 16] = rand::random();
+    let serial = BigNum::from_slice(&serial_bytes)?;
+    let mut b = X509::builder()?;
+    b.set_version(2)?;
+    b.set_serial_number(Asn1Integer::from_bn(&serial)?.as_ref())?;
+    b.set_subject_name(&name)?;
+    b.set_issuer_name(&name)?;
+    b.set_pubkey(pkey)?;
+    b.set_not_before(Asn1Time::days_from_now(0)?.as_ref())?;
+    b.set_not_after(Asn1Time::days_from_now(3650)?.as_ref())?;
+    b.sign(pkey, MessageDigest::sha256())?;
+    Ok(b.build())
+}

@@ -1,0 +1,64 @@
+//! SAML 2.0 Service Provider: AuthnRequest (HTTP-Redirect binding), Response/Assertion
+//! validation (DESIGN.md "SAML validation chain"), IdP metadata and certificates, SP
+//! metadata, and a development IdP (`devidp`, NOT FOR PRODUCTION).
+//!
+//! We never panic on hostile input: every SAMLResponse, SAMLRequest, metadata document and
+//! certificate is treated as attacker-controlled and every failure is a [`SamlError`].
+//! See `LIFECYCLE.md` beside this file for the AuthnRequest -> ACS -> session -> redirect flow.
+//!
+//! No pingora types here: the proxy module maps [`SamlError`] to HTTP statuses.
+
+mod authn;
+pub mod devidp;
+mod error;
+mod metadata;
+mod validate;
+pub(crate) mod xml;
+
+pub use authn::{authn_request_redirect, decode_redirect_request, new_request_id, AuthnRedirect};
+pub use devidp::{DevIdp, ResponseSpec};
+pub use error::SamlError;
+pub use metadata::{
+    load_certificate, name_id_format_urn, sp_metadata_xml, IdpSettings, SpSettings,
+};
+pub use validate::{
+    ResponseValidator, ValidatedAssertion, DEFAULT_CLOCK_SKEW, DEFAULT_MAX_RESPONSE_BYTES,
+};
+
+/// Source of the current time; injected so tests can validate at a fixed instant.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> chrono::DateTime<chrono::Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+    }
+}
+
+/// A clock stopped at one instant (tests, replays of recorded responses).
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub chrono::DateTime<chrono::Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clocks() {
+        let t = chrono::DateTime::from_timestamp(1_645_638_600, 0).unwrap();
+        let clocks: [&dyn Clock; 2] = [&FixedClock(t), &SystemClock];
+        assert_eq!(clocks[0].now(), t);
+        assert!(clocks[1].now() > t);
+    }
+}

@@ -1,0 +1,164 @@
+//! The session cookie. We never panic on hostile input: `read` tolerates malformed
+//! pairs, other cookies and several `Cookie` headers, and accepts only a value that
+//! `SessionId::parse` accepts.
+
+use cookie::{Cookie, SameSite};
+
+use super::SessionId;
+
+const HOST_PREFIX: &str = "__Host-";
+
+/// How the session cookie is named and flagged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CookieSettings {
+    /// Base name (e.g. `ssogate`); see [`CookieSettings::cookie_name`].
+    pub name: String,
+    /// Served over HTTPS: adds `Secure` and the `__Host-` prefix.
+    pub secure: bool,
+}
+
+impl CookieSettings {
+    /// Effective cookie name: `"__Host-" + name` when secure (the prefix requires
+    /// `Secure`, `Path=/` and no `Domain`, which is what we send); `name` otherwise.
+    pub fn cookie_name(&self) -> String {
+        if self.secure && !self.name.starts_with(HOST_PREFIX) {
+            format!("{HOST_PREFIX}{}", self.name)
+        } else {
+            self.name.clone()
+        }
+    }
+
+    fn base(&self, value: String) -> Cookie<'static> {
+        Cookie::build((self.cookie_name(), value))
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .path("/")
+            .secure(self.secure)
+            .build()
+    }
+
+    /// `Set-Cookie` value for a new session: `HttpOnly`, `SameSite=Lax`, `Path=/`,
+    /// `Secure` when secure, no `Domain`. A browser-session cookie (no `Max-Age`): the
+    /// store enforces the lifetime.
+    pub fn set_cookie(&self, id: &SessionId) -> String {
+        self.base(id.as_cookie_value().to_owned()).to_string()
+    }
+
+    /// `Set-Cookie` value that removes the session cookie (empty value, `Max-Age=0`,
+    /// an `Expires` in the past), with the same attributes as `set_cookie`.
+    pub fn clear_cookie(&self) -> String {
+        let mut c = self.base(String::new());
+        c.make_removal();
+        c.to_string()
+    }
+
+    /// The session ID from all `Cookie` header values of a request; the first value
+    /// under our name that parses wins.
+    pub fn read(&self, cookie_headers: &[&str]) -> Option<SessionId> {
+        let name = self.cookie_name();
+        cookie_headers
+            .iter()
+            .flat_map(|h| h.split(';'))
+            .filter_map(|pair| pair.split_once('='))
+            .filter(|(n, _)| n.trim() == name)
+            .find_map(|(_, v)| {
+                let v = v.trim();
+                // RFC 6265 allows a DQUOTE-wrapped value.
+                let v = v
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or(v);
+                SessionId::parse(v)
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(secure: bool) -> CookieSettings {
+        CookieSettings {
+            name: "ssogate".into(),
+            secure,
+        }
+    }
+
+    #[test]
+    fn host_prefix_when_secure() {
+        assert_eq!(settings(true).cookie_name(), "__Host-ssogate");
+        assert_eq!(settings(false).cookie_name(), "ssogate");
+        let already = CookieSettings {
+            name: "__Host-x".into(),
+            secure: true,
+        };
+        assert_eq!(already.cookie_name(), "__Host-x");
+    }
+
+    #[test]
+    fn set_cookie_attributes() {
+        let id = SessionId::generate();
+        let s = settings(true).set_cookie(&id);
+        assert!(s.starts_with(&format!("__Host-ssogate={}", id.as_cookie_value())));
+        for attr in ["HttpOnly", "SameSite=Lax", "Path=/", "Secure"] {
+            assert!(s.contains(attr), "{s} lacks {attr}");
+        }
+        assert!(!s.contains("Domain"));
+        assert!(!s.contains("Max-Age"));
+
+        let plain = settings(false).set_cookie(&id);
+        assert!(plain.starts_with("ssogate="));
+        assert!(!plain.contains("Secure"));
+        assert!(plain.contains("HttpOnly"));
+    }
+
+    #[test]
+    fn clear_cookie_expires_it() {
+        let s = settings(true).clear_cookie();
+        assert!(s.starts_with("__Host-ssogate=;"), "{s}");
+        assert!(s.contains("Max-Age=0"));
+        assert!(s.contains("Path=/"));
+        assert!(s.contains("Secure"));
+    }
+
+    #[test]
+    fn read_among_other_cookies_and_headers() {
+        let id = SessionId::generate();
+        let v = id.as_cookie_value();
+        let s = settings(true);
+        let h1 = "a=b; junk; =; ssogate=notit; __Host-ssogateX=1".to_string();
+        let h2 = format!("x=y;__Host-ssogate={v} ; z=1");
+        assert_eq!(s.read(&[&h1, &h2]), Some(id.clone()));
+        assert_eq!(
+            s.read(&[&format!("__Host-ssogate=\"{v}\"")]),
+            Some(id.clone())
+        );
+        // a bad value first, then a good one
+        let h3 = format!("__Host-ssogate=bad; __Host-ssogate={v}");
+        assert_eq!(s.read(&[&h3]), Some(id.clone()));
+        // not secure: the unprefixed name
+        assert_eq!(settings(false).read(&[&format!("ssogate={v}")]), Some(id));
+        assert_eq!(s.read(&[]), None);
+        assert_eq!(s.read(&[""]), None);
+        assert_eq!(s.read(&[";;;==;"]), None);
+    }
+
+    #[test]
+    fn read_rejects_tampered_values() {
+        let id = SessionId::generate();
+        let v = id.as_cookie_value();
+        let s = settings(false);
+        for bad in [
+            format!("ssogate={}", &v[..42]),
+            format!("ssogate={v}x"),
+            format!("ssogate={}+", &v[..42]),
+            format!("ssogate={}%", &v[..42]),
+            format!("ssogate={}", "é".repeat(22)),
+            "ssogate=".to_string(),
+        ] {
+            assert_eq!(s.read(&[&bad]), None, "{bad}");
+        }
+        // the right value under the prefixed name is not read when not secure
+        assert_eq!(s.read(&[&format!("__Host-ssogate={v}")]), None);
+    }
+}

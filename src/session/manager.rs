@@ -1,0 +1,169 @@
+//! Idle and absolute timeouts on top of a [`SessionStore`].
+//!
+//! - Absolute: `expires_at = min(now + absolute, SessionNotOnOrAfter)`, fixed at creation.
+//! - Idle (sliding): a session unused for `idle` is gone. To spare the store, `last_seen`
+//!   is rewritten (and the store TTL reset) at most every touch interval, so the
+//!   effective idle timeout lies between `idle - touch_interval` and `idle`.
+//! - The store TTL is always `min(idle, expires_at - now)`: the store forgets a session
+//!   by itself when either timeout passes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{SessionError, SessionId, SessionRecord, SessionStore};
+use crate::identity::Identity;
+
+/// Default minimum interval between two store rewrites of one session.
+pub const DEFAULT_TOUCH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Creates, loads (with timeouts) and destroys sessions.
+pub struct SessionManager {
+    store: Arc<dyn SessionStore>,
+    idle: i64,
+    absolute: i64,
+    touch_interval: i64,
+}
+
+impl std::fmt::Debug for SessionManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionManager")
+            .field("idle", &self.idle)
+            .field("absolute", &self.absolute)
+            .field("touch_interval", &self.touch_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+impl SessionManager {
+    /// `idle` and `absolute` are whole seconds (at least 1).
+    pub fn new(store: Arc<dyn SessionStore>, idle: Duration, absolute: Duration) -> Self {
+        let idle = secs(idle).max(1);
+        Self {
+            store,
+            idle,
+            absolute: secs(absolute).max(1),
+            touch_interval: effective_touch_interval(secs(DEFAULT_TOUCH_INTERVAL), idle),
+        }
+    }
+
+    /// Rewrite `last_seen` at most every `interval` (default 60 s). Capped at half the
+    /// idle timeout, so an active session never idles out between two rewrites.
+    pub fn with_touch_interval(mut self, interval: Duration) -> Self {
+        self.touch_interval = effective_touch_interval(secs(interval), self.idle);
+        self
+    }
+
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.store
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle.unsigned_abs())
+    }
+
+    pub fn absolute_timeout(&self) -> Duration {
+        Duration::from_secs(self.absolute.unsigned_abs())
+    }
+
+    pub fn touch_interval(&self) -> Duration {
+        Duration::from_secs(self.touch_interval.unsigned_abs())
+    }
+
+    /// Store TTL for a record at `now`: `min(idle, expires_at - now)`, at least 1 s.
+    fn ttl(&self, rec: &SessionRecord, now: i64) -> Duration {
+        let left = rec.expires_at.saturating_sub(now).min(self.idle).max(1);
+        Duration::from_secs(left.unsigned_abs())
+    }
+
+    /// Create and store a session. `cap` is the assertion's `SessionNotOnOrAfter` (unix
+    /// seconds), which can only shorten the absolute lifetime.
+    /// `Err(Expired)` when the session would already be over.
+    pub async fn create(
+        &self,
+        app: &str,
+        identity: Identity,
+        now: i64,
+        cap: Option<i64>,
+    ) -> Result<(SessionId, SessionRecord), SessionError> {
+        let absolute_end = now.saturating_add(self.absolute);
+        let expires_at = cap.map_or(absolute_end, |c| c.min(absolute_end));
+        if expires_at <= now {
+            return Err(SessionError::Expired);
+        }
+        let rec = SessionRecord {
+            app: app.to_owned(),
+            identity,
+            created_at: now,
+            last_seen: now,
+            expires_at,
+        };
+        let id = SessionId::generate();
+        self.store
+            .put_session(&id.store_key(), &rec, self.ttl(&rec, now))
+            .await?;
+        Ok((id, rec))
+    }
+
+    /// The live session for `app`. `None` when missing, expired (idle or absolute; then
+    /// deleted), corrupt (then deleted), or created for another app.
+    /// Only `Unavailable` is an error.
+    pub async fn load(
+        &self,
+        id: &SessionId,
+        app: &str,
+        now: i64,
+    ) -> Result<Option<SessionRecord>, SessionError> {
+        let key = id.store_key();
+        let mut rec = match self.store.get_session(&key).await {
+            Ok(Some(rec)) => rec,
+            Ok(None) => return Ok(None),
+            Err(SessionError::Corrupt) => {
+                tracing::warn!("corrupt session record: deleting it");
+                self.delete_quietly(&key).await;
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        if rec.app != app {
+            return Ok(None);
+        }
+        // Clock skew between replicas can put last_seen in the future: count it as now.
+        let idle_for = now.saturating_sub(rec.last_seen).max(0);
+        if now >= rec.expires_at || idle_for >= self.idle {
+            self.delete_quietly(&key).await;
+            return Ok(None);
+        }
+        if idle_for >= self.touch_interval {
+            rec.last_seen = now;
+            let ttl = self.ttl(&rec, now);
+            // The session is valid either way; a failed touch only means it may idle out
+            // earlier, which is no reason to fail this request.
+            if let Err(e) = self.store.touch_session(&key, &rec, ttl).await {
+                tracing::warn!(error = %e, "could not refresh session");
+            }
+        }
+        Ok(Some(rec))
+    }
+
+    /// Delete a session (logout).
+    pub async fn destroy(&self, id: &SessionId) -> Result<(), SessionError> {
+        self.store.delete_session(&id.store_key()).await
+    }
+
+    async fn delete_quietly(&self, key: &str) {
+        if let Err(e) = self.store.delete_session(key).await {
+            tracing::debug!(error = %e, "could not delete dead session");
+        }
+    }
+}
+
+fn effective_touch_interval(interval: i64, idle: i64) -> i64 {
+    interval.min(idle / 2).max(0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,25 @@
+//! Sessions: IDs and cookies, the `SessionStore` contract with an in-memory and a Redis
+//! backend, and `SessionManager`, which applies idle and absolute timeouts on top of a
+//! store.
+//!
+//! The store keys on a hash of the session ID (`SessionId::store_key`), so a leaked
+//! store dump holds no usable cookie. A per-user index (app + name_id -> session keys)
+//! lets SLO, SCIM deactivation and "log out everywhere" revoke all of a user's sessions.
+
+pub mod cookie;
+mod error;
+mod id;
+mod manager;
+mod memory;
+mod redis;
+mod store;
+
+pub use cookie::CookieSettings;
+pub use error::SessionError;
+pub use id::SessionId;
+pub use manager::{SessionManager, DEFAULT_TOUCH_INTERVAL};
+pub use memory::{MemoryStore, DEFAULT_MAX_ENTRIES};
+pub use redis::{
+    RedisStore, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEY_PREFIX, DEFAULT_RESPONSE_TIMEOUT,
+};
+pub use store::{PendingLogin, SessionRecord, SessionStore};

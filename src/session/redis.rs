@@ -1,0 +1,404 @@
+//! Redis session store (standalone Redis, through `redis::aio::ConnectionManager`).
+//!
+//! Availability rules:
+//! - `RedisStore::new` is synchronous and never connects: a gateway whose Redis is down
+//!   starts, reports not ready and answers 503 until Redis is back.
+//! - The connection manager is created lazily inside the runtime of the first caller
+//!   (pingora runs its own runtimes; a manager built on a runtime that is later dropped
+//!   gives "broken pipe").
+//! - Every operation has a deadline (connect timeout + response timeout), so a dead or
+//!   hung Redis yields a fast `SessionError::Unavailable`, never a hang.
+//! - Recovery is automatic: the manager reconnects after I/O errors; if failures persist
+//!   longer than `RECREATE_AFTER`, the manager itself is dropped and rebuilt (at most once
+//!   per `RECREATE_AFTER`), which also covers auth errors and a dead runtime.
+//!
+//! Keys (`<prefix>` defaults to `ssogate:`), values JSON:
+//! `sess:<store_key>` (string), `user:<hash(app, name_id)>` (set of store keys),
+//! `pending:<sha256(request_id)>` (string), `seen:<sha256(assertion_id)>` ("1").
+
+use std::time::{Duration, Instant};
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{Client, Cmd, ErrorKind, FromRedisValue, IntoConnectionInfo, RedisError, Value};
+use parking_lot::Mutex;
+
+use super::store::{clamp_ttl, hashed, user_index_key};
+use super::{PendingLogin, SessionError, SessionRecord, SessionStore};
+
+/// Default key prefix.
+pub const DEFAULT_KEY_PREFIX: &str = "ssogate:";
+/// Default TCP connect (and handshake) timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default per-command response timeout.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Failures lasting this long rebuild the connection manager; also the minimum interval
+/// between two rebuilds.
+const RECREATE_AFTER: Duration = Duration::from_secs(1);
+
+/// SET the session, add it to the user index, and make sure the index lives at least as
+/// long as the session (never shorten it: other sessions of the user may live longer).
+/// KEYS: session, user index. ARGV: json, ttl ms, store key.
+const PUT_SCRIPT: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+return 1
+";
+
+/// Like PUT_SCRIPT, but only when the session still exists (SET XX): a session revoked
+/// between load and touch is not resurrected.
+const TOUCH_SCRIPT: &str = r"
+if not redis.call('SET', KEYS[1], ARGV[1], 'XX', 'PX', ARGV[2]) then
+  return 0
+end
+redis.call('SADD', KEYS[2], ARGV[3])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+return 1
+";
+
+/// Live members of a user index; dead ones (expired or deleted sessions) are pruned.
+/// KEYS: user index. ARGV: session key prefix.
+const USER_SESSIONS_SCRIPT: &str = r"
+local live = {}
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. m) == 1 then
+    live[#live + 1] = m
+  else
+    redis.call('SREM', KEYS[1], m)
+  end
+end
+return live
+";
+
+/// Delete every session in a user index, then the index, atomically.
+/// KEYS: user index. ARGV: session key prefix. Returns the number of sessions deleted.
+const DELETE_USER_SCRIPT: &str = r"
+local n = 0
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  n = n + redis.call('DEL', ARGV[1] .. m)
+end
+redis.call('DEL', KEYS[1])
+return n
+";
+
+/// Redis-backed [`SessionStore`], shared by every gateway replica.
+pub struct RedisStore {
+    client: Client,
+    prefix: String,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    conn: Mutex<ConnState>,
+}
+
+#[derive(Default)]
+struct ConnState {
+    manager: Option<ConnectionManager>,
+    /// When the current (or last) manager was built.
+    built_at: Option<Instant>,
+    /// Start of the current run of failures; `None` after a success.
+    failing_since: Option<Instant>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    // The client holds the password: show only the address.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field(
+                "addr",
+                &self.client.get_connection_info().addr().to_string(),
+            )
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Validate `url` (`redis://[user][:pass@]host[:port][/db]` or `redis+unix://`) and
+    /// build the store without connecting. `password`, when given, overrides the URL's.
+    /// TLS (`rediss://`) is rejected: the crate is built without a Redis TLS feature.
+    pub fn new(url: &str, password: Option<String>) -> Result<Self, SessionError> {
+        // Error texts from the redis crate never echo the URL (which may hold a password).
+        let mut info = url
+            .into_connection_info()
+            .map_err(|e| SessionError::Config(format!("invalid Redis URL: {e}")))?;
+        if let Some(pw) = password {
+            let settings = info.redis_settings().clone().set_password(pw);
+            info = info.set_redis_settings(settings);
+        }
+        let client = Client::open(info)
+            .map_err(|e| SessionError::Config(format!("invalid Redis URL: {e}")))?;
+        Ok(Self {
+            client,
+            prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            conn: Mutex::new(ConnState::default()),
+        })
+    }
+
+    /// Use another key prefix (e.g. several deployments, or tests, sharing one Redis).
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Override the connect and response timeouts (before first use).
+    pub fn with_timeouts(mut self, connect: Duration, response: Duration) -> Self {
+        self.connect_timeout = connect;
+        self.response_timeout = response;
+        self
+    }
+
+    /// The key prefix in use.
+    pub fn key_prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Full Redis key of a session (for tests and operators).
+    pub fn session_key(&self, key: &str) -> String {
+        format!("{}sess:{key}", self.prefix)
+    }
+
+    fn user_key(&self, app: &str, name_id: &str) -> String {
+        format!("{}user:{}", self.prefix, user_index_key(app, name_id))
+    }
+
+    fn pending_key(&self, request_id: &str) -> String {
+        format!("{}pending:{}", self.prefix, hashed(request_id))
+    }
+
+    fn seen_key(&self, assertion_id: &str) -> String {
+        format!("{}seen:{}", self.prefix, hashed(assertion_id))
+    }
+
+    // === connection handling ===
+
+    /// The shared manager, built on first use in the caller's runtime.
+    fn manager(&self) -> Result<ConnectionManager, SessionError> {
+        let mut st = self.conn.lock();
+        if let Some(m) = &st.manager {
+            return Ok(m.clone());
+        }
+        if st.built_at.is_some_and(|t| t.elapsed() < RECREATE_AFTER) {
+            return Err(SessionError::Unavailable("reconnecting to Redis".into()));
+        }
+        st.built_at = Some(Instant::now());
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.response_timeout))
+            // Fail fast: every later call retries (and a refused connection is retried
+            // once more in `query`), so retries inside the manager only add latency.
+            .set_number_of_retries(0);
+        let m = ConnectionManager::new_lazy_with_config(self.client.clone(), config)
+            .map_err(|e| SessionError::Unavailable(e.to_string()))?;
+        st.manager = Some(m.clone());
+        Ok(m)
+    }
+
+    fn record_outcome(&self, reachable: bool) {
+        let mut st = self.conn.lock();
+        if reachable {
+            st.failing_since = None;
+            return;
+        }
+        let now = Instant::now();
+        let since = *st.failing_since.get_or_insert(now);
+        let built_long_ago = st
+            .built_at
+            .is_none_or(|t| now.duration_since(t) >= RECREATE_AFTER);
+        if now.duration_since(since) >= RECREATE_AFTER && built_long_ago && st.manager.is_some() {
+            tracing::warn!("Redis failing for over {RECREATE_AFTER:?}: rebuilding the connection");
+            st.manager = None;
+        }
+    }
+
+    /// Run one idempotent command (safe to send twice) under the deadline.
+    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, SessionError> {
+        self.run(cmd, true).await
+    }
+
+    /// Run one command that must not run twice (GETDEL, SET NX) under the deadline.
+    async fn query_once<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, SessionError> {
+        self.run(cmd, false).await
+    }
+
+    async fn run<T: FromRedisValue>(&self, cmd: &Cmd, idempotent: bool) -> Result<T, SessionError> {
+        let deadline = self.connect_timeout + self.response_timeout;
+        let result = match tokio::time::timeout(deadline, self.run_inner(cmd, idempotent)).await {
+            Ok(r) => r,
+            Err(_) => Err(SessionError::Unavailable(format!(
+                "Redis did not answer within {deadline:?}"
+            ))),
+        };
+        // Corrupt data still proves Redis answered.
+        self.record_outcome(!matches!(result, Err(SessionError::Unavailable(_))));
+        result
+    }
+
+    async fn run_inner<T: FromRedisValue>(
+        &self,
+        cmd: &Cmd,
+        idempotent: bool,
+    ) -> Result<T, SessionError> {
+        let mut conn = self.manager()?;
+        let result = match cmd.query_async(&mut conn).await {
+            // Retry once on a fresh connection (the manager starts one on these errors):
+            // - refused: the command was never sent, always safe; this is the first call
+            //   after Redis came back;
+            // - dropped (broken pipe, reset: Redis restarted, or the runtime that drove the
+            //   old connection is gone): the command may have run, so idempotent only.
+            Err(e) if e.is_connection_refusal() || (idempotent && e.is_connection_dropped()) => {
+                tracing::debug!(error = %e, "Redis connection lost: retrying once");
+                cmd.query_async(&mut conn).await
+            }
+            other => other,
+        };
+        result.map_err(map_redis_error)
+    }
+}
+
+fn map_redis_error(e: RedisError) -> SessionError {
+    if e.code() == Some("WRONGTYPE")
+        || matches!(e.kind(), ErrorKind::Parse | ErrorKind::UnexpectedReturnType)
+    {
+        SessionError::Corrupt
+    } else {
+        SessionError::Unavailable(e.to_string())
+    }
+}
+
+fn ttl_ms(ttl: Duration) -> u64 {
+    u64::try_from(clamp_ttl(ttl).as_millis()).unwrap_or(u64::MAX)
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, SessionError> {
+    serde_json::to_vec(v).map_err(|e| SessionError::Encode(e.to_string()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(
+    bytes: Option<Vec<u8>>,
+) -> Result<Option<T>, SessionError> {
+    match bytes {
+        None => Ok(None),
+        Some(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|_| SessionError::Corrupt),
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for RedisStore {
+    async fn put_session(
+        &self,
+        key: &str,
+        rec: &SessionRecord,
+        ttl: Duration,
+    ) -> Result<(), SessionError> {
+        let mut cmd = ::redis::cmd("EVAL");
+        cmd.arg(PUT_SCRIPT)
+            .arg(2)
+            .arg(self.session_key(key))
+            .arg(self.user_key(&rec.app, &rec.identity.name_id))
+            .arg(to_json(rec)?)
+            .arg(ttl_ms(ttl))
+            .arg(key);
+        self.query::<i64>(&cmd).await.map(|_| ())
+    }
+
+    async fn get_session(&self, key: &str) -> Result<Option<SessionRecord>, SessionError> {
+        let mut cmd = ::redis::cmd("GET");
+        cmd.arg(self.session_key(key));
+        from_json(self.query::<Option<Vec<u8>>>(&cmd).await?)
+    }
+
+    async fn touch_session(
+        &self,
+        key: &str,
+        rec: &SessionRecord,
+        ttl: Duration,
+    ) -> Result<(), SessionError> {
+        let mut cmd = ::redis::cmd("EVAL");
+        cmd.arg(TOUCH_SCRIPT)
+            .arg(2)
+            .arg(self.session_key(key))
+            .arg(self.user_key(&rec.app, &rec.identity.name_id))
+            .arg(to_json(rec)?)
+            .arg(ttl_ms(ttl))
+            .arg(key);
+        self.query::<i64>(&cmd).await.map(|_| ())
+    }
+
+    async fn delete_session(&self, key: &str) -> Result<(), SessionError> {
+        // The index entry is left behind; `user_sessions` prunes dead members.
+        let mut cmd = ::redis::cmd("DEL");
+        cmd.arg(self.session_key(key));
+        self.query::<i64>(&cmd).await.map(|_| ())
+    }
+
+    async fn user_sessions(&self, app: &str, name_id: &str) -> Result<Vec<String>, SessionError> {
+        let mut cmd = ::redis::cmd("EVAL");
+        cmd.arg(USER_SESSIONS_SCRIPT)
+            .arg(1)
+            .arg(self.user_key(app, name_id))
+            .arg(format!("{}sess:", self.prefix));
+        self.query(&cmd).await
+    }
+
+    async fn delete_user_sessions(&self, app: &str, name_id: &str) -> Result<usize, SessionError> {
+        let mut cmd = ::redis::cmd("EVAL");
+        cmd.arg(DELETE_USER_SCRIPT)
+            .arg(1)
+            .arg(self.user_key(app, name_id))
+            .arg(format!("{}sess:", self.prefix));
+        let n: i64 = self.query(&cmd).await?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    async fn put_pending(
+        &self,
+        request_id: &str,
+        p: &PendingLogin,
+        ttl: Duration,
+    ) -> Result<(), SessionError> {
+        let mut cmd = ::redis::cmd("SET");
+        cmd.arg(self.pending_key(request_id))
+            .arg(to_json(p)?)
+            .arg("PX")
+            .arg(ttl_ms(ttl));
+        self.query::<()>(&cmd).await
+    }
+
+    async fn take_pending(&self, request_id: &str) -> Result<Option<PendingLogin>, SessionError> {
+        // GETDEL (Redis >= 6.2): atomic, so of two concurrent takers only one wins.
+        let mut cmd = ::redis::cmd("GETDEL");
+        cmd.arg(self.pending_key(request_id));
+        from_json(self.query_once::<Option<Vec<u8>>>(&cmd).await?)
+    }
+
+    async fn remember_assertion(
+        &self,
+        assertion_id: &str,
+        ttl: Duration,
+    ) -> Result<bool, SessionError> {
+        let mut cmd = ::redis::cmd("SET");
+        cmd.arg(self.seen_key(assertion_id))
+            .arg("1")
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms(ttl));
+        match self.query_once::<Value>(&cmd).await? {
+            Value::Nil => Ok(false),
+            _ => Ok(true),
+        }
+    }
+
+    async fn ping(&self) -> Result<(), SessionError> {
+        self.query::<String>(&::redis::cmd("PING"))
+            .await
+            .map(|_| ())
+    }
+}

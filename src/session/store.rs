@@ -1,0 +1,103 @@
+//! The storage contract every backend implements, and the records it stores.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::SessionError;
+use crate::identity::Identity;
+
+/// A signed-in session as stored (JSON in Redis).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// The app (config name) the session was created for.
+    pub app: String,
+    pub identity: Identity,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds of the last recorded activity (rewritten at most every touch interval).
+    pub last_seen: i64,
+    /// Absolute cap, unix seconds: never valid at or after this instant.
+    pub expires_at: i64,
+}
+
+/// An SP-initiated login in flight, keyed by the AuthnRequest ID.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingLogin {
+    pub app: String,
+    pub return_to: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// Session storage. Keys passed in are `SessionId::store_key()` values (hashes), never
+/// raw IDs. TTLs shorter than 1 ms are raised to 1 ms.
+///
+/// Errors: `Unavailable` when the backend cannot answer (the gateway answers 503),
+/// `Corrupt` when a stored record does not decode.
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Store a session and add `key` to the per-user index (app + name_id); the index
+    /// lives at least as long as the session.
+    async fn put_session(
+        &self,
+        key: &str,
+        rec: &SessionRecord,
+        ttl: Duration,
+    ) -> Result<(), SessionError>;
+    async fn get_session(&self, key: &str) -> Result<Option<SessionRecord>, SessionError>;
+    /// Rewrite an existing session (new `last_seen`) and reset its TTL. A session that
+    /// no longer exists (expired or revoked meanwhile) is not recreated.
+    async fn touch_session(
+        &self,
+        key: &str,
+        rec: &SessionRecord,
+        ttl: Duration,
+    ) -> Result<(), SessionError>;
+    async fn delete_session(&self, key: &str) -> Result<(), SessionError>;
+    /// Live session keys of one user of one app.
+    async fn user_sessions(&self, app: &str, name_id: &str) -> Result<Vec<String>, SessionError>;
+    /// Delete every session of one user of one app (SLO, SCIM deactivation, revoke);
+    /// returns how many live sessions were deleted.
+    async fn delete_user_sessions(&self, app: &str, name_id: &str) -> Result<usize, SessionError>;
+    async fn put_pending(
+        &self,
+        request_id: &str,
+        p: &PendingLogin,
+        ttl: Duration,
+    ) -> Result<(), SessionError>;
+    /// Atomic get-and-delete: of several concurrent takers exactly one gets the value.
+    async fn take_pending(&self, request_id: &str) -> Result<Option<PendingLogin>, SessionError>;
+    /// Record an assertion ID: `true` the first time it is seen, `false` on a replay
+    /// (within `ttl`).
+    async fn remember_assertion(
+        &self,
+        assertion_id: &str,
+        ttl: Duration,
+    ) -> Result<bool, SessionError>;
+    /// Readiness: is the backend reachable?
+    async fn ping(&self) -> Result<(), SessionError>;
+}
+
+/// The per-user index key part for (app, name_id): hex SHA-256 of an unambiguous
+/// encoding, so odd or long name IDs give bounded, uniform keys.
+pub(crate) fn user_index_key(app: &str, name_id: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    h.update(app.len().to_be_bytes());
+    h.update(app.as_bytes());
+    h.update(name_id.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Hex SHA-256 of an externally supplied identifier (request or assertion ID), so keys
+/// have a bounded size whatever the input.
+pub(crate) fn hashed(s: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// The TTL floor applied by every backend.
+pub(crate) fn clamp_ttl(ttl: Duration) -> Duration {
+    ttl.max(Duration::from_millis(1))
+}

@@ -1,0 +1,477 @@
+//! End to end over real sockets: the `ssogate` binary, a real Redis, a real upstream that
+//! echoes the headers it received, and a test IdP that signs with a key generated here.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails by panicking"
+)]
+
+mod utils;
+
+use ssogate::saml::{self, DevIdp, ResponseSpec};
+use std::time::Duration;
+use utils::echo::{echoed, EchoUpstream};
+use utils::gateway::Gateway;
+use utils::redis::TestRedis;
+
+const ADMINS: &str = "e7f3c0ba-0000-4000-8000-000000000001";
+const STAFF: &str = "5a1d2c3b-0000-4000-8000-000000000002";
+const SSO_URL: &str = "https://login.example.test/tenant/saml2";
+
+struct Setup {
+    gw: Gateway,
+    idp: DevIdp,
+    _echo: EchoUpstream,
+    _redis: Option<TestRedis>,
+}
+
+fn config(redis_url: &str, echo_port: u16, idle: &str) -> String {
+    format!(
+        r#"
+[listen]
+public = "127.0.0.1:{{public}}"
+admin = "127.0.0.1:{{admin}}"
+
+[server]
+threads = 2
+grace_period = "1s"
+
+[session]
+store = "redis"
+redis_url = "{redis_url}"
+cookie_secure = false
+idle_timeout = "{idle}"
+
+[[app]]
+name = "wiki"
+hosts = ["127.0.0.1"]
+upstream = "http://127.0.0.1:{echo_port}"
+
+[app.sp]
+entity_id = "http://127.0.0.1:{{public}}/saml"
+acs_url = "http://127.0.0.1:{{public}}/saml/acs"
+
+[app.idp]
+entity_id = "https://idp.example.test/"
+sso_url = "{SSO_URL}"
+certificate_file = "idp.pem"
+
+[app.headers]
+"X-Remote-User" = "name_id"
+"X-Remote-Email" = "email"
+"X-Remote-Groups" = "groups"
+
+[app.groups]
+admins = "{ADMINS}"
+
+[[app.route]]
+path = "/public/"
+public = true
+
+[[app.route]]
+path = "/admin/"
+allow_groups = ["admins"]
+"#
+    )
+}
+
+async fn setup_with(redis: Option<TestRedis>, idle: &str) -> Setup {
+    let url = match &redis {
+        Some(r) => r.url(),
+        None => utils::redis::shared_url(),
+    };
+    let echo = EchoUpstream::start().await;
+    let idp = DevIdp::generate("https://idp.example.test/").unwrap();
+    let pem = idp.certificate_pem();
+    let gw = Gateway::start(
+        &config(&url, echo.port, idle),
+        &[("idp.pem", pem.as_bytes())],
+    )
+    .await;
+    Setup {
+        gw,
+        idp,
+        _echo: echo,
+        _redis: redis,
+    }
+}
+
+async fn setup() -> Setup {
+    setup_with(None, "30m").await
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+async fn browse(url: &str, cookie: Option<&str>) -> reqwest::Response {
+    let mut req = client()
+        .get(url)
+        .header("accept", "text/html,application/xhtml+xml");
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    req.send().await.unwrap()
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .expect("a Location header")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+fn query_param(url: &str, key: &str) -> Option<String> {
+    let u = url::Url::parse(url).unwrap();
+    u.query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The Entra-shaped response a user would bring back for this AuthnRequest ID.
+fn response_spec(
+    s: &Setup,
+    user: &str,
+    groups: &[&str],
+    in_response_to: Option<String>,
+) -> ResponseSpec {
+    use ssogate::identity::claims;
+    ResponseSpec {
+        issuer: None,
+        name_id: user.to_string(),
+        name_id_format: "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".into(),
+        audience: s.gw.url("/saml"),
+        recipient: s.gw.url("/saml/acs"),
+        in_response_to,
+        attributes: vec![
+            (claims::EMAIL.into(), vec![user.to_string()]),
+            (
+                claims::GROUPS.into(),
+                groups.iter().map(|g| g.to_string()).collect(),
+            ),
+        ],
+        now: chrono::Utc::now(),
+        lifetime: Duration::from_secs(600),
+        assertion_id: None,
+        session_index: None,
+    }
+}
+
+/// Starts a login at `path` and returns (AuthnRequest ID, RelayState).
+async fn start_login(s: &Setup, path: &str) -> (String, String) {
+    let r = browse(&s.gw.url(path), None).await;
+    assert_eq!(
+        r.status(),
+        302,
+        "unauthenticated page view must go to the IdP"
+    );
+    let loc = location(&r);
+    assert!(loc.starts_with(SSO_URL), "{loc}");
+    let req = query_param(&loc, "SAMLRequest").unwrap();
+    let relay = query_param(&loc, "RelayState").unwrap();
+    let xml = saml::decode_redirect_request(&req).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "AuthnRequest");
+    assert_eq!(
+        root.attribute("AssertionConsumerServiceURL"),
+        Some(s.gw.url("/saml/acs").as_str())
+    );
+    let id = root.attribute("ID").unwrap().to_string();
+    assert!(!id.starts_with(|c: char| c.is_ascii_digit()));
+    (id, relay)
+}
+
+async fn post_acs(s: &Setup, saml_response: &str, relay: &str) -> reqwest::Response {
+    client()
+        .post(s.gw.url("/saml/acs"))
+        .form(&[("SAMLResponse", saml_response), ("RelayState", relay)])
+        .send()
+        .await
+        .unwrap()
+}
+
+fn session_cookie(r: &reqwest::Response) -> String {
+    let set = r
+        .headers()
+        .get("set-cookie")
+        .expect("a session cookie")
+        .to_str()
+        .unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax"),
+        "{set}"
+    );
+    set.split(';').next().unwrap().to_string()
+}
+
+async fn sign_in(s: &Setup, path: &str, user: &str, groups: &[&str]) -> String {
+    let (id, relay) = start_login(s, path).await;
+    let resp = s
+        .idp
+        .sign_response(&response_spec(s, user, groups, Some(id)))
+        .unwrap();
+    let r = post_acs(s, &resp, &relay).await;
+    assert_eq!(r.status(), 302, "log: {}", s.gw.log());
+    assert_eq!(location(&r), path, "back to the page asked for");
+    session_cookie(&r)
+}
+
+#[tokio::test]
+async fn sign_in_then_proxy_with_identity_headers_and_no_spoofing() {
+    let s = setup().await;
+    let cookie = sign_in(
+        &s,
+        "/wiki/page?x=1",
+        "alice@contoso.example",
+        &[ADMINS, STAFF],
+    )
+    .await;
+
+    let r = client()
+        .get(s.gw.url("/wiki/page?x=1"))
+        .header("cookie", &cookie)
+        .header("x-remote-user", "mallory@evil.example")
+        .header("X-Remote-Anything", "spoof")
+        .header("X-Remote-Groups", ADMINS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(body.starts_with("GET /wiki/page?x=1"), "{body}");
+    assert_eq!(echoed(&body, "x-remote-user"), ["alice@contoso.example"]);
+    assert_eq!(echoed(&body, "x-remote-email"), ["alice@contoso.example"]);
+    assert_eq!(
+        echoed(&body, "x-remote-groups"),
+        [format!("{ADMINS},{STAFF}")]
+    );
+    assert!(echoed(&body, "x-remote-anything").is_empty(), "{body}");
+    assert_eq!(echoed(&body, "x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(echoed(&body, "x-forwarded-proto"), ["http"]);
+
+    // Admins reach /admin/.
+    let r = browse(&s.gw.url("/admin/settings"), Some(&cookie)).await;
+    assert_eq!(r.status(), 200);
+
+    // Metrics saw the login.
+    let m = reqwest::get(s.gw.admin_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("ssogate_logins_total{app=\"wiki\",result=\"success\"} 1"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn spoofed_identity_never_reaches_upstream_without_session() {
+    let s = setup().await;
+    let r = client()
+        .get(s.gw.url("/public/x"))
+        .header("x-remote-user", "mallory@evil.example")
+        .header("X-Remote-Email", "mallory@evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "public route needs no session");
+    let body = r.text().await.unwrap();
+    assert!(echoed(&body, "x-remote-user").is_empty(), "{body}");
+    assert!(echoed(&body, "x-remote-email").is_empty(), "{body}");
+}
+
+#[tokio::test]
+async fn wrong_group_gets_403_naming_the_route_only() {
+    let s = setup().await;
+    let cookie = sign_in(&s, "/", "bob@contoso.example", &[STAFF]).await;
+    let r = browse(&s.gw.url("/admin/x"), Some(&cookie)).await;
+    assert_eq!(r.status(), 403);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("/admin/"), "{page}");
+    assert!(!page.contains(STAFF) && !page.contains("bob@"), "{page}");
+    // The rest of the app still works for bob.
+    assert_eq!(browse(&s.gw.url("/x"), Some(&cookie)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn api_request_without_session_gets_401() {
+    let s = setup().await;
+    let r = client()
+        .get(s.gw.url("/api/items"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client().post(s.gw.url("/wiki/save")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn tampered_cookie_means_sign_in_again() {
+    let s = setup().await;
+    let cookie = sign_in(&s, "/", "alice@contoso.example", &[ADMINS]).await;
+    let (name, value) = cookie.split_once('=').unwrap();
+    let mut bytes = value.as_bytes().to_vec();
+    bytes[5] = if bytes[5] == b'A' { b'B' } else { b'A' };
+    let tampered = format!("{name}={}", String::from_utf8(bytes).unwrap());
+    let r = browse(&s.gw.url("/"), Some(&tampered)).await;
+    assert_eq!(r.status(), 302);
+    assert!(location(&r).starts_with(SSO_URL));
+    assert_eq!(browse(&s.gw.url("/"), Some(&cookie)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn idle_session_expires_and_sign_in_starts_again() {
+    let s = setup_with(None, "2s").await;
+    let cookie = sign_in(&s, "/", "alice@contoso.example", &[ADMINS]).await;
+    assert_eq!(browse(&s.gw.url("/"), Some(&cookie)).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let r = browse(&s.gw.url("/"), Some(&cookie)).await;
+    assert_eq!(r.status(), 302, "an expired session signs in again");
+    assert!(location(&r).starts_with(SSO_URL));
+}
+
+#[tokio::test]
+async fn replayed_response_is_refused() {
+    let s = setup().await;
+    let (id, relay) = start_login(&s, "/").await;
+    let resp = s
+        .idp
+        .sign_response(&response_spec(&s, "alice@contoso.example", &[], Some(id)))
+        .unwrap();
+    assert_eq!(post_acs(&s, &resp, &relay).await.status(), 302);
+    let again = post_acs(&s, &resp, &relay).await;
+    assert_eq!(again.status(), 403);
+    assert!(again.headers().get("set-cookie").is_none());
+    let page = again.text().await.unwrap();
+    assert!(page.contains("Reference"), "{page}");
+    assert!(!page.contains("alice@"), "never echo the assertion: {page}");
+}
+
+#[tokio::test]
+async fn response_for_another_audience_is_refused() {
+    let s = setup().await;
+    let (id, relay) = start_login(&s, "/").await;
+    let mut spec = response_spec(&s, "alice@contoso.example", &[], Some(id));
+    spec.audience = "https://other-app.example/saml".into();
+    let r = post_acs(&s, &s.idp.sign_response(&spec).unwrap(), &relay).await;
+    assert_eq!(r.status(), 403);
+    let m = reqwest::get(s.gw.admin_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("ssogate_login_failures_total{app=\"wiki\",reason=\"audience\"} 1"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn response_signed_by_another_key_or_unsolicited_is_refused() {
+    let s = setup().await;
+    let (id, relay) = start_login(&s, "/").await;
+    let mallory = DevIdp::generate("https://idp.example.test/").unwrap();
+    let forged = mallory
+        .sign_response(&response_spec(
+            &s,
+            "alice@contoso.example",
+            &[ADMINS],
+            Some(id.clone()),
+        ))
+        .unwrap();
+    assert_eq!(post_acs(&s, &forged, &relay).await.status(), 403);
+    // Unsolicited responses are refused while allow_idp_initiated = false.
+    let unsolicited = s
+        .idp
+        .sign_response(&response_spec(&s, "alice@contoso.example", &[ADMINS], None))
+        .unwrap();
+    assert_eq!(post_acs(&s, &unsolicited, "/").await.status(), 403);
+    // A response to a request we never sent is refused.
+    let unknown = s
+        .idp
+        .sign_response(&response_spec(
+            &s,
+            "alice@contoso.example",
+            &[ADMINS],
+            Some("_00000000000000000000000000000000".into()),
+        ))
+        .unwrap();
+    assert_eq!(post_acs(&s, &unknown, &relay).await.status(), 403);
+    // The genuine one still works: failed attempts did not consume the pending request.
+    let genuine = s
+        .idp
+        .sign_response(&response_spec(
+            &s,
+            "alice@contoso.example",
+            &[ADMINS],
+            Some(id),
+        ))
+        .unwrap();
+    assert_eq!(post_acs(&s, &genuine, &relay).await.status(), 302);
+}
+
+#[tokio::test]
+async fn redis_outage_gives_503_and_not_ready_then_recovers() {
+    let redis = TestRedis::start();
+    let s = setup_with(Some(redis), "30m").await;
+    let cookie = sign_in(&s, "/", "alice@contoso.example", &[ADMINS]).await;
+    assert_eq!(browse(&s.gw.url("/"), Some(&cookie)).await.status(), 200);
+    let ready = || async {
+        reqwest::get(s.gw.admin_url("/readyz"))
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(ready().await, 200);
+
+    s._redis.as_ref().unwrap().stop();
+    let r = browse(&s.gw.url("/"), Some(&cookie)).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.text().await.unwrap().contains("Temporarily unavailable"));
+    // No session yet: still 503, not a redirect to the IdP that cannot be finished.
+    assert_eq!(browse(&s.gw.url("/"), None).await.status(), 503);
+    assert_eq!(ready().await, 503);
+    // Public routes do not need the store.
+    assert_eq!(browse(&s.gw.url("/public/"), None).await.status(), 200);
+
+    s._redis.as_ref().unwrap().restart();
+    let mut status = 0;
+    for _ in 0..50 {
+        status = browse(&s.gw.url("/"), None).await.status().as_u16();
+        if status == 302 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(status, 302, "recovers without a restart");
+    assert_eq!(ready().await, 200);
+    // Redis restarted empty (no persistence): the old session is gone, sign in again works.
+    let cookie = sign_in(&s, "/", "alice@contoso.example", &[ADMINS]).await;
+    assert_eq!(browse(&s.gw.url("/"), Some(&cookie)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn sp_metadata_is_served_for_upload_to_entra() {
+    let s = setup().await;
+    let r = reqwest::get(s.gw.url("/saml/metadata")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let xml = r.text().await.unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    assert_eq!(
+        doc.root_element().attribute("entityID"),
+        Some(s.gw.url("/saml").as_str())
+    );
+    assert!(xml.contains(&s.gw.url("/saml/acs")));
+}

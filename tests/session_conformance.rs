@@ -1,0 +1,385 @@
+//! One conformance suite for every `SessionStore` backend (like oauth2-proxy's
+//! `RunSessionStoreTests`): the in-memory store, and the Redis store against a real
+//! redis-server (`SSOGATE_TEST_REDIS_URL`, or one started here on a free port).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed step should panic with its message"
+)]
+
+// Only the Redis helper: keeps these tests independent of the other helpers' state.
+#[allow(dead_code)]
+#[path = "utils/redis.rs"]
+mod test_redis;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ssogate::identity::Identity;
+use ssogate::session::{
+    MemoryStore, PendingLogin, RedisStore, SessionError, SessionId, SessionManager, SessionRecord,
+    SessionStore,
+};
+use test_redis::TestRedis;
+
+const T0: i64 = 1_700_000_000;
+const LONG: Duration = Duration::from_secs(600);
+
+/// Backend-specific abilities the generic suite needs.
+#[async_trait::async_trait]
+trait Backend: Sync {
+    /// Overwrite the stored session `key` with undecodable bytes; false when the backend
+    /// cannot hold such a record (typed in-memory storage).
+    async fn corrupt_session(&self, key: &str) -> bool;
+}
+
+fn identity(name_id: &str) -> Identity {
+    let mut id = Identity {
+        name_id: name_id.into(),
+        session_index: Some("_idx".into()),
+        ..Default::default()
+    };
+    id.attributes
+        .insert("groups".into(), vec!["g1".into(), "g2".into()]);
+    id
+}
+
+fn record(app: &str, name_id: &str) -> SessionRecord {
+    SessionRecord {
+        app: app.into(),
+        identity: identity(name_id),
+        created_at: T0,
+        last_seen: T0,
+        expires_at: T0 + 3600,
+    }
+}
+
+fn key() -> String {
+    SessionId::generate().store_key()
+}
+
+fn rid() -> String {
+    format!("id-{}", key())
+}
+
+fn set(keys: Vec<String>) -> BTreeSet<String> {
+    keys.into_iter().collect()
+}
+
+async fn run_conformance(store: Arc<dyn SessionStore>, backend: &dyn Backend) {
+    store.ping().await.unwrap();
+    sessions_crud(&store).await;
+    user_index(&store).await;
+    pending_once_only(&store).await;
+    assertion_replay(&store).await;
+    ttl_expiry(&store).await;
+    corrupt_record(&store, backend).await;
+}
+
+async fn sessions_crud(store: &Arc<dyn SessionStore>) {
+    let k = key();
+    let rec = record("app", "crud@example.com");
+    assert_eq!(store.get_session(&k).await.unwrap(), None);
+    store.put_session(&k, &rec, LONG).await.unwrap();
+    assert_eq!(store.get_session(&k).await.unwrap(), Some(rec.clone()));
+
+    let mut touched = rec.clone();
+    touched.last_seen = T0 + 90;
+    store.touch_session(&k, &touched, LONG).await.unwrap();
+    assert_eq!(store.get_session(&k).await.unwrap(), Some(touched.clone()));
+
+    store.delete_session(&k).await.unwrap();
+    assert_eq!(store.get_session(&k).await.unwrap(), None);
+    store.delete_session(&k).await.unwrap();
+    // touching a deleted (revoked) session does not bring it back
+    store.touch_session(&k, &touched, LONG).await.unwrap();
+    assert_eq!(store.get_session(&k).await.unwrap(), None);
+}
+
+async fn user_index(store: &Arc<dyn SessionStore>) {
+    // names unique per run: a shared Redis may hold earlier runs' data
+    let alice = format!("alice-{}@example.com", &key()[..8]);
+    let bob = format!("bob-{}@example.com", &key()[..8]);
+    let (a1, a2, a_other_app, b1) = (key(), key(), key(), key());
+
+    // two concurrent sessions of one user
+    let rec = record("app", &alice);
+    let s1 = store.put_session(&a1, &rec, LONG);
+    let s2 = store.put_session(&a2, &rec, LONG);
+    let (r1, r2) = tokio::join!(s1, s2);
+    r1.unwrap();
+    r2.unwrap();
+    store
+        .put_session(&a_other_app, &record("other", &alice), LONG)
+        .await
+        .unwrap();
+    store
+        .put_session(&b1, &record("app", &bob), LONG)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        set(store.user_sessions("app", &alice).await.unwrap()),
+        set(vec![a1.clone(), a2.clone()])
+    );
+    assert_eq!(
+        store.user_sessions("app", &bob).await.unwrap(),
+        vec![b1.clone()]
+    );
+    assert_eq!(
+        store.user_sessions("other", &alice).await.unwrap(),
+        vec![a_other_app.clone()]
+    );
+    assert!(store
+        .user_sessions("app", "nobody")
+        .await
+        .unwrap()
+        .is_empty());
+
+    // a deleted session disappears from the listing
+    store.delete_session(&a2).await.unwrap();
+    assert_eq!(
+        store.user_sessions("app", &alice).await.unwrap(),
+        vec![a1.clone()]
+    );
+    store
+        .put_session(&a2, &record("app", &alice), LONG)
+        .await
+        .unwrap();
+
+    assert_eq!(store.delete_user_sessions("app", &alice).await.unwrap(), 2);
+    assert_eq!(store.get_session(&a1).await.unwrap(), None);
+    assert_eq!(store.get_session(&a2).await.unwrap(), None);
+    assert!(store.user_sessions("app", &alice).await.unwrap().is_empty());
+    assert_eq!(store.delete_user_sessions("app", &alice).await.unwrap(), 0);
+    // another user, and the same user in another app, are untouched
+    assert!(store.get_session(&b1).await.unwrap().is_some());
+    assert!(store.get_session(&a_other_app).await.unwrap().is_some());
+    assert_eq!(store.user_sessions("app", &bob).await.unwrap(), [b1]);
+}
+
+async fn pending_once_only(store: &Arc<dyn SessionStore>) {
+    let p = PendingLogin {
+        app: "app".into(),
+        return_to: "/deep/link?q=1".into(),
+        created_at: T0,
+    };
+    let id = rid();
+    assert_eq!(store.take_pending(&id).await.unwrap(), None);
+    store.put_pending(&id, &p, LONG).await.unwrap();
+    assert_eq!(store.take_pending(&id).await.unwrap(), Some(p.clone()));
+    assert_eq!(store.take_pending(&id).await.unwrap(), None);
+
+    // concurrent takers: exactly one wins
+    for _ in 0..5 {
+        let id = rid();
+        store.put_pending(&id, &p, LONG).await.unwrap();
+        let takers: Vec<_> = (0..16)
+            .map(|_| {
+                let store = store.clone();
+                let id = id.clone();
+                tokio::spawn(async move { store.take_pending(&id).await.unwrap() })
+            })
+            .collect();
+        let mut won = 0;
+        for t in takers {
+            if let Some(got) = t.await.unwrap() {
+                assert_eq!(got, p);
+                won += 1;
+            }
+        }
+        assert_eq!(won, 1);
+    }
+}
+
+async fn assertion_replay(store: &Arc<dyn SessionStore>) {
+    let a = rid();
+    assert!(store.remember_assertion(&a, LONG).await.unwrap());
+    assert!(!store.remember_assertion(&a, LONG).await.unwrap());
+    assert!(store.remember_assertion(&rid(), LONG).await.unwrap());
+
+    let a = rid();
+    let tries: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            let a = a.clone();
+            tokio::spawn(async move { store.remember_assertion(&a, LONG).await.unwrap() })
+        })
+        .collect();
+    let mut first = 0;
+    for t in tries {
+        first += usize::from(t.await.unwrap());
+    }
+    assert_eq!(first, 1, "exactly one concurrent presenter is first");
+}
+
+async fn ttl_expiry(store: &Arc<dyn SessionStore>) {
+    let user = format!("ttl-{}@example.com", &key()[..8]);
+    let short = key();
+    let long = key();
+    let touched = key();
+    let pending = rid();
+    let assertion = rid();
+    let one = Duration::from_secs(1);
+
+    store
+        .put_session(&long, &record("app", &user), Duration::from_secs(4))
+        .await
+        .unwrap();
+    // a shorter session must not shorten the index's life below the longer one's
+    store
+        .put_session(&short, &record("app", &user), one)
+        .await
+        .unwrap();
+    store
+        .put_session(&touched, &record("app", &user), one)
+        .await
+        .unwrap();
+    let p = PendingLogin {
+        app: "app".into(),
+        return_to: "/".into(),
+        created_at: T0,
+    };
+    store.put_pending(&pending, &p, one).await.unwrap();
+    assert!(store.remember_assertion(&assertion, one).await.unwrap());
+
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    store
+        .touch_session(&touched, &record("app", &user), Duration::from_secs(4))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    assert_eq!(store.get_session(&short).await.unwrap(), None);
+    assert!(store.get_session(&long).await.unwrap().is_some());
+    assert!(
+        store.get_session(&touched).await.unwrap().is_some(),
+        "touch resets the TTL"
+    );
+    assert_eq!(
+        set(store.user_sessions("app", &user).await.unwrap()),
+        set(vec![long.clone(), touched.clone()]),
+        "live keys only"
+    );
+    assert_eq!(store.take_pending(&pending).await.unwrap(), None);
+    assert!(
+        store.remember_assertion(&assertion, one).await.unwrap(),
+        "forgotten after its TTL"
+    );
+    assert_eq!(store.delete_user_sessions("app", &user).await.unwrap(), 2);
+}
+
+async fn corrupt_record(store: &Arc<dyn SessionStore>, backend: &dyn Backend) {
+    let manager = SessionManager::new(store.clone(), LONG, Duration::from_secs(3600));
+    let (id, _) = manager
+        .create("app", identity("corrupt@example.com"), T0, None)
+        .await
+        .unwrap();
+    if !backend.corrupt_session(&id.store_key()).await {
+        return;
+    }
+    match store.get_session(&id.store_key()).await {
+        Err(SessionError::Corrupt) | Ok(None) => {}
+        other => panic!("corrupt record gave {other:?}"),
+    }
+    // the manager treats it as no session, and removes it
+    assert_eq!(manager.load(&id, "app", T0 + 1).await.unwrap(), None);
+    assert_eq!(store.get_session(&id.store_key()).await.unwrap(), None);
+}
+
+// === backends ===
+
+struct Memory;
+
+#[async_trait::async_trait]
+impl Backend for Memory {
+    async fn corrupt_session(&self, _key: &str) -> bool {
+        false
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_store_conformance() {
+    run_conformance(Arc::new(MemoryStore::new()), &Memory).await;
+}
+
+struct Redis {
+    url: String,
+    store_key_prefix: String,
+}
+
+#[async_trait::async_trait]
+impl Backend for Redis {
+    async fn corrupt_session(&self, key: &str) -> bool {
+        let client = redis::Client::open(self.url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let full = format!("{}sess:{key}", self.store_key_prefix);
+        let _: () = redis::cmd("SET")
+            .arg(&full)
+            .arg(b"{not json\xff".as_slice())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        true
+    }
+}
+
+/// The URL to test against, and the server to keep alive (when we started one).
+fn redis_under_test() -> (String, Option<TestRedis>) {
+    match std::env::var(test_redis::ENV_URL) {
+        Ok(url) if !url.is_empty() => (url, None),
+        _ => {
+            let r = TestRedis::start();
+            (r.url(), Some(r))
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_store_conformance() {
+    let (url, _server) = redis_under_test();
+    // a unique prefix: a shared Redis may serve other tests at the same time
+    let prefix = format!("ssogate-test-{}:", &key()[..12]);
+    let store = RedisStore::new(&url, None)
+        .unwrap()
+        .with_key_prefix(&prefix);
+    let backend = Redis {
+        url,
+        store_key_prefix: prefix,
+    };
+    run_conformance(Arc::new(store), &backend).await;
+}
+
+#[tokio::test]
+async fn redis_store_default_key_layout() {
+    let (url, _server) = redis_under_test();
+    let store = RedisStore::new(&url, None).unwrap();
+    assert_eq!(store.key_prefix(), "ssogate:");
+    let id = SessionId::generate();
+    let k = id.store_key();
+    store
+        .put_session(&k, &record("app", "layout@example.com"), LONG)
+        .await
+        .unwrap();
+
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let raw: String = redis::cmd("GET")
+        .arg(format!("ssogate:sess:{k}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // JSON, keyed by the hash: the cookie value itself is nowhere in Redis
+    let parsed: SessionRecord = serde_json::from_str(&raw).unwrap();
+    assert_eq!(parsed.identity.name_id, "layout@example.com");
+    assert!(!raw.contains(id.as_cookie_value()));
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(format!("ssogate:sess:{k}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 600_000, "{ttl}");
+    store.delete_session(&k).await.unwrap();
+}

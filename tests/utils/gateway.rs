@@ -1,0 +1,91 @@
+//! Runs the real `ssogate` binary with a config written for the test, on free loopback
+//! ports, and kills it when dropped.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Gateway {
+    pub public: u16,
+    pub admin: u16,
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Gateway {
+    /// `config` is a TOML text with `{public}` and `{admin}` placeholders for the ports;
+    /// `files` are written beside it first (certificates, metadata).
+    pub async fn start(config: &str, files: &[(&str, &[u8])]) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, bytes) in files {
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        }
+        let public = free_port();
+        let admin = free_port();
+        let text = config
+            .replace("{public}", &public.to_string())
+            .replace("{admin}", &admin.to_string());
+        let path: PathBuf = dir.path().join("ssogate.toml");
+        std::fs::write(&path, text).unwrap();
+        let log = std::fs::File::create(dir.path().join("ssogate.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ssogate"))
+            .arg("run")
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let gw = Gateway {
+            public,
+            admin,
+            dir,
+            child,
+        };
+        gw.wait_healthy().await;
+        gw
+    }
+
+    async fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let url = format!("http://127.0.0.1:{}/healthz", self.admin);
+        while Instant::now() < deadline {
+            if let Ok(r) = reqwest::get(&url).await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("gateway did not become healthy; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("ssogate.log")).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.public, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.admin, path)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,6 @@
+//! Test helpers shared by the integration tests (`mod utils;`).
+#![allow(dead_code)]
+
+pub mod echo;
+pub mod gateway;
+pub mod redis;
