@@ -50,6 +50,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ssogate::logging::init(cli.log_json);
+    saml::route_xmlsec_errors_to_tracing();
     match cli.command {
         Command::Run { config } => run(&config),
         Command::CheckConfig { files } => check_config(&files),

@@ -392,6 +392,13 @@ async fn response_signed_by_another_key_or_unsolicited_is_refused() {
         ))
         .unwrap();
     assert_eq!(post_acs(&s, &forged, &relay).await.status(), 403);
+    // libxmlsec1's own stderr reports are routed into tracing, not sprayed into the log.
+    assert!(!s.gw.log().contains("func=xmlSec"), "{}", s.gw.log());
+    assert!(
+        s.gw.log().contains("reason=\"signature\""),
+        "{}",
+        s.gw.log()
+    );
     // Unsolicited responses are refused while allow_idp_initiated = false.
     let unsolicited = s
         .idp

@@ -245,6 +245,16 @@ impl ServeHttp for EchoApp {
     }
 }
 
+/// The development IdP signs anyone in as anyone: it may only listen on loopback.
+pub fn loopback_only(addr: &str) -> Result<String, String> {
+    match addr.parse::<std::net::SocketAddr>() {
+        Ok(a) if a.ip().is_loopback() => Ok(addr.to_string()),
+        _ => Err(format!(
+            "the development IdP refuses to listen on {addr}: loopback addresses only (it is NOT FOR PRODUCTION)"
+        )),
+    }
+}
+
 /// Loopback ports of the demo's four listeners.
 pub struct DemoPorts {
     pub public: u16,
@@ -322,11 +332,28 @@ allow_groups = ["admins"]
 
     let app = DevIdpApp::new(idp, &format!("{base}/saml"), &format!("{base}/saml/acs"));
     let mut idp_service = Service::new("development IdP (NOT FOR PRODUCTION)".into(), app);
-    idp_service.add_tcp(&format!("127.0.0.1:{}", ports.idp));
+    idp_service.add_tcp(&loopback_only(&format!("127.0.0.1:{}", ports.idp))?);
     server.add_service(idp_service);
 
     let mut echo = Service::new("demo echo upstream".into(), EchoApp);
     echo.add_tcp(&format!("127.0.0.1:{}", ports.echo));
     server.add_service(echo);
     Ok(server)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn development_idp_refuses_non_loopback_binds() {
+        assert!(super::loopback_only("127.0.0.1:8081").is_ok());
+        assert!(super::loopback_only("[::1]:8081").is_ok());
+        for bad in [
+            "0.0.0.0:8081",
+            "192.0.2.10:8081",
+            "[::]:8081",
+            "localhost:8081",
+        ] {
+            assert!(super::loopback_only(bad).is_err(), "{bad}");
+        }
+    }
 }

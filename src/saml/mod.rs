@@ -14,6 +14,7 @@ mod error;
 mod metadata;
 mod validate;
 pub(crate) mod xml;
+mod xmlsec_log;
 
 pub use authn::{authn_request_redirect, decode_redirect_request, new_request_id, AuthnRedirect};
 pub use devidp::{DevIdp, ResponseSpec};
@@ -24,6 +25,7 @@ pub use metadata::{
 pub use validate::{
     ResponseValidator, ValidatedAssertion, DEFAULT_CLOCK_SKEW, DEFAULT_MAX_RESPONSE_BYTES,
 };
+pub use xmlsec_log::route_xmlsec_errors_to_tracing;
 
 /// Source of the current time; injected so tests can validate at a fixed instant.
 pub trait Clock: Send + Sync {
