@@ -89,7 +89,8 @@ impl Gateway {
                 store,
                 config.session.idle_timeout,
                 config.session.absolute_timeout,
-            ),
+            )
+            .with_cache(config.session.cache_ttl, config.session.cache_max_entries),
             cookie: CookieSettings {
                 name: config.session.cookie_name.clone(),
                 secure: config.session.cookie_secure,

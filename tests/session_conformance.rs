@@ -76,6 +76,53 @@ async fn run_conformance(store: Arc<dyn SessionStore>, backend: &dyn Backend) {
     assertion_replay(&store).await;
     ttl_expiry(&store).await;
     corrupt_record(&store, backend).await;
+    revocation_feed(&store).await;
+}
+
+/// Every deletion, single or per user, is announced on the revocation feed.
+async fn revocation_feed(store: &Arc<dyn SessionStore>) {
+    use ssogate::session::Revocation;
+    let seen: Arc<parking_lot::Mutex<Vec<Revocation>>> = Arc::default();
+    let follower = {
+        let (store, seen) = (store.clone(), seen.clone());
+        tokio::spawn(async move {
+            let on_event = |ev: Revocation| seen.lock().push(ev);
+            store.follow_revocations(&on_event).await
+        })
+    };
+    let wait_for = |want: Revocation| {
+        let seen = seen.clone();
+        async move {
+            for _ in 0..200 {
+                if seen.lock().contains(&want) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("{want:?} not announced; saw {:?}", seen.lock());
+        }
+    };
+    wait_for(Revocation::Subscribed).await;
+    let (k1, k2, k3) = (key(), key(), key());
+    let name = format!("revoked-{}@example.com", rid());
+    store
+        .put_session(&k1, &record("app", "single@example.com"), LONG)
+        .await
+        .unwrap();
+    store
+        .put_session(&k2, &record("app", &name), LONG)
+        .await
+        .unwrap();
+    store
+        .put_session(&k3, &record("app", &name), LONG)
+        .await
+        .unwrap();
+    store.delete_session(&k1).await.unwrap();
+    wait_for(Revocation::Session(k1)).await;
+    assert_eq!(store.delete_user_sessions("app", &name).await.unwrap(), 2);
+    wait_for(Revocation::Session(k2)).await;
+    wait_for(Revocation::Session(k3)).await;
+    follower.abort();
 }
 
 async fn sessions_crud(store: &Arc<dyn SessionStore>) {
@@ -382,4 +429,40 @@ async fn redis_store_default_key_layout() {
         .unwrap();
     assert!(ttl > 0 && ttl <= 600_000, "{ttl}");
     store.delete_session(&k).await.unwrap();
+}
+
+/// Two gateway replicas (two stores, two managers with caches) sharing one Redis: a
+/// session revoked through one is gone from the other's cache at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_revocations_through_redis() {
+    let (url, _guard) = redis_under_test();
+    let manager = || {
+        Arc::new(SessionManager::new(
+            Arc::new(RedisStore::new(&url, None).unwrap()),
+            Duration::from_secs(1800),
+            Duration::from_secs(8 * 3600),
+        ))
+    };
+    let (a, b) = (manager(), manager());
+    for m in [&a, &b] {
+        let m = m.clone();
+        tokio::spawn(async move { m.follow_revocations().await });
+    }
+    // Let both feeds subscribe.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let name = format!("replicas-{}@example.com", rid());
+    let (id, _) = a.create("app", identity(&name), T0, None).await.unwrap();
+    assert!(b.load(&id, "app", T0 + 1).await.unwrap().is_some());
+    assert_eq!(b.cache().len(), 1, "replica b caches the session");
+    a.store().delete_user_sessions("app", &name).await.unwrap();
+    let mut gone = false;
+    for _ in 0..100 {
+        if b.cache().is_empty() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(gone, "replica b evicted the revoked session");
+    assert!(b.load(&id, "app", T0 + 2).await.unwrap().is_none());
 }

@@ -44,6 +44,8 @@ pub struct SessionFile {
     pub idle_timeout: Option<String>,
     pub absolute_timeout: Option<String>,
     pub login_timeout: Option<String>,
+    pub cache_ttl: Option<String>,
+    pub cache_max_entries: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -72,6 +72,9 @@ pub struct SessionConfig {
     pub absolute_timeout: Duration,
     /// How long a pending AuthnRequest may wait for its response.
     pub login_timeout: Duration,
+    /// Lifetime of a session record in the in-process cache (0 disables the cache).
+    pub cache_ttl: Duration,
+    pub cache_max_entries: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -227,7 +227,13 @@ fn session(errs: &mut Errors, s: &SessionFile, base: &Path, env: &dyn Env) -> Se
         s.login_timeout.as_deref(),
         "10m",
     );
+    let cache_ttl = duration(errs, "session.cache_ttl", s.cache_ttl.as_deref(), "10s");
+    if cache_ttl > Duration::from_secs(300) {
+        errs.push("session.cache_ttl: at most 5m");
+    }
     SessionConfig {
+        cache_ttl,
+        cache_max_entries: s.cache_max_entries.unwrap_or(100_000),
         store,
         cookie_name,
         cookie_secure: s.cookie_secure.unwrap_or(true),

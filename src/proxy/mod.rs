@@ -24,10 +24,9 @@ pub use server::build_server;
 
 use crate::authz::{self, Access, Decision};
 use crate::gateway::{App, Gateway};
-use crate::identity::Identity;
 use crate::login::{self, LoginError};
 use crate::metrics::METRICS;
-use crate::session::SessionError;
+use crate::session::{SessionError, SessionRecord};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -71,7 +70,7 @@ impl GatewayProxy {
 pub struct Ctx {
     app: Option<Arc<App>>,
     route: String,
-    identity: Option<Identity>,
+    session: Option<Arc<SessionRecord>>,
     reference: String,
     start: Instant,
     host: String,
@@ -91,7 +90,7 @@ impl ProxyHttp for GatewayProxy {
         Ctx {
             app: None,
             route: String::new(),
-            identity: None,
+            session: None,
             reference: reference_id(),
             start: Instant::now(),
             host: String::new(),
@@ -203,7 +202,7 @@ impl ProxyHttp for GatewayProxy {
 
         match authz::decide(&record.identity, route) {
             Decision::Allow => {
-                ctx.identity = Some(record.identity);
+                ctx.session = Some(record);
                 Ok(false)
             }
             denial => {
@@ -249,8 +248,8 @@ impl ProxyHttp for GatewayProxy {
         let Some(app) = ctx.app.as_ref() else {
             return Ok(());
         };
-        if let Some(identity) = &ctx.identity {
-            for (name, value) in app.headers.build(identity) {
+        if let Some(session) = &ctx.session {
+            for (name, value) in app.headers.build(&session.identity) {
                 upstream.insert_header(name.to_string(), value.as_bytes())?;
             }
         }

@@ -5,6 +5,8 @@ use crate::config::Config;
 use crate::gateway::Gateway;
 use pingora::prelude::*;
 use pingora::server::configuration::ServerConf;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
 use pingora::services::listening::Service;
 use std::sync::Arc;
 
@@ -27,8 +29,28 @@ pub fn build_server(config: &Config, gw: Arc<Gateway>) -> Server {
     proxy.add_tcp(&config.listen_public.to_string());
     server.add_service(proxy);
 
-    let mut admin = Service::new("ssogate admin".to_string(), AdminApp::new(gw));
+    let mut admin = Service::new("ssogate admin".to_string(), AdminApp::new(gw.clone()));
     admin.add_tcp(&config.listen_admin.to_string());
     server.add_service(admin);
+
+    server.add_service(background_service(
+        "session revocations",
+        RevocationFollower { gw },
+    ));
     server
+}
+
+/// Keeps every replica's session cache in step with deletions made anywhere.
+struct RevocationFollower {
+    gw: Arc<Gateway>,
+}
+
+#[async_trait::async_trait]
+impl BackgroundService for RevocationFollower {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        tokio::select! {
+            _ = self.gw.sessions.follow_revocations() => {}
+            _ = shutdown.changed() => {}
+        }
+    }
 }

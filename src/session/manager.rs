@@ -6,15 +6,24 @@
 //!   effective idle timeout lies between `idle - touch_interval` and `idle`.
 //! - The store TTL is always `min(idle, expires_at - now)`: the store forgets a session
 //!   by itself when either timeout passes.
+//! - Hot path: a record read from the store is kept in the in-process `SessionCache` and
+//!   served from there while it is not due for a touch, and only while the store's
+//!   revocation feed is live (`follow_revocations`, run by the proxy as a background
+//!   service). Without a live feed every load asks the store.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{SessionError, SessionId, SessionRecord, SessionStore};
+use super::{Revocation, SessionCache, SessionError, SessionId, SessionRecord, SessionStore};
 use crate::identity::Identity;
 
 /// Default minimum interval between two store rewrites of one session.
 pub const DEFAULT_TOUCH_INTERVAL: Duration = Duration::from_secs(60);
+/// Default lifetime of a cached session record.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(10);
+/// Default bound of the session cache.
+pub const DEFAULT_CACHE_ENTRIES: usize = 100_000;
 
 /// Creates, loads (with timeouts) and destroys sessions.
 pub struct SessionManager {
@@ -22,6 +31,9 @@ pub struct SessionManager {
     idle: i64,
     absolute: i64,
     touch_interval: i64,
+    cache: SessionCache,
+    /// True while the revocation feed is subscribed: only then is the cache used.
+    feed_live: AtomicBool,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -47,6 +59,40 @@ impl SessionManager {
             idle,
             absolute: secs(absolute).max(1),
             touch_interval: effective_touch_interval(secs(DEFAULT_TOUCH_INTERVAL), idle),
+            cache: SessionCache::new(DEFAULT_CACHE_TTL, DEFAULT_CACHE_ENTRIES),
+            feed_live: AtomicBool::new(false),
+        }
+    }
+
+    /// Cache records for `ttl` (zero disables), at most `max_entries` of them.
+    pub fn with_cache(mut self, ttl: Duration, max_entries: usize) -> Self {
+        self.cache = SessionCache::new(ttl, max_entries);
+        self
+    }
+
+    pub fn cache(&self) -> &SessionCache {
+        &self.cache
+    }
+
+    /// Keep the cache in step with deletions made by any replica. Runs forever: when the
+    /// feed breaks (store down), the cache is dropped and bypassed, and the feed is
+    /// re-established every second.
+    pub async fn follow_revocations(&self) {
+        loop {
+            let on_event = |ev: Revocation| match ev {
+                Revocation::Subscribed => {
+                    self.cache.clear();
+                    self.feed_live.store(true, Ordering::Release);
+                }
+                Revocation::Session(key) => self.cache.evict(&key),
+            };
+            let result = self.store.follow_revocations(&on_event).await;
+            self.feed_live.store(false, Ordering::Release);
+            self.cache.clear();
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "session revocation feed down; cache bypassed");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 
@@ -116,8 +162,22 @@ impl SessionManager {
         id: &SessionId,
         app: &str,
         now: i64,
-    ) -> Result<Option<SessionRecord>, SessionError> {
+    ) -> Result<Option<Arc<SessionRecord>>, SessionError> {
         let key = id.store_key();
+        let use_cache = self.feed_live.load(Ordering::Acquire);
+        if use_cache {
+            if let Some(rec) = self.cache.get(&key) {
+                if rec.app != app {
+                    return Ok(None);
+                }
+                let idle_for = now.saturating_sub(rec.last_seen).max(0);
+                if now < rec.expires_at && idle_for < self.touch_interval {
+                    return Ok(Some(rec));
+                }
+                // Due for a touch or over: ask the store, which has the last word.
+            }
+        }
+        let generation = self.cache.generation();
         let mut rec = match self.store.get_session(&key).await {
             Ok(Some(rec)) => rec,
             Ok(None) => return Ok(None),
@@ -146,12 +206,18 @@ impl SessionManager {
                 tracing::warn!(error = %e, "could not refresh session");
             }
         }
+        let rec = Arc::new(rec);
+        if use_cache {
+            self.cache.insert(&key, rec.clone(), generation);
+        }
         Ok(Some(rec))
     }
 
     /// Delete a session (logout).
     pub async fn destroy(&self, id: &SessionId) -> Result<(), SessionError> {
-        self.store.delete_session(&id.store_key()).await
+        let key = id.store_key();
+        self.cache.evict(&key);
+        self.store.delete_session(&key).await
     }
 
     async fn delete_quietly(&self, key: &str) {

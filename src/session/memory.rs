@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::store::{clamp_ttl, user_index_key};
-use super::{PendingLogin, SessionError, SessionRecord, SessionStore};
+use super::{PendingLogin, Revocation, SessionError, SessionRecord, SessionStore};
 
 /// Default bound per map (sessions, pending logins, seen assertions).
 pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
@@ -16,6 +16,8 @@ pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
 /// In-memory [`SessionStore`] behind a `parking_lot::Mutex` (never held across an await).
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Deleted session keys, for `follow_revocations`.
+    revoked: tokio::sync::broadcast::Sender<String>,
 }
 
 struct Inner {
@@ -41,6 +43,7 @@ impl MemoryStore {
                 pending: TtlMap::new(cap),
                 seen: TtlMap::new(cap),
             }),
+            revoked: tokio::sync::broadcast::channel(1024).0,
         }
     }
 
@@ -150,6 +153,8 @@ impl SessionStore for MemoryStore {
 
     async fn delete_session(&self, key: &str) -> Result<(), SessionError> {
         self.inner.lock().remove_session(key, Instant::now());
+        // No follower is not an error.
+        let _ = self.revoked.send(key.to_owned());
         Ok(())
     }
 
@@ -179,6 +184,7 @@ impl SessionStore for MemoryStore {
                     live += 1;
                 }
             }
+            let _ = self.revoked.send(k);
         }
         Ok(live)
     }
@@ -221,6 +227,26 @@ impl SessionStore for MemoryStore {
 
     async fn ping(&self) -> Result<(), SessionError> {
         Ok(())
+    }
+
+    async fn follow_revocations(
+        &self,
+        on_event: &(dyn Fn(Revocation) + Send + Sync),
+    ) -> Result<(), SessionError> {
+        let mut rx = self.revoked.subscribe();
+        on_event(Revocation::Subscribed);
+        loop {
+            match rx.recv().await {
+                Ok(key) => on_event(Revocation::Session(key)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    // Some were missed: announce a fresh start so caches are dropped.
+                    on_event(Revocation::Subscribed);
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    return Err(SessionError::Unavailable("revocation feed closed".into()));
+                }
+            }
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! store dump holds no usable cookie. A per-user index (app + name_id -> session keys)
 //! lets SLO, SCIM deactivation and "log out everywhere" revoke all of a user's sessions.
 
+mod cache;
 pub mod cookie;
 mod error;
 mod id;
@@ -14,6 +15,7 @@ mod memory;
 mod redis;
 mod store;
 
+pub use cache::SessionCache;
 pub use cookie::CookieSettings;
 pub use error::SessionError;
 pub use id::SessionId;
@@ -22,4 +24,4 @@ pub use memory::{MemoryStore, DEFAULT_MAX_ENTRIES};
 pub use redis::{
     RedisStore, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEY_PREFIX, DEFAULT_RESPONSE_TIMEOUT,
 };
-pub use store::{PendingLogin, SessionRecord, SessionStore};
+pub use store::{PendingLogin, Revocation, SessionRecord, SessionStore};

@@ -23,7 +23,7 @@ use ::redis::{Client, Cmd, ErrorKind, FromRedisValue, IntoConnectionInfo, RedisE
 use parking_lot::Mutex;
 
 use super::store::{clamp_ttl, hashed, user_index_key};
-use super::{PendingLogin, SessionError, SessionRecord, SessionStore};
+use super::{PendingLogin, Revocation, SessionError, SessionRecord, SessionStore};
 
 /// Default key prefix.
 pub const DEFAULT_KEY_PREFIX: &str = "ssogate:";
@@ -74,14 +74,25 @@ end
 return live
 ";
 
-/// Delete every session in a user index, then the index, atomically.
-/// KEYS: user index. ARGV: session key prefix. Returns the number of sessions deleted.
+/// Delete every session in a user index, then the index, atomically, and announce each
+/// deleted session on the revocation channel.
+/// KEYS: user index. ARGV: session key prefix, channel. Returns the number deleted.
 const DELETE_USER_SCRIPT: &str = r"
 local n = 0
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  n = n + redis.call('DEL', ARGV[1] .. m)
+  local d = redis.call('DEL', ARGV[1] .. m)
+  n = n + d
+  redis.call('PUBLISH', ARGV[2], m)
 end
 redis.call('DEL', KEYS[1])
+return n
+";
+
+/// Delete one session and announce it on the revocation channel.
+/// KEYS: session. ARGV: channel, store key.
+const DELETE_SCRIPT: &str = r"
+local n = redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
 return n
 ";
 
@@ -161,6 +172,11 @@ impl RedisStore {
     /// Full Redis key of a session (for tests and operators).
     pub fn session_key(&self, key: &str) -> String {
         format!("{}sess:{key}", self.prefix)
+    }
+
+    /// Pub/sub channel announcing deleted sessions (store keys).
+    pub fn revocation_channel(&self) -> String {
+        format!("{}revoked", self.prefix)
     }
 
     fn user_key(&self, app: &str, name_id: &str) -> String {
@@ -334,8 +350,12 @@ impl SessionStore for RedisStore {
 
     async fn delete_session(&self, key: &str) -> Result<(), SessionError> {
         // The index entry is left behind; `user_sessions` prunes dead members.
-        let mut cmd = ::redis::cmd("DEL");
-        cmd.arg(self.session_key(key));
+        let mut cmd = ::redis::cmd("EVAL");
+        cmd.arg(DELETE_SCRIPT)
+            .arg(1)
+            .arg(self.session_key(key))
+            .arg(self.revocation_channel())
+            .arg(key);
         self.query::<i64>(&cmd).await.map(|_| ())
     }
 
@@ -353,7 +373,8 @@ impl SessionStore for RedisStore {
         cmd.arg(DELETE_USER_SCRIPT)
             .arg(1)
             .arg(self.user_key(app, name_id))
-            .arg(format!("{}sess:", self.prefix));
+            .arg(format!("{}sess:", self.prefix))
+            .arg(self.revocation_channel());
         let n: i64 = self.query(&cmd).await?;
         Ok(usize::try_from(n).unwrap_or(0))
     }
@@ -400,5 +421,37 @@ impl SessionStore for RedisStore {
         self.query::<String>(&::redis::cmd("PING"))
             .await
             .map(|_| ())
+    }
+
+    async fn follow_revocations(
+        &self,
+        on_event: &(dyn Fn(Revocation) + Send + Sync),
+    ) -> Result<(), SessionError> {
+        use futures_util::StreamExt;
+        let deadline = self.connect_timeout + self.response_timeout;
+        let subscribe = async {
+            let mut pubsub = self.client.get_async_pubsub().await?;
+            pubsub.subscribe(self.revocation_channel()).await?;
+            Ok::<_, RedisError>(pubsub)
+        };
+        let pubsub = match tokio::time::timeout(deadline, subscribe).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => return Err(SessionError::Unavailable(e.to_string())),
+            Err(_) => {
+                return Err(SessionError::Unavailable(format!(
+                    "Redis did not accept the subscription within {deadline:?}"
+                )))
+            }
+        };
+        on_event(Revocation::Subscribed);
+        let mut messages = pubsub.into_on_message();
+        while let Some(msg) = messages.next().await {
+            if let Ok(key) = msg.get_payload::<String>() {
+                on_event(Revocation::Session(key));
+            }
+        }
+        Err(SessionError::Unavailable(
+            "revocation subscription ended".into(),
+        ))
     }
 }

@@ -30,6 +30,15 @@ pub struct PendingLogin {
     pub created_at: i64,
 }
 
+/// What the revocation feed announces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Revocation {
+    /// The feed is (again) live: announcements before this one may have been missed.
+    Subscribed,
+    /// This session (store key) was deleted, by this or another replica.
+    Session(String),
+}
+
 /// Session storage. Keys passed in are `SessionId::store_key()` values (hashes), never
 /// raw IDs. TTLs shorter than 1 ms are raised to 1 ms.
 ///
@@ -77,6 +86,15 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> Result<bool, SessionError>;
     /// Readiness: is the backend reachable?
     async fn ping(&self) -> Result<(), SessionError>;
+
+    /// Follow session deletions made by any replica (`delete_session`,
+    /// `delete_user_sessions`): calls `on_event(Subscribed)` once live, then
+    /// `on_event(Session(key))` per deleted session, until the feed breaks; returns why.
+    /// In-process caches use it to drop revoked sessions at once.
+    async fn follow_revocations(
+        &self,
+        on_event: &(dyn Fn(Revocation) + Send + Sync),
+    ) -> Result<(), SessionError>;
 }
 
 /// The per-user index key part for (app, name_id): hex SHA-256 of an unambiguous

@@ -17,6 +17,7 @@ struct Spy {
     inner: MemoryStore,
     ttls: Mutex<Vec<(&'static str, Duration)>>,
     deletes: Mutex<usize>,
+    gets: Mutex<usize>,
     /// 0 normal, 1 get returns Corrupt, 2 every op Unavailable.
     mode: AtomicU8,
 }
@@ -44,6 +45,7 @@ impl SessionStore for Spy {
     }
     async fn get_session(&self, k: &str) -> Result<Option<SessionRecord>, SessionError> {
         self.fail()?;
+        *self.gets.lock() += 1;
         if self.mode.load(Ordering::SeqCst) == 1 {
             return Err(SessionError::Corrupt);
         }
@@ -86,6 +88,12 @@ impl SessionStore for Spy {
     }
     async fn ping(&self) -> Result<(), SessionError> {
         self.fail()
+    }
+    async fn follow_revocations(
+        &self,
+        on_event: &(dyn Fn(Revocation) + Send + Sync),
+    ) -> Result<(), SessionError> {
+        self.inner.follow_revocations(on_event).await
     }
 }
 
@@ -280,4 +288,86 @@ async fn destroy_removes_the_session() {
         .await
         .unwrap()
         .is_none());
+}
+
+// === cache ===
+
+/// Waits until the manager's revocation feed is live.
+async fn with_feed(m: &Arc<SessionManager>) -> tokio::task::JoinHandle<()> {
+    let follower = m.clone();
+    let handle = tokio::spawn(async move { follower.follow_revocations().await });
+    for _ in 0..100 {
+        if m.feed_live.load(Ordering::Acquire) {
+            return handle;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("revocation feed did not start");
+}
+
+#[tokio::test]
+async fn cache_serves_hits_without_the_store_while_the_feed_is_live() {
+    let (spy, m) = manager(1800, 8 * 3600);
+    let m = Arc::new(m);
+    let (id, _) = m.create("app", alice(), T0, None).await.unwrap();
+    // Without a feed, every load asks the store.
+    m.load(&id, "app", T0).await.unwrap().unwrap();
+    m.load(&id, "app", T0).await.unwrap().unwrap();
+    assert_eq!(*spy.gets.lock(), 2);
+
+    let feed = with_feed(&m).await;
+    m.load(&id, "app", T0 + 1).await.unwrap().unwrap();
+    for _ in 0..10 {
+        m.load(&id, "app", T0 + 2).await.unwrap().unwrap();
+    }
+    assert_eq!(*spy.gets.lock(), 3, "one miss, then hits");
+    assert!(m.load(&id, "other-app", T0 + 2).await.unwrap().is_none());
+    // Due for a touch: the store is asked again (and rewritten).
+    m.load(&id, "app", T0 + 61).await.unwrap().unwrap();
+    assert_eq!(*spy.gets.lock(), 4);
+    feed.abort();
+}
+
+#[tokio::test]
+async fn revocation_by_any_path_evicts_the_cached_session() {
+    let (spy, m) = manager(1800, 8 * 3600);
+    let m = Arc::new(m);
+    let _feed = with_feed(&m).await;
+    let (id1, _) = m.create("app", alice(), T0, None).await.unwrap();
+    let (id2, _) = m.create("app", alice(), T0, None).await.unwrap();
+    m.load(&id1, "app", T0).await.unwrap().unwrap();
+    m.load(&id2, "app", T0).await.unwrap().unwrap();
+    assert_eq!(m.cache().len(), 2);
+    // Revoked straight in the store (as SCIM or SLO would), not through the manager.
+    assert_eq!(
+        spy.inner
+            .delete_user_sessions("app", "alice@example.com")
+            .await
+            .unwrap(),
+        2
+    );
+    for _ in 0..100 {
+        if m.cache().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(m.load(&id1, "app", T0 + 1).await.unwrap().is_none());
+    assert!(m.load(&id2, "app", T0 + 1).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_broken_feed_bypasses_the_cache() {
+    let (spy, m) = manager(1800, 8 * 3600);
+    let (id, _) = m.create("app", alice(), T0, None).await.unwrap();
+    m.feed_live.store(true, Ordering::Release);
+    m.load(&id, "app", T0).await.unwrap().unwrap();
+    m.load(&id, "app", T0).await.unwrap().unwrap();
+    assert_eq!(*spy.gets.lock(), 1);
+    m.feed_live.store(false, Ordering::Release);
+    spy.mode.store(2, Ordering::SeqCst);
+    assert!(
+        m.load(&id, "app", T0).await.is_err(),
+        "store down and no feed: no cache"
+    );
 }
