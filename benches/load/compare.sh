@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Side-by-side load comparison on this machine (README "Performance"):
+#   A = a bare pingora pass-through (examples/passthrough.rs, same pingora version)
+#   B = ssogate with a signed-in session on the Redis store
+# both in front of the same fast upstream (examples/upstream.rs), driven in turn by wrk at
+# 50 and at 1000 connections, ROUNDS times alternately. Prints requests/s, p50 and p99 per
+# run, the medians, and the ratios B/A. Fails if any response was not a 200.
+#
+#   benches/load/compare.sh            # DURATION=10s ROUNDS=3 by default
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. scripts/setup.sh
+for tool in wrk curl; do
+  command -v "$tool" >/dev/null || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo; $SUDO apt-get install -y -qq "$tool" >&2; }
+done
+DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-3}
+CONNS=${CONNS:-"50 1000"}
+ulimit -n 65536 2>/dev/null || true
+
+cargo build --release --locked --examples --bin ssogate >&2
+BIN=target/release
+
+free_port() {
+  local p
+  for _ in $(seq 1 200); do
+    p=$(( 20000 + RANDOM % 30000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  done
+  return 1
+}
+wait_port() {
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on $1" >&2; return 1
+}
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+RP=$(free_port); UP=$(free_port); PT=$(free_port); GW=$(free_port); AD=$(free_port)
+redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >/dev/null 2>&1 &
+PIDS+=($!)
+"$BIN/examples/upstream" "127.0.0.1:$UP" 1 2>"$WORK/upstream.log" & PIDS+=($!)
+"$BIN/examples/passthrough" "127.0.0.1:$PT" "127.0.0.1:$UP" 2 2>"$WORK/passthrough.log" & PIDS+=($!)
+cp config/example-idp.pem "$WORK/idp.pem"
+cat >"$WORK/ssogate.toml" <<TOML
+[listen]
+public = "127.0.0.1:$GW"
+admin = "127.0.0.1:$AD"
+[server]
+threads = 2
+grace_period = "1s"
+[session]
+store = "redis"
+redis_url = "redis://127.0.0.1:$RP/0"
+cookie_secure = false
+[[app]]
+name = "load"
+hosts = ["*"]
+upstream = "http://127.0.0.1:$UP"
+[app.sp]
+entity_id = "http://127.0.0.1:$GW/saml"
+acs_url = "http://127.0.0.1:$GW/saml/acs"
+[app.idp]
+entity_id = "https://idp.example.test/"
+sso_url = "https://idp.example.test/saml2"
+certificate_file = "idp.pem"
+[app.headers]
+"X-Remote-User" = "name_id"
+"X-Remote-Email" = "email"
+"X-Remote-Groups" = "groups"
+[app.groups]
+staff = "e7f3c0ba-0000-4000-8000-000000000001"
+[[app.route]]
+path = "/"
+allow_groups = ["staff"]
+TOML
+RUST_LOG=warn "$BIN/ssogate" run --config "$WORK/ssogate.toml" 2>"$WORK/ssogate.log" & PIDS+=($!)
+for p in "$RP" "$UP" "$PT" "$GW"; do wait_port "$p"; done
+
+COOKIE=$("$BIN/examples/mint_session" "redis://127.0.0.1:$RP/0" load alice@contoso.example e7f3c0ba-0000-4000-8000-000000000001)
+got=$(curl -s -H "Cookie: $COOKIE" "http://127.0.0.1:$GW/app/page")
+[ "$got" = "hello alice@contoso.example" ] || { echo "ssogate did not proxy the signed-in request: $got" >&2; cat "$WORK/ssogate.log" >&2; exit 1; }
+got=$(curl -s "http://127.0.0.1:$PT/app/page")
+[ "$got" = "hello " ] || { echo "pass-through broken: $got" >&2; exit 1; }
+
+run() { # name url conns
+  local out
+  out=$(wrk -t2 -c"$3" -d"$DURATION" --latency -s benches/load/status.lua -H "Cookie: $COOKIE" "$2" | grep '^RESULT')
+  echo "$1 c=$3 $out"
+  case "$out" in *" bad=0 errors=0"*) ;; *) echo "FAIL: $1 at $3 connections had non-200 responses or errors: $out" >&2; exit 1;; esac
+}
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB; duration $DURATION, $ROUNDS rounds, alternating"
+RESULTS="$WORK/results"
+for c in $CONNS; do
+  for r in $(seq 1 "$ROUNDS"); do
+    run passthrough "http://127.0.0.1:$PT/app/page" "$c" | tee -a "$RESULTS"
+    run ssogate "http://127.0.0.1:$GW/app/page" "$c" | tee -a "$RESULTS"
+  done
+done
+
+echo
+printf '%-12s %6s %12s %10s %10s\n' target conns "req/s" "p50 µs" "p99 µs"
+for c in $CONNS; do
+  for t in passthrough ssogate; do
+    rows=$(grep "^$t c=$c " "$RESULTS")
+    printf '%-12s %6s %12s %10s %10s\n' "$t" "$c" \
+      "$(echo "$rows" | field rps | median)" "$(echo "$rows" | field p50_us | median)" "$(echo "$rows" | field p99_us | median)"
+  done
+  a=$(grep "^passthrough c=$c " "$RESULTS" | field rps | median)
+  b=$(grep "^ssogate c=$c " "$RESULTS" | field rps | median)
+  a99=$(grep "^passthrough c=$c " "$RESULTS" | field p99_us | median)
+  b99=$(grep "^ssogate c=$c " "$RESULTS" | field p99_us | median)
+  a50=$(grep "^passthrough c=$c " "$RESULTS" | field p50_us | median)
+  b50=$(grep "^ssogate c=$c " "$RESULTS" | field p50_us | median)
+  awk -v a="$a" -v b="$b" -v a99="$a99" -v b99="$b99" -v a50="$a50" -v b50="$b50" -v c="$c" 'BEGIN {
+    printf "ratio ssogate/passthrough at %s connections: throughput %.3f; added latency p50 %+d µs, p99 %+d µs\n", c, b/a, b50-a50, b99-a99 }'
+done
