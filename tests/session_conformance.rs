@@ -448,11 +448,16 @@ async fn two_replicas_share_revocations_through_redis() {
         let m = m.clone();
         tokio::spawn(async move { m.follow_revocations().await });
     }
-    // Let both feeds subscribe.
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let name = format!("replicas-{}@example.com", rid());
     let (id, _) = a.create("app", identity(&name), T0, None).await.unwrap();
-    assert!(b.load(&id, "app", T0 + 1).await.unwrap().is_some());
+    // Once b's feed is subscribed, b caches what it loads.
+    for _ in 0..200 {
+        assert!(b.load(&id, "app", T0 + 1).await.unwrap().is_some());
+        if b.cache().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(b.cache().len(), 1, "replica b caches the session");
     a.store().delete_user_sessions("app", &name).await.unwrap();
     let mut gone = false;
