@@ -273,7 +273,8 @@ pub fn demo_server(ports: &DemoPorts) -> Result<pingora::server::Server, String>
     let idp_url = format!("http://127.0.0.1:{}/saml2", ports.idp);
     let idp = DevIdp::generate(&format!("http://127.0.0.1:{}/", ports.idp))
         .map_err(|e| format!("development IdP: {e}"))?;
-    let dir = std::env::temp_dir().join(format!("ssogate-demo-{}", std::process::id()));
+    // One directory per demo port, rewritten at each start (not one per process).
+    let dir = std::env::temp_dir().join(format!("ssogate-demo-{}", ports.public));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     std::fs::write(dir.join("dev-idp.pem"), idp.certificate_pem())
         .map_err(|e| format!("{}: {e}", dir.display()))?;
