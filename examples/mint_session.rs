@@ -3,6 +3,8 @@
 //! for it. Load tests use it so that every measured request is an authenticated one.
 //!
 //! Usage: mint_session REDIS_URL APP NAME_ID [GROUP_ID...]
+//! With `MINT_COUNT=N` in the environment it creates N sessions (users NAME_ID-0 ...)
+//! and prints one Cookie header value per line.
 
 use ssogate::identity::{claims, Identity};
 use ssogate::session::{CookieSettings, RedisStore, SessionManager};
@@ -39,18 +41,28 @@ async fn main() {
         .attributes
         .insert(claims::GROUPS.into(), args[4..].to_vec());
     let now = chrono::Utc::now().timestamp();
-    match m.create(app, identity, now, None).await {
-        Ok((id, _)) => {
-            let cookie = CookieSettings {
-                name: "ssogate".into(),
-                secure: false,
-            };
-            let set = cookie.set_cookie(&id);
-            println!("{}", set.split(';').next().unwrap_or_default());
+    let count: usize = std::env::var("MINT_COUNT")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1);
+    let cookie = CookieSettings {
+        name: "ssogate".into(),
+        secure: false,
+    };
+    for i in 0..count {
+        let mut identity = identity.clone();
+        if count > 1 {
+            identity.name_id = format!("{name_id}-{i}");
         }
-        Err(e) => {
-            eprintln!("mint_session: {e}");
-            std::process::exit(1);
+        match m.create(app, identity, now, None).await {
+            Ok((id, _)) => {
+                let set = cookie.set_cookie(&id);
+                println!("{}", set.split(';').next().unwrap_or_default());
+            }
+            Err(e) => {
+                eprintln!("mint_session: {e}");
+                std::process::exit(1);
+            }
         }
     }
 }

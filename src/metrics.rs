@@ -23,6 +23,8 @@ pub struct Metrics {
     pub store_errors: IntCounterVec,
     /// 1 while the session store answers pings.
     pub store_up: IntGauge,
+    /// Sessions held in the in-process cache (set at scrape time).
+    pub session_cache_entries: IntGauge,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -68,6 +70,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
         &["op"],
     )?;
     let store_up = IntGauge::new("ssogate_store_up", "1 while the session store is reachable")?;
+    let session_cache_entries = IntGauge::new(
+        "ssogate_session_cache_entries",
+        "Sessions held in the in-process cache",
+    )?;
     registry.register(Box::new(requests.clone()))?;
     registry.register(Box::new(logins.clone()))?;
     registry.register(Box::new(login_failures.clone()))?;
@@ -75,6 +81,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(upstream_latency.clone()))?;
     registry.register(Box::new(store_errors.clone()))?;
     registry.register(Box::new(store_up.clone()))?;
+    registry.register(Box::new(session_cache_entries.clone()))?;
     Ok(Metrics {
         registry,
         requests,
@@ -84,6 +91,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         upstream_latency,
         store_errors,
         store_up,
+        session_cache_entries,
     })
 }
 

@@ -49,6 +49,9 @@ impl ServeHttp for AdminApp {
             "/metrics" => {
                 // Refresh the store gauge so a scrape alone tells the truth.
                 let _ = self.ready().await;
+                METRICS
+                    .session_cache_entries
+                    .set(i64::try_from(self.gw.sessions.cache().len()).unwrap_or(i64::MAX));
                 reply(200, "text/plain; version=0.0.4", metrics::render())
             }
             "/healthz" => reply(200, "text/plain", b"ok\n".to_vec()),

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Resident memory of ssogate holding N sessions (default 100000) in its in-process cache.
+# Mints N real sessions in Redis (examples/mint_session.rs), has wrk send each cookie
+# through the gateway (every response must be a 200), then reads VmRSS before and after.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. scripts/setup.sh
+N=${N:-100000}
+command -v wrk >/dev/null || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo; $SUDO apt-get install -y -qq wrk >&2; }
+ulimit -n 65536 2>/dev/null || true
+cargo build --release --locked --examples --bin ssogate >&2
+BIN=target/release
+free_port() { local p; for _ in $(seq 1 200); do p=$(( 20000 + RANDOM % 30000 )); if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi; done; return 1; }
+wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+WORK=$(mktemp -d); PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+RP=$(free_port); UP=$(free_port); GW=$(free_port); AD=$(free_port)
+redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >/dev/null 2>&1 & PIDS+=($!)
+"$BIN/examples/upstream" "127.0.0.1:$UP" 1 2>/dev/null & PIDS+=($!)
+cp config/example-idp.pem "$WORK/idp.pem"
+cat >"$WORK/ssogate.toml" <<TOML
+[listen]
+public = "127.0.0.1:$GW"
+admin = "127.0.0.1:$AD"
+[server]
+threads = 2
+grace_period = "1s"
+[session]
+store = "redis"
+redis_url = "redis://127.0.0.1:$RP/0"
+cookie_secure = false
+cache_ttl = "5m"
+cache_max_entries = $((N + 1000))
+[[app]]
+name = "load"
+hosts = ["*"]
+upstream = "http://127.0.0.1:$UP"
+[app.sp]
+entity_id = "http://127.0.0.1:$GW/saml"
+acs_url = "http://127.0.0.1:$GW/saml/acs"
+[app.idp]
+entity_id = "https://idp.example.test/"
+sso_url = "https://idp.example.test/saml2"
+certificate_file = "idp.pem"
+[app.headers]
+"X-Remote-User" = "name_id"
+"X-Remote-Groups" = "groups"
+TOML
+RUST_LOG=warn "$BIN/ssogate" run --config "$WORK/ssogate.toml" 2>"$WORK/ssogate.log" & GWPID=$!; PIDS+=($GWPID)
+for p in "$RP" "$UP" "$GW"; do wait_port "$p"; done
+sleep 1
+rss() { awk '/VmRSS/ {print $2}' "/proc/$GWPID/status"; }
+before=$(rss)
+echo "minting $N sessions ..." >&2
+MINT_COUNT=$N "$BIN/examples/mint_session" "redis://127.0.0.1:$RP/0" load user@contoso.example \
+  $(for i in $(seq 1 20); do printf 'e7f3c0ba-0000-4000-8000-%012d ' "$i"; done) >"$WORK/cookies"
+out=$(COOKIES="$WORK/cookies" wrk -t2 -c50 -d$((N / 4000 + 10))s -s benches/load/rotate.lua "http://127.0.0.1:$GW/" | grep '^RESULT')
+echo "$out"
+case "$out" in *" bad=0") ;; *) echo "FAIL: non-200 responses" >&2; exit 1;; esac
+cached=$(curl -s "http://127.0.0.1:$AD/metrics" | awk '/^ssogate_session_cache_entries / {print $2}')
+after=$(rss)
+echo "sessions cached: ${cached:-?} (of $N minted)"
+awk -v b="$before" -v a="$after" -v n="$N" 'BEGIN { printf "VmRSS before %.1f MiB, after %.1f MiB: %.2f KiB per cached session (20 groups each)\n", b/1024, a/1024, (a-b)/n }'
