@@ -30,4 +30,7 @@ echo "test: redis-server on 127.0.0.1:$REDIS_PORT" >&2
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
-cargo test --locked --all-targets
+LOG="$REDIS_DIR/cargo-test.log"
+cargo test --locked --all-targets 2>&1 | tee "$LOG"
+# One closing line for the whole suite (cargo prints one per test binary).
+awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' "$LOG"
