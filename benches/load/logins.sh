@@ -4,10 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/setup.sh
+. scripts/ports.sh
 N=${N:-2000}; CONC=${CONC:-8}
 cargo build --release --locked --examples --bin ssogate >&2
 BIN=target/release
-free_port() { local p; for _ in $(seq 1 200); do p=$(( 20000 + RANDOM % 30000 )); if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi; done; return 1; }
 WORK=$(mktemp -d); PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT

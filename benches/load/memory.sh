@@ -5,13 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/setup.sh
+. scripts/ports.sh
 N=${N:-100000}
 command -v wrk >/dev/null || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo; $SUDO apt-get install -y -qq wrk >&2; }
 ulimit -n 65536 2>/dev/null || true
 cargo build --release --locked --examples --bin ssogate >&2
 BIN=target/release
-free_port() { local p; for _ in $(seq 1 200); do p=$(( 20000 + RANDOM % 30000 )); if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi; done; return 1; }
-wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 WORK=$(mktemp -d); PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
