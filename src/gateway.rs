@@ -5,8 +5,9 @@
 use crate::authz::Policy;
 use crate::config::{AppConfig, Config, ConfigError, IdpSource, StoreConfig, UpstreamConfig};
 use crate::headers::HeaderMapping;
-use crate::saml::{self, Clock, IdpSettings, ResponseValidator, SpSettings};
+use crate::saml::{self, Clock, IdpSettings, ResponseValidator, SigningKey, SpKeys, SpSettings};
 use crate::session::{CookieSettings, MemoryStore, RedisStore, SessionManager, SessionStore};
+use openssl::pkey::{PKey, Public};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +28,49 @@ pub struct App {
     pub headers: HeaderMapping,
     pub allow_idp_initiated: bool,
     pub default_path: String,
+    /// Lower-case hosts an IdP-initiated RelayState URL may point to.
+    pub redirect_allow_hosts: Vec<String>,
+    /// After sign-out: a path or URL; `None`: the signed-out page.
+    pub logout_return_path: Option<String>,
+    /// Our SLO URL (Entra "Logout URL") and the path+query it arrives on.
+    pub slo_url: Option<String>,
+    pub slo_path: Option<String>,
+    /// The SP key pair, when configured: signs requests, decrypts assertions.
+    pub sp_keys: Option<SpKeys>,
+    pub sign_authn_requests: bool,
+    /// Public keys of the IdP's signing certificates (Redirect-binding signatures).
+    pub idp_keys: Vec<PKey<Public>>,
+    pub require_signed_logout: bool,
     /// "https" when the app's public URL (its ACS URL) is https.
     pub public_scheme: &'static str,
+}
+
+impl App {
+    /// This app's SP metadata (what `/saml/metadata` serves).
+    pub fn sp_metadata(&self) -> String {
+        saml::sp_metadata_xml(
+            &self.sp,
+            &saml::SpPublish {
+                slo_url: self.slo_url.clone(),
+                certificate: self.sp_keys.as_ref().map(|k| k.cert_der.clone()),
+                authn_requests_signed: self.authn_signer().is_some(),
+                want_assertions_signed: self.validator.want_assertions_signed,
+            },
+        )
+    }
+
+    /// The key that signs AuthnRequests, when configured to.
+    pub fn authn_signer(&self) -> Option<&SigningKey> {
+        self.sp_keys
+            .as_ref()
+            .filter(|_| self.sign_authn_requests)
+            .map(|k| &k.key)
+    }
+
+    /// The key that signs logout messages, when there is one.
+    pub fn logout_signer(&self) -> Option<&SigningKey> {
+        self.sp_keys.as_ref().map(|k| &k.key)
+    }
 }
 
 pub struct Gateway {
@@ -159,8 +201,34 @@ fn build_app(app: &AppConfig) -> Result<App, Vec<String>> {
     let headers = HeaderMapping::compile(&app.headers, &app.strip_header_prefix)
         .map_err(|e| errors.extend(e.into_iter().map(|m| format!("headers: {m}"))))
         .ok();
-    let (Some(idp), Some(name_id_format), Some(policy), Some(headers)) =
-        (idp, name_id_format, policy, headers)
+    let sp_keys = match &app.sp.keys {
+        None => Some(None),
+        Some(files) => SpKeys::from_pem(files.key_pem.expose(), &files.cert_pem)
+            .map(Some)
+            .map_err(|e| {
+                errors.push(format!(
+                    "sp.signing_key_file {} / sp.certificate_file {}: {e}",
+                    files.key_path.display(),
+                    files.cert_path.display()
+                ))
+            })
+            .ok(),
+    };
+    let idp_keys = idp
+        .as_ref()
+        .map(|i| saml::redirect::public_keys(&i.signing_certs))
+        .transpose()
+        .map_err(|e| errors.push(format!("idp certificates: {e}")))
+        .ok()
+        .flatten();
+    let (
+        Some(idp),
+        Some(name_id_format),
+        Some(policy),
+        Some(headers),
+        Some(sp_keys),
+        Some(idp_keys),
+    ) = (idp, name_id_format, policy, headers, sp_keys, idp_keys)
     else {
         return Err(errors);
     };
@@ -176,6 +244,9 @@ fn build_app(app: &AppConfig) -> Result<App, Vec<String>> {
         clock_skew: app.idp.clock_skew,
         allow_sha1: app.idp.allow_sha1,
         max_response_bytes: MAX_SAML_RESPONSE_BYTES,
+        want_assertions_signed: app.idp.want_assertions_signed,
+        want_response_signed: app.idp.want_response_signed,
+        decryption_key: sp_keys.as_ref().map(|k| k.key.clone()),
     };
     Ok(App {
         name: app.name.clone(),
@@ -194,6 +265,14 @@ fn build_app(app: &AppConfig) -> Result<App, Vec<String>> {
         headers,
         allow_idp_initiated: app.allow_idp_initiated,
         default_path: app.default_path.clone(),
+        redirect_allow_hosts: app.redirect_allow_hosts.clone(),
+        logout_return_path: app.logout_return_path.clone(),
+        slo_url: app.sp.slo_url.clone(),
+        slo_path: app.sp.slo_path.clone(),
+        sp_keys,
+        sign_authn_requests: app.sp.sign_authn_requests,
+        idp_keys,
+        require_signed_logout: app.idp.require_signed_logout,
     })
 }
 

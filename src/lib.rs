@@ -12,6 +12,7 @@ pub mod headers;
 pub mod identity;
 pub mod logging;
 pub mod login;
+pub mod logout;
 pub mod metrics;
 pub mod proxy;
 pub mod saml;

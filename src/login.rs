@@ -45,7 +45,13 @@ pub async fn start(gw: &Gateway, app: &App, return_to: &str) -> Result<String, L
     let now = gw.clock.now();
     // RelayState is an opaque random token; the return URL stays in the store.
     let relay = SessionId::generate();
-    let redirect = saml::authn_request_redirect(&app.sp, &app.idp, relay.as_cookie_value(), now)?;
+    let redirect = saml::authn_request_redirect(
+        &app.sp,
+        &app.idp,
+        relay.as_cookie_value(),
+        now,
+        app.authn_signer(),
+    )?;
     let pending = PendingLogin {
         app: app.name.clone(),
         return_to: return_to.to_string(),
@@ -121,12 +127,31 @@ pub async fn finish(
     })
 }
 
-/// RelayState of an IdP-initiated login: only a relative path on this app is honoured.
+/// RelayState of an IdP-initiated login: honoured when it is a relative path on this app
+/// or an http(s) URL whose host is in the app's `redirect_allow_hosts`; anything else
+/// lands on `default_path`.
 fn idp_relay_target(app: &App, relay_state: Option<&str>) -> String {
     match relay_state {
         Some(r) if is_safe_relative_path(r) => r.to_string(),
+        Some(r) if is_allowed_absolute_url(r, &app.redirect_allow_hosts) => r.to_string(),
         _ => app.default_path.clone(),
     }
+}
+
+/// An absolute http(s) URL, without credentials or control characters, whose host is
+/// one of `allowed` (lower-case, exact match).
+pub fn is_allowed_absolute_url(r: &str, allowed: &[String]) -> bool {
+    if allowed.is_empty() || r.len() > 4096 || !r.bytes().all(|b| b > 0x20 && b != 0x7f) {
+        return false;
+    }
+    let Ok(u) = url::Url::parse(r) else {
+        return false;
+    };
+    matches!(u.scheme(), "http" | "https")
+        && u.username().is_empty()
+        && u.password().is_none()
+        && u.host_str()
+            .is_some_and(|h| allowed.iter().any(|a| a.eq_ignore_ascii_case(h)))
 }
 
 /// A path on this host: starts with one '/', no scheme-relative `//` or `/\`, no
@@ -141,7 +166,32 @@ pub fn is_safe_relative_path(p: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_safe_relative_path;
+    use super::{is_allowed_absolute_url, is_safe_relative_path};
+
+    #[test]
+    fn absolute_relay_urls_need_an_allowed_host() {
+        let allowed = vec!["portal.example.com".to_string()];
+        assert!(is_allowed_absolute_url(
+            "https://portal.example.com/x?y=1",
+            &allowed
+        ));
+        assert!(is_allowed_absolute_url(
+            "https://PORTAL.example.com/",
+            &allowed
+        ));
+        for bad in [
+            "https://evil.com/",
+            "https://portal.example.com.evil.com/",
+            "https://portal.example.com@evil.com/",
+            "https://user:pw@portal.example.com/",
+            "javascript://portal.example.com/%0aalert(1)",
+            "ftp://portal.example.com/",
+            "https://portal.example.com/\r\n",
+        ] {
+            assert!(!is_allowed_absolute_url(bad, &allowed), "{bad}");
+        }
+        assert!(!is_allowed_absolute_url("https://portal.example.com/", &[]));
+    }
 
     #[test]
     fn only_plain_relative_paths_are_safe() {

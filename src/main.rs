@@ -96,7 +96,7 @@ fn sp_metadata(path: &Path, app: &str) -> ExitCode {
     match assemble(path) {
         Ok((_, gw)) => match gw.apps().iter().find(|a| a.name == app) {
             Some(a) => {
-                println!("{}", saml::sp_metadata_xml(&a.sp));
+                println!("{}", a.sp_metadata());
                 ExitCode::SUCCESS
             }
             None => {

@@ -17,6 +17,10 @@ pub struct Metrics {
     pub login_failures: IntCounterVec,
     /// Requests refused by route policy.
     pub denials: IntCounterVec,
+    /// Sign-outs by app, initiator ("sp" | "idp") and result ("success" | reason).
+    pub logouts: IntCounterVec,
+    /// Sessions ended by IdP-initiated Single Logout.
+    pub slo_sessions_ended: IntCounterVec,
     /// Time from request start to the upstream's response header, by app.
     pub upstream_latency: HistogramVec,
     /// Session store operations that failed (unreachable, timeout), by operation.
@@ -54,6 +58,17 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ),
         &["app", "route", "reason"],
     )?;
+    let logouts = IntCounterVec::new(
+        Opts::new("ssogate_logouts_total", "Sign-outs by initiator and result"),
+        &["app", "initiator", "result"],
+    )?;
+    let slo_sessions_ended = IntCounterVec::new(
+        Opts::new(
+            "ssogate_slo_sessions_ended_total",
+            "Sessions ended by IdP-initiated Single Logout",
+        ),
+        &["app"],
+    )?;
     let upstream_latency = HistogramVec::new(
         HistogramOpts::new(
             "ssogate_upstream_latency_seconds",
@@ -78,6 +93,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(logins.clone()))?;
     registry.register(Box::new(login_failures.clone()))?;
     registry.register(Box::new(denials.clone()))?;
+    registry.register(Box::new(logouts.clone()))?;
+    registry.register(Box::new(slo_sessions_ended.clone()))?;
     registry.register(Box::new(upstream_latency.clone()))?;
     registry.register(Box::new(store_errors.clone()))?;
     registry.register(Box::new(store_up.clone()))?;
@@ -88,6 +105,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         logins,
         login_failures,
         denials,
+        logouts,
+        slo_sessions_ended,
         upstream_latency,
         store_errors,
         store_up,

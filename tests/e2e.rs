@@ -160,6 +160,8 @@ fn response_spec(
         lifetime: Duration::from_secs(600),
         assertion_id: None,
         session_index: None,
+        signing: Default::default(),
+        encrypt_for: None,
     }
 }
 

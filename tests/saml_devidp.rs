@@ -451,7 +451,14 @@ fn a_signed_response_and_both_signed_validate() {
         &unsigned_assertion[issuer_end..]
     );
     let signed = idp().sign_template(&resp_only).unwrap();
-    let v = validator().validate(&b64(&signed), now()).unwrap();
+    // refused by default (Entra signs the assertion by default), accepted when configured
+    assert_eq!(
+        validator().validate(&b64(&signed), now()).unwrap_err(),
+        SamlError::AssertionNotSigned
+    );
+    let mut response_only = validator();
+    response_only.want_assertions_signed = false;
+    let v = response_only.validate(&b64(&signed), now()).unwrap();
     assert_eq!(v.identity.name_id, NAME_ID);
 
     // both: assertion first, then the Response
@@ -500,7 +507,7 @@ fn sha1_is_refused_unless_allowed() {
 }
 
 #[test]
-fn encrypted_assertions_are_reported_as_unsupported() {
+fn encrypted_assertions_without_an_sp_key_are_refused() {
     let xml = format!(
         concat!(
             "<samlp:Response ID=\"_e1\" Version=\"2.0\" IssueInstant=\"2024-06-01T10:00:00Z\" ",
@@ -545,8 +552,8 @@ fn mangled_responses_never_panic() {
 #[test]
 fn authn_request_redirect_decodes_back() {
     let idp_settings = idp().idp_settings("https://idp.example.com/sso?tenant=x");
-    let a = authn_request_redirect(&sp(), &idp_settings, "rs-1", now()).unwrap();
-    let b = authn_request_redirect(&sp(), &idp_settings, "rs-1", now()).unwrap();
+    let a = authn_request_redirect(&sp(), &idp_settings, "rs-1", now(), None).unwrap();
+    let b = authn_request_redirect(&sp(), &idp_settings, "rs-1", now(), None).unwrap();
     assert_ne!(a.request_id, b.request_id);
     for r in [&a, &b] {
         assert!(!r.request_id.starts_with(|c: char| c.is_ascii_digit()));

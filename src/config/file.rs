@@ -57,6 +57,8 @@ pub struct AppFile {
     pub upstream: Option<String>,
     pub allow_idp_initiated: Option<bool>,
     pub default_path: Option<String>,
+    /// Where the browser lands after sign-out (default: a signed-out page).
+    pub logout_return_path: Option<String>,
     #[serde(default)]
     pub redirect_allow_hosts: Vec<String>,
     /// Client headers with this prefix are removed (default "X-Remote-").
@@ -76,7 +78,15 @@ pub struct AppFile {
 pub struct SpFile {
     pub entity_id: Option<String>,
     pub acs_url: Option<String>,
+    /// Entra "Logout URL": where the IdP sends LogoutRequests and LogoutResponses.
+    pub slo_url: Option<String>,
     pub name_id_format: Option<String>,
+    /// PEM private key of this SP (RSA): signs requests, decrypts assertions.
+    pub signing_key_file: Option<String>,
+    /// PEM certificate of that key, published in the SP metadata.
+    pub certificate_file: Option<String>,
+    /// Sign AuthnRequests (default: true when a key is configured).
+    pub sign_authn_requests: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,6 +99,12 @@ pub struct IdpFile {
     pub certificate_file: Option<String>,
     pub clock_skew: Option<String>,
     pub allow_sha1: Option<bool>,
+    /// Require a signature on the Assertion (default true, as Entra signs by default).
+    pub want_assertions_signed: Option<bool>,
+    /// Require a signature on the Response (default false).
+    pub want_response_signed: Option<bool>,
+    /// Require the Redirect-binding signature on LogoutRequests/Responses (default true).
+    pub require_signed_logout: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

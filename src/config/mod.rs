@@ -104,6 +104,32 @@ pub struct SpConfig {
     pub acs_query: Option<String>,
     /// Full URN of the NameID format.
     pub name_id_format: String,
+    /// Entra "Logout URL"; `None`: sign-out is local only.
+    pub slo_url: Option<String>,
+    /// Path of `slo_url`, what the gateway intercepts (GET with SAMLRequest/SAMLResponse).
+    pub slo_path: Option<String>,
+    pub keys: Option<SpKeyFiles>,
+    pub sign_authn_requests: bool,
+}
+
+/// The SP key pair, files already read.
+#[derive(Clone)]
+pub struct SpKeyFiles {
+    pub key_path: PathBuf,
+    pub key_pem: Secret<Vec<u8>>,
+    pub cert_path: PathBuf,
+    pub cert_pem: Vec<u8>,
+}
+
+impl fmt::Debug for SpKeyFiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SpKeyFiles(key: {}, cert: {})",
+            self.key_path.display(),
+            self.cert_path.display()
+        )
+    }
 }
 
 /// Where the IdP's settings come from, with the files already read.
@@ -136,6 +162,9 @@ pub struct IdpConfig {
     pub source: IdpSource,
     pub clock_skew: Duration,
     pub allow_sha1: bool,
+    pub want_assertions_signed: bool,
+    pub want_response_signed: bool,
+    pub require_signed_logout: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +183,8 @@ pub struct AppConfig {
     pub upstream: UpstreamConfig,
     pub allow_idp_initiated: bool,
     pub default_path: String,
+    pub logout_return_path: Option<String>,
+    /// Lower-case host names an IdP-initiated RelayState URL may point to.
     pub redirect_allow_hosts: Vec<String>,
     /// Lower-case prefix of client headers removed before anything else.
     pub strip_header_prefix: String,

@@ -287,6 +287,28 @@ fn app_config(errs: &mut Errors, ctx: &str, app: &AppFile, base: &Path) -> Optio
         ));
     }
 
+    let logout_return_path = app.logout_return_path.clone();
+    if let Some(p) = &logout_return_path {
+        let is_url = url::Url::parse(p).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+        if !is_url && (!p.starts_with('/') || p.starts_with("//")) {
+            errs.push(format!(
+                "{ctx}.logout_return_path: must be a path starting with a single '/' or an absolute http(s) URL"
+            ));
+        }
+    }
+    for h in &app.redirect_allow_hosts {
+        let h = h.trim();
+        if h.is_empty()
+            || !h
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+        {
+            errs.push(format!(
+                "{ctx}.redirect_allow_hosts: \"{h}\" is not a host name (no scheme, port or path)"
+            ));
+        }
+    }
+
     let strip_header_prefix = app
         .strip_header_prefix
         .clone()
@@ -322,6 +344,53 @@ fn app_config(errs: &mut Errors, ctx: &str, app: &AppFile, base: &Path) -> Optio
                     "{ctx}.sp.acs_url: \"{acs_url}\" must be an absolute http(s) URL"
                 )),
             }
+            let mut slo_path = None;
+            if let Some(slo) = &sp.slo_url {
+                match url::Url::parse(slo) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                        let path = u.path().to_string();
+                        if u.path() == acs_path {
+                            errs.push(format!(
+                                "{ctx}.sp.slo_url: must differ from acs_url's path (e.g. \"/saml/slo\")"
+                            ));
+                        }
+                        slo_path = Some(path);
+                    }
+                    _ => errs.push(format!(
+                        "{ctx}.sp.slo_url: \"{slo}\" must be an absolute http(s) URL (Entra: Logout URL)"
+                    )),
+                }
+            }
+            let keys = match (&sp.signing_key_file, &sp.certificate_file) {
+                (None, None) => None,
+                (Some(k), Some(c)) => {
+                    let key = read_file(errs, &format!("{ctx}.sp.signing_key_file"), base, k);
+                    let cert = read_file(errs, &format!("{ctx}.sp.certificate_file"), base, c);
+                    match (key, cert) {
+                        (Some((key_path, key_pem)), Some((cert_path, cert_pem))) => {
+                            Some(SpKeyFiles {
+                                key_path,
+                                key_pem: Secret::new(key_pem),
+                                cert_path,
+                                cert_pem,
+                            })
+                        }
+                        _ => None,
+                    }
+                }
+                _ => {
+                    errs.push(format!(
+                        "{ctx}.sp: signing_key_file and certificate_file go together (a PEM key and its PEM certificate)"
+                    ));
+                    None
+                }
+            };
+            if sp.sign_authn_requests == Some(true) && keys.is_none() {
+                errs.push(format!(
+                    "{ctx}.sp.sign_authn_requests: needs signing_key_file and certificate_file"
+                ));
+            }
+            let sign_authn_requests = sp.sign_authn_requests.unwrap_or(keys.is_some());
             Some(SpConfig {
                 entity_id,
                 acs_url,
@@ -331,6 +400,10 @@ fn app_config(errs: &mut Errors, ctx: &str, app: &AppFile, base: &Path) -> Optio
                     .name_id_format
                     .clone()
                     .unwrap_or_else(|| "emailAddress".into()),
+                slo_url: sp.slo_url.clone(),
+                slo_path,
+                keys,
+                sign_authn_requests,
             })
         }
     };
@@ -371,10 +444,11 @@ fn app_config(errs: &mut Errors, ctx: &str, app: &AppFile, base: &Path) -> Optio
         upstream: upstream?,
         allow_idp_initiated: app.allow_idp_initiated.unwrap_or(false),
         default_path,
+        logout_return_path,
         redirect_allow_hosts: app
             .redirect_allow_hosts
             .iter()
-            .map(|h| h.to_ascii_lowercase())
+            .map(|h| h.trim().to_ascii_lowercase())
             .collect(),
         strip_header_prefix,
         sp,
@@ -490,10 +564,20 @@ fn idp_config(errs: &mut Errors, ctx: &str, idp: &IdpFile, base: &Path) -> Optio
             }
         }
     };
+    let want_assertions_signed = idp.want_assertions_signed.unwrap_or(true);
+    let want_response_signed = idp.want_response_signed.unwrap_or(false);
+    if !want_assertions_signed && !want_response_signed {
+        errs.push(format!(
+            "{ctx}.idp: want_assertions_signed and want_response_signed cannot both be false (Entra: SAML Signing Certificate > Signing Option)"
+        ));
+    }
     source.map(|source| IdpConfig {
         source,
         clock_skew,
         allow_sha1: idp.allow_sha1.unwrap_or(false),
+        want_assertions_signed,
+        want_response_signed,
+        require_signed_logout: idp.require_signed_logout.unwrap_or(true),
     })
 }
 

@@ -166,6 +166,8 @@ pub fn demo_response_spec(
         lifetime: Duration::from_secs(3600),
         assertion_id: None,
         session_index: None,
+        signing: Default::default(),
+        encrypt_for: None,
     }
 }
 

@@ -3,7 +3,8 @@
 //! ```text
 //! request_filter ──┬─ 1 app by Host (unknown host: 404 page)
 //!                  ├─ 2 strip client-sent identity headers (prefix + every injected name)
-//!                  ├─ 3 own endpoints: ACS (POST), /saml/metadata, /saml/login
+//!                  ├─ 3 own endpoints: ACS (POST), /saml/metadata, /saml/login,
+//!                  │     /saml/logout, the SLO URL (LogoutRequest/LogoutResponse)
 //!                  ├─ 4 route by longest prefix; public routes go straight upstream
 //!                  ├─ 5 session: cookie -> store (unreachable: 503 page)
 //!                  │     none: navigational GET/HEAD -> 302 to IdP; anything else -> 401
@@ -25,6 +26,7 @@ pub use server::build_server;
 use crate::authz::{self, Access, Decision};
 use crate::gateway::{App, Gateway};
 use crate::login::{self, LoginError};
+use crate::logout::{self, LogoutError, SignOut, SloOutcome};
 use crate::metrics::METRICS;
 use crate::session::{SessionError, SessionRecord};
 use async_trait::async_trait;
@@ -43,6 +45,8 @@ const MAX_ACS_BODY: usize = 512 * 1024;
 const METADATA_PATH: &str = "/saml/metadata";
 /// Explicit sign-in (Entra's "Sign-on URL" may point here): `?return_to=/path`.
 const LOGIN_PATH: &str = "/saml/login";
+/// Sign-out (SP-initiated Single Logout when configured).
+const LOGOUT_PATH: &str = "/saml/logout";
 
 pub struct GatewayProxy {
     gw: Arc<Gateway>,
@@ -127,7 +131,7 @@ impl ProxyHttp for GatewayProxy {
         }
         if path == METADATA_PATH && method == http::Method::GET {
             ctx.route = "(metadata)".into();
-            let xml = crate::saml::sp_metadata_xml(&app.sp);
+            let xml = app.sp_metadata();
             respond(
                 session,
                 200,
@@ -146,6 +150,17 @@ impl ProxyHttp for GatewayProxy {
                 .filter(|r| login::is_safe_relative_path(r))
                 .unwrap_or_else(|| app.default_path.clone());
             self.redirect_to_idp(session, ctx, &app, &return_to).await?;
+            return Ok(true);
+        }
+        if path == LOGOUT_PATH && matches!(method, http::Method::GET | http::Method::POST) {
+            ctx.route = "(logout)".into();
+            self.sign_out(session, ctx, &app).await?;
+            return Ok(true);
+        }
+        if app.slo_path.as_deref() == Some(path.as_str()) && method == http::Method::GET {
+            ctx.route = "(slo)".into();
+            self.slo(session, ctx, &app, query.as_deref().unwrap_or(""))
+                .await?;
             return Ok(true);
         }
 
@@ -409,6 +424,142 @@ impl GatewayProxy {
         }
     }
 
+    fn session_cookie(&self, session: &Session) -> Option<crate::session::SessionId> {
+        let cookie_values: Vec<&str> = session
+            .req_header()
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        self.gw.cookie.read(&cookie_values)
+    }
+
+    async fn sign_out(&self, session: &mut Session, ctx: &mut Ctx, app: &App) -> Result<()> {
+        let id = self.session_cookie(session);
+        let clear = ("set-cookie", self.gw.cookie.clear_cookie());
+        match logout::start(&self.gw, app, id.as_ref()).await {
+            Ok(outcome) => {
+                METRICS
+                    .logouts
+                    .with_label_values(&[&app.name, "sp", "success"])
+                    .inc();
+                info!(target: "ssogate::audit", event = "logout", app = %app.name, initiator = "sp", had_session = id.is_some(), at_idp = matches!(outcome, SignOut::AtIdp(_)), reference = %ctx.reference);
+                match outcome {
+                    SignOut::AtIdp(url) | SignOut::Done(Some(url)) => {
+                        respond(
+                            session,
+                            302,
+                            "text/html; charset=utf-8",
+                            &[("location", url), clear],
+                            Bytes::new(),
+                        )
+                        .await
+                    }
+                    SignOut::Done(None) => signed_out_page(session, ctx, &[clear]).await,
+                }
+            }
+            Err(e) => {
+                METRICS
+                    .logouts
+                    .with_label_values(&[&app.name, "sp", e.reason()])
+                    .inc();
+                if let LogoutError::Store(err) = &e {
+                    METRICS.store_errors.with_label_values(&["logout"]).inc();
+                    warn!(op = "logout", error = %err, reference = %ctx.reference, "session store unavailable");
+                }
+                warn!(target: "ssogate::audit", event = "logout", app = %app.name, initiator = "sp", result = "failure", reason = e.reason(), reference = %ctx.reference);
+                let body = pages::render(
+                    "Sign-out incomplete",
+                    "Your browser's session cookie was removed, but the sign-in service could not confirm the end of the session right now. Please try again in a moment.",
+                    &ctx.reference,
+                );
+                respond(session, 503, "text/html; charset=utf-8", &[clear], body).await
+            }
+        }
+    }
+
+    async fn slo(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        app: &App,
+        query: &str,
+    ) -> Result<()> {
+        match logout::handle(&self.gw, app, query).await {
+            Ok(SloOutcome::SignedOut(target)) => {
+                METRICS
+                    .logouts
+                    .with_label_values(&[&app.name, "sp", "confirmed"])
+                    .inc();
+                info!(target: "ssogate::audit", event = "logout_confirmed", app = %app.name, reference = %ctx.reference);
+                let clear = ("set-cookie", self.gw.cookie.clear_cookie());
+                match target {
+                    Some(url) => {
+                        respond(
+                            session,
+                            302,
+                            "text/html; charset=utf-8",
+                            &[("location", url), clear],
+                            Bytes::new(),
+                        )
+                        .await
+                    }
+                    None => signed_out_page(session, ctx, &[clear]).await,
+                }
+            }
+            Ok(SloOutcome::Answered {
+                response_url,
+                ended,
+            }) => {
+                METRICS
+                    .logouts
+                    .with_label_values(&[&app.name, "idp", "success"])
+                    .inc();
+                METRICS
+                    .slo_sessions_ended
+                    .with_label_values(&[&app.name])
+                    .inc_by(ended as u64);
+                info!(target: "ssogate::audit", event = "logout", app = %app.name, initiator = "idp", sessions_ended = ended, reference = %ctx.reference);
+                let clear = ("set-cookie", self.gw.cookie.clear_cookie());
+                respond(
+                    session,
+                    302,
+                    "text/html; charset=utf-8",
+                    &[("location", response_url), clear],
+                    Bytes::new(),
+                )
+                .await
+            }
+            Err(LogoutError::Store(e)) => {
+                METRICS
+                    .logouts
+                    .with_label_values(&[&app.name, "idp", "store_unavailable"])
+                    .inc();
+                store_unavailable(session, ctx, "slo", &e).await
+            }
+            Err(e) => {
+                METRICS
+                    .logouts
+                    .with_label_values(&[&app.name, "idp", e.reason()])
+                    .inc();
+                warn!(target: "ssogate::audit", event = "logout", app = %app.name, result = "failure", reason = e.reason(), reference = %ctx.reference);
+                let status = match e {
+                    LogoutError::NotConfigured => 404,
+                    _ => 400,
+                };
+                respond_page(
+                    session,
+                    status,
+                    "Sign-out message refused",
+                    &format!("The sign-out message was refused: {e}."),
+                    &ctx.reference,
+                )
+                .await
+            }
+        }
+    }
+
     async fn login_failed(
         &self,
         session: &mut Session,
@@ -523,6 +674,19 @@ async fn respond(
         session.write_response_body(Some(body), true).await?;
     }
     Ok(())
+}
+
+async fn signed_out_page(
+    session: &mut Session,
+    ctx: &Ctx,
+    headers: &[(&str, String)],
+) -> Result<()> {
+    let body = pages::render(
+        "Signed out",
+        "You have been signed out of this application. You can close this window.",
+        &ctx.reference,
+    );
+    respond(session, 200, "text/html; charset=utf-8", headers, body).await
 }
 
 async fn respond_page(

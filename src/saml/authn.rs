@@ -1,30 +1,14 @@
 //! AuthnRequest over the HTTP-Redirect binding (SAML bindings §3.4): raw DEFLATE, base64,
-//! URL-encode. Requests are unsigned (SP metadata says `AuthnRequestsSigned="false"`).
+//! URL-encode (see `redirect`); signed with the SP key when the app has one.
 //!
 //! We never panic on hostile input: `decode_redirect_request` bounds the inflated size and
 //! maps every failure to a `SamlError`.
 
 use super::metadata::{IdpSettings, SpSettings};
+use super::redirect::{inflate_param, redirect_url, MessageParam, SigningKey};
 use super::xml::{self, BINDING_HTTP_POST};
 use super::SamlError;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
-use flate2::read::DeflateDecoder;
-use flate2::write::DeflateEncoder;
-use flate2::Compression;
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use std::io::{Read, Write};
-
-/// Largest inflated SAMLRequest accepted by `decode_redirect_request`.
-const MAX_INFLATED_BYTES: u64 = 64 * 1024;
-
-/// RFC 3986 unreserved characters stay as they are; everything else is percent-encoded.
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 /// Where to send the browser, and the request ID to remember (InResponseTo check).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,61 +46,35 @@ fn authn_request_xml(sp: &SpSettings, idp: &IdpSettings, id: &str, now: DateTime
 }
 
 /// HTTP-Redirect binding: the IdP's SSO URL with `SAMLRequest` (and `RelayState` when not
-/// empty) appended; `&` when the SSO URL already has a query string.
+/// empty, and `SigAlg` + `Signature` when `signer` is given) appended; `&` when the SSO URL
+/// already has a query string.
 pub fn authn_request_redirect(
     sp: &SpSettings,
     idp: &IdpSettings,
     relay_state: &str,
     now: DateTime<Utc>,
+    signer: Option<&SigningKey>,
 ) -> Result<AuthnRedirect, SamlError> {
-    let sso = url::Url::parse(&idp.sso_url).map_err(|_| SamlError::Url("IdP SSO URL"))?;
-    if !matches!(sso.scheme(), "https" | "http") || sso.fragment().is_some() {
-        return Err(SamlError::Url("IdP SSO URL"));
-    }
     let request_id = new_request_id();
     let xml = authn_request_xml(sp, idp, &request_id, now);
-
-    let mut enc = DeflateEncoder::new(Vec::new(), Compression::default());
-    enc.write_all(xml.as_bytes())
-        .map_err(|e| SamlError::Crypto(format!("deflate: {e}")))?;
-    let deflated = enc
-        .finish()
-        .map_err(|e| SamlError::Crypto(format!("deflate: {e}")))?;
-    let b64 = STANDARD.encode(deflated);
-
-    let mut url = idp.sso_url.clone();
-    url.push(if sso.query().is_some() { '&' } else { '?' });
-    url.push_str("SAMLRequest=");
-    url.extend(utf8_percent_encode(&b64, QUERY_VALUE));
-    if !relay_state.is_empty() {
-        url.push_str("&RelayState=");
-        url.extend(utf8_percent_encode(relay_state, QUERY_VALUE));
-    }
+    let url = redirect_url(
+        &idp.sso_url,
+        MessageParam::Request,
+        &xml,
+        Some(relay_state),
+        signer,
+    )
+    .map_err(|e| match e {
+        SamlError::Url(_) => SamlError::Url("IdP SSO URL"),
+        e => e,
+    })?;
     Ok(AuthnRedirect { request_id, url })
 }
 
 /// The XML of a redirect-binding `SAMLRequest` value (still percent-encoded or already
 /// decoded: both work, since base64 has no `%`). Inflated size is capped at 64 KiB.
 pub fn decode_redirect_request(saml_request_param: &str) -> Result<String, SamlError> {
-    let unescaped = percent_decode_str(saml_request_param.trim())
-        .decode_utf8()
-        .map_err(|_| SamlError::BadRequestEncoding)?;
-    let compact: String = unescaped
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    let deflated = STANDARD
-        .decode(compact)
-        .map_err(|_| SamlError::BadRequestEncoding)?;
-    let mut out = Vec::new();
-    DeflateDecoder::new(deflated.as_slice())
-        .take(MAX_INFLATED_BYTES + 1)
-        .read_to_end(&mut out)
-        .map_err(|_| SamlError::BadRequestEncoding)?;
-    if out.len() as u64 > MAX_INFLATED_BYTES {
-        return Err(SamlError::TooLarge);
-    }
-    String::from_utf8(out).map_err(|_| SamlError::BadEncoding)
+    inflate_param(saml_request_param)
 }
 
 #[cfg(test)]
@@ -151,8 +109,14 @@ mod tests {
         let now = chrono::DateTime::parse_from_rfc3339("2024-05-01T12:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let r = authn_request_redirect(&sp(), &idp("https://idp.example.com/sso"), "/a b?c=d", now)
-            .unwrap();
+        let r = authn_request_redirect(
+            &sp(),
+            &idp("https://idp.example.com/sso"),
+            "/a b?c=d",
+            now,
+            None,
+        )
+        .unwrap();
         assert!(r
             .url
             .starts_with("https://idp.example.com/sso?SAMLRequest="));
@@ -189,9 +153,14 @@ mod tests {
     #[test]
     fn existing_query_string_is_extended() {
         let now = Utc::now();
-        let r =
-            authn_request_redirect(&sp(), &idp("https://idp.example.com/sso?tenant=1"), "", now)
-                .unwrap();
+        let r = authn_request_redirect(
+            &sp(),
+            &idp("https://idp.example.com/sso?tenant=1"),
+            "",
+            now,
+            None,
+        )
+        .unwrap();
         assert!(r
             .url
             .starts_with("https://idp.example.com/sso?tenant=1&SAMLRequest="));
@@ -210,9 +179,10 @@ mod tests {
 
     #[test]
     fn bad_sso_url_and_bad_request_are_errors() {
-        assert!(authn_request_redirect(&sp(), &idp("not a url"), "", Utc::now()).is_err());
+        assert!(authn_request_redirect(&sp(), &idp("not a url"), "", Utc::now(), None).is_err());
         assert!(
-            authn_request_redirect(&sp(), &idp("javascript:alert(1)"), "", Utc::now()).is_err()
+            authn_request_redirect(&sp(), &idp("javascript:alert(1)"), "", Utc::now(), None)
+                .is_err()
         );
         assert_eq!(
             decode_redirect_request("!!!"),
@@ -226,6 +196,10 @@ mod tests {
 
     #[test]
     fn inflate_bomb_is_capped() {
+        use base64::engine::general_purpose::STANDARD;
+        use base64::Engine as _;
+        use flate2::{write::DeflateEncoder, Compression};
+        use std::io::Write as _;
         let mut enc = DeflateEncoder::new(Vec::new(), Compression::best());
         enc.write_all(&vec![b'a'; 10 * 1024 * 1024]).unwrap();
         let b64 = STANDARD.encode(enc.finish().unwrap());

@@ -6,7 +6,9 @@
 //! KeyInfo). It authenticates nobody: whoever can reach it gets any identity they ask for.
 //! It exists for `ssogate demo` (loopback only) and for tests.
 
+use super::encryption::ContentAlgorithm;
 use super::metadata::{IdpSettings, SpSettings};
+use super::redirect::{redirect_url, MessageParam, SigningKey};
 use super::xml::{self, BINDING_HTTP_REDIRECT};
 use super::SamlError;
 use base64::engine::general_purpose::STANDARD;
@@ -61,6 +63,35 @@ pub struct ResponseSpec {
     pub assertion_id: Option<String>,
     /// Default: the assertion ID (as Entra does).
     pub session_index: Option<String>,
+    /// Which elements carry a signature (default: the Assertion, as Entra).
+    pub signing: Signing,
+    /// Encrypt the (signed) Assertion for this SP certificate (Entra "Token encryption").
+    pub encrypt_for: Option<EncryptFor>,
+}
+
+/// Entra's "Signing Option": sign the assertion, the response, or both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Signing {
+    #[default]
+    Assertion,
+    Response,
+    Both,
+}
+
+impl Signing {
+    fn assertion(self) -> bool {
+        matches!(self, Signing::Assertion | Signing::Both)
+    }
+    fn response(self) -> bool {
+        matches!(self, Signing::Response | Signing::Both)
+    }
+}
+
+/// Encrypt assertions for this SP certificate (DER) with this content algorithm.
+#[derive(Clone, Debug)]
+pub struct EncryptFor {
+    pub certificate_der: Vec<u8>,
+    pub algorithm: ContentAlgorithm,
 }
 
 impl ResponseSpec {
@@ -78,6 +109,8 @@ impl ResponseSpec {
             lifetime: Duration::from_secs(300),
             assertion_id: None,
             session_index: None,
+            signing: Signing::Assertion,
+            encrypt_for: None,
         }
     }
 }
@@ -149,8 +182,128 @@ impl DevIdp {
 
     /// The signed Response, base64-encoded for the `SAMLResponse` form field.
     pub fn sign_response(&self, spec: &ResponseSpec) -> Result<String, SamlError> {
-        let signed = self.sign_template(&self.response_template(spec)?)?;
-        Ok(STANDARD.encode(signed))
+        Ok(STANDARD.encode(self.response_xml(spec)?))
+    }
+
+    /// The Response XML as `spec` asks: signed (assertion, response or both) and
+    /// optionally with the assertion encrypted.
+    pub fn response_xml(&self, spec: &ResponseSpec) -> Result<String, SamlError> {
+        let template = self.response_template(spec)?;
+        let mut doc = if spec.signing.assertion() {
+            strip_xml_declaration(&self.sign_template(&template)?)
+        } else {
+            let start = template
+                .find("<Signature ")
+                .ok_or(SamlError::Malformed("template"))?;
+            let end = template
+                .find("</Signature>")
+                .ok_or(SamlError::Malformed("template"))?
+                + "</Signature>".len();
+            format!("{}{}", &template[..start], &template[end..])
+        };
+        if let Some(enc) = &spec.encrypt_for {
+            let start = doc
+                .find("<Assertion ")
+                .ok_or(SamlError::Malformed("template"))?;
+            let end = doc
+                .find("</Assertion>")
+                .ok_or(SamlError::Malformed("template"))?
+                + "</Assertion>".len();
+            let recipient = X509::from_der(&enc.certificate_der)
+                .and_then(|c| c.public_key())
+                .map_err(|_| SamlError::Certificate)?;
+            let encrypted =
+                super::encryption::encrypt_assertion(&doc[start..end], &recipient, enc.algorithm)?;
+            doc = format!("{}{}{}", &doc[..start], encrypted, &doc[end..]);
+        }
+        if spec.signing.response() {
+            let rid = doc
+                .split("ID=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .ok_or(SamlError::Malformed("template"))?
+                .to_string();
+            let issuer_end = doc
+                .find("</Issuer>")
+                .ok_or(SamlError::Malformed("template"))?
+                + "</Issuer>".len();
+            doc = format!(
+                "{}{}{}",
+                &doc[..issuer_end],
+                self.signature_template(&rid),
+                &doc[issuer_end..]
+            );
+            doc = strip_xml_declaration(&self.sign_template(&doc)?);
+        }
+        Ok(doc)
+    }
+
+    /// An empty enveloped `ds:Signature` (RSA-SHA256, exclusive c14n) over the element
+    /// with this ID, with our certificate in KeyInfo.
+    fn signature_template(&self, reference_id: &str) -> String {
+        format!(
+            concat!(
+                "<Signature xmlns=\"http://www.w3.org/2000/09/xmldsig#\"><SignedInfo>",
+                "<CanonicalizationMethod Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/>",
+                "<SignatureMethod Algorithm=\"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256\"/>",
+                "<Reference URI=\"#{id}\"><Transforms>",
+                "<Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/>",
+                "<Transform Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/></Transforms>",
+                "<DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha256\"/><DigestValue></DigestValue>",
+                "</Reference></SignedInfo><SignatureValue></SignatureValue>",
+                "<KeyInfo><X509Data><X509Certificate>{cert}</X509Certificate></X509Data></KeyInfo></Signature>"
+            ),
+            id = xml::escape(reference_id),
+            cert = STANDARD.encode(&self.cert_der),
+        )
+    }
+
+    /// The IdP's key, for Redirect-binding signatures.
+    fn signing_key(&self) -> Result<SigningKey, SamlError> {
+        SigningKey::from_pkey(PKey::private_key_from_der(&self.key_der)?)
+    }
+
+    /// A signed IdP-initiated LogoutRequest to the SP's SLO URL: `(request ID, URL)`.
+    pub fn logout_request_url(
+        &self,
+        sp_slo_url: &str,
+        name_id: &str,
+        session_index: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(String, String), SamlError> {
+        let id = super::new_request_id();
+        let xml = super::logout::logout_request_xml(&super::logout::LogoutRequestSpec {
+            id: &id,
+            issuer: &self.entity_id,
+            destination: sp_slo_url,
+            name_id,
+            name_id_format: None,
+            session_index,
+            now,
+        });
+        let key = self.signing_key()?;
+        let url = redirect_url(sp_slo_url, MessageParam::Request, &xml, None, Some(&key))?;
+        Ok((id, url))
+    }
+
+    /// A signed LogoutResponse (Success) to the SP's SLO URL.
+    pub fn logout_response_url(
+        &self,
+        sp_slo_url: &str,
+        in_response_to: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, SamlError> {
+        let id = super::new_request_id();
+        let xml = super::logout::logout_response_xml(&super::logout::LogoutResponseSpec {
+            id: &id,
+            issuer: &self.entity_id,
+            destination: sp_slo_url,
+            in_response_to,
+            status: super::logout::STATUS_SUCCESS,
+            now,
+        });
+        let key = self.signing_key()?;
+        redirect_url(sp_slo_url, MessageParam::Response, &xml, None, Some(&key))
     }
 
     /// The unsigned Response XML with an empty `ds:Signature` template in the Assertion.
@@ -174,8 +327,8 @@ impl DevIdp {
             .map(|i| format!(" InResponseTo=\"{}\"", xml::escape(i)))
             .unwrap_or_default();
         let session_index = xml::escape(spec.session_index.as_deref().unwrap_or(&aid));
+        let signature = self.signature_template(&aid);
         let aid = xml::escape(&aid);
-        let cert = STANDARD.encode(&self.cert_der);
 
         let mut x = String::with_capacity(4096);
         // Infallible: writing to a String.
@@ -187,16 +340,7 @@ impl DevIdp {
                 "<Issuer xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\">{issuer}</Issuer>",
                 "<samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/></samlp:Status>",
                 "<Assertion ID=\"{aid}\" IssueInstant=\"{now}\" Version=\"2.0\" xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\">",
-                "<Issuer>{issuer}</Issuer>",
-                "<Signature xmlns=\"http://www.w3.org/2000/09/xmldsig#\"><SignedInfo>",
-                "<CanonicalizationMethod Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/>",
-                "<SignatureMethod Algorithm=\"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256\"/>",
-                "<Reference URI=\"#{aid}\"><Transforms>",
-                "<Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/>",
-                "<Transform Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/></Transforms>",
-                "<DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha256\"/><DigestValue></DigestValue>",
-                "</Reference></SignedInfo><SignatureValue></SignatureValue>",
-                "<KeyInfo><X509Data><X509Certificate>{cert}</X509Certificate></X509Data></KeyInfo></Signature>",
+                "<Issuer>{issuer}</Issuer>{signature}",
                 "<Subject><NameID Format=\"{format}\">{name_id}</NameID>",
                 "<SubjectConfirmation Method=\"urn:oasis:names:tc:SAML:2.0:cm:bearer\">",
                 "<SubjectConfirmationData{irt} NotOnOrAfter=\"{noa}\" Recipient=\"{recipient}\"/>",
@@ -210,7 +354,7 @@ impl DevIdp {
             irt = irt,
             issuer = issuer,
             aid = aid,
-            cert = cert,
+            signature = signature,
             format = xml::escape(&spec.name_id_format),
             name_id = xml::escape(&spec.name_id),
             noa = not_on_or_after,
@@ -246,6 +390,21 @@ impl DevIdp {
     pub fn sign_template(&self, xml: &str) -> Result<String, SamlError> {
         Crypto::sign_xml(xml, &self.key_der).map_err(|e| SamlError::Crypto(e.to_string()))
     }
+}
+
+fn strip_xml_declaration(x: &str) -> String {
+    match x.trim_start().strip_prefix("<?xml") {
+        Some(rest) => rest
+            .split_once("?>")
+            .map_or(x, |(_, body)| body.trim_start())
+            .to_string(),
+        None => x.to_string(),
+    }
+}
+
+/// A self-signed certificate for `pkey` (10 years), e.g. an SP key pair for tests.
+pub fn self_signed_certificate(pkey: &PKey<Private>) -> Result<X509, SamlError> {
+    self_signed(pkey)
 }
 
 fn self_signed(pkey: &PKey<Private>) -> Result<X509, SamlError> {

@@ -27,8 +27,16 @@ pub enum SamlError {
     Version,
 
     // === signature ===
-    #[error("encrypted assertions are not supported yet")]
+    #[error("the response holds an EncryptedAssertion but this app has no SP key to decrypt it")]
     EncryptedAssertionUnsupported,
+    #[error("the encrypted assertion could not be decrypted with this SP's key")]
+    Decryption,
+    #[error("encryption algorithm not allowed: {0}")]
+    EncryptionAlgorithm(String),
+    #[error("the Assertion is not signed, and this app requires a signed Assertion")]
+    AssertionNotSigned,
+    #[error("the Response is not signed, and this app requires a signed Response")]
+    ResponseNotSigned,
     #[error("expected exactly one Assertion, found {0}")]
     AssertionCount(usize),
     #[error("signature algorithm not allowed: {0}")]
@@ -80,6 +88,12 @@ pub enum SamlError {
     // === redirect binding ===
     #[error("SAMLRequest could not be decoded")]
     BadRequestEncoding,
+    #[error("the Redirect-binding query is malformed: {0}")]
+    BadRedirectQuery(&'static str),
+    #[error("the message is not signed, and this app requires signed logout messages")]
+    MessageNotSigned,
+    #[error("the message answers no pending logout request")]
+    UnknownLogoutRequest,
 
     // === local crypto (dev IdP, key generation) ===
     #[error("crypto error: {0}")]
@@ -99,6 +113,10 @@ impl SamlError {
             Self::Malformed(_) => "malformed",
             Self::Version => "version",
             Self::EncryptedAssertionUnsupported => "encrypted_assertion",
+            Self::Decryption => "decryption",
+            Self::EncryptionAlgorithm(_) => "encryption_algorithm",
+            Self::AssertionNotSigned => "assertion_not_signed",
+            Self::ResponseNotSigned => "response_not_signed",
             Self::AssertionCount(_) => "assertion_count",
             Self::WeakAlgorithm(_) => "weak_algorithm",
             Self::Signature => "signature",
@@ -119,6 +137,9 @@ impl SamlError {
             Self::Certificate => "certificate",
             Self::Url(_) => "url",
             Self::BadRequestEncoding => "bad_request_encoding",
+            Self::BadRedirectQuery(_) => "bad_redirect_query",
+            Self::MessageNotSigned => "message_not_signed",
+            Self::UnknownLogoutRequest => "logout_unknown_request",
             Self::Crypto(_) => "crypto",
         }
     }

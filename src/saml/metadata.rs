@@ -180,22 +180,64 @@ pub fn name_id_format_urn(short: &str) -> Option<&'static str> {
         .or_else(|| NAME_ID_FORMAT_URNS.iter().find(|u| **u == s).copied())
 }
 
-/// SP metadata for the IdP admin: EntityDescriptor/SPSSODescriptor with
-/// AuthnRequestsSigned=false, WantAssertionsSigned=true, the NameIDFormat and one
-/// HTTP-POST AssertionConsumerService (index 0).
-pub fn sp_metadata_xml(sp: &SpSettings) -> String {
+/// What the SP metadata publishes beyond [`SpSettings`].
+#[derive(Clone, Debug, Default)]
+pub struct SpPublish {
+    /// Our SLO URL (Redirect binding).
+    pub slo_url: Option<String>,
+    /// DER certificate of the SP key: published for signing and for encryption.
+    pub certificate: Option<Vec<u8>>,
+    pub authn_requests_signed: bool,
+    pub want_assertions_signed: bool,
+}
+
+/// SP metadata for the IdP admin: EntityDescriptor/SPSSODescriptor with the signing flags,
+/// the SP certificate (use="signing" and use="encryption") when there is one, the
+/// NameIDFormat, the SingleLogoutService (HTTP-Redirect) when configured and one HTTP-POST
+/// AssertionConsumerService (index 0).
+pub fn sp_metadata_xml(sp: &SpSettings, publish: &SpPublish) -> String {
+    let mut keys = String::new();
+    if let Some(cert) = &publish.certificate {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(cert);
+        for usage in ["signing", "encryption"] {
+            keys.push_str(&format!(
+                concat!(
+                    "    <md:KeyDescriptor use=\"{usage}\"><ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\">",
+                    "<ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>\n"
+                ),
+                usage = usage,
+                cert = b64,
+            ));
+        }
+    }
+    let slo = publish
+        .slo_url
+        .as_deref()
+        .map(|u| {
+            format!(
+                "    <md:SingleLogoutService Binding=\"{}\" Location=\"{}\"/>\n",
+                BINDING_HTTP_REDIRECT,
+                xml::escape(u)
+            )
+        })
+        .unwrap_or_default();
     format!(
         concat!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
             "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"{entity}\">\n",
-            "  <md:SPSSODescriptor AuthnRequestsSigned=\"false\" WantAssertionsSigned=\"true\" ",
+            "  <md:SPSSODescriptor AuthnRequestsSigned=\"{ars}\" WantAssertionsSigned=\"{was}\" ",
             "protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">\n",
+            "{keys}{slo}",
             "    <md:NameIDFormat>{format}</md:NameIDFormat>\n",
             "    <md:AssertionConsumerService Binding=\"{binding}\" Location=\"{acs}\" index=\"0\" isDefault=\"true\"/>\n",
             "  </md:SPSSODescriptor>\n",
             "</md:EntityDescriptor>\n"
         ),
         entity = xml::escape(&sp.entity_id),
+        ars = publish.authn_requests_signed,
+        was = publish.want_assertions_signed,
+        keys = keys,
+        slo = slo,
         format = xml::escape(&sp.name_id_format),
         binding = BINDING_HTTP_POST,
         acs = xml::escape(&sp.acs_url),
@@ -239,7 +281,13 @@ mod tests {
             acs_url: "https://app.example.com/saml/acs".into(),
             name_id_format: "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".into(),
         };
-        let md = sp_metadata_xml(&sp);
+        let md = sp_metadata_xml(
+            &sp,
+            &SpPublish {
+                want_assertions_signed: true,
+                ..SpPublish::default()
+            },
+        );
         let doc = roxmltree::Document::parse(&md).unwrap();
         let root = doc.root_element();
         assert_eq!(root.attribute("entityID"), Some(sp.entity_id.as_str()));

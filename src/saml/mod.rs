@@ -1,6 +1,7 @@
-//! SAML 2.0 Service Provider: AuthnRequest (HTTP-Redirect binding), Response/Assertion
-//! validation (DESIGN.md "SAML validation chain"), IdP metadata and certificates, SP
-//! metadata, and a development IdP (`devidp`, NOT FOR PRODUCTION).
+//! SAML 2.0 Service Provider: AuthnRequest and Single Logout over the HTTP-Redirect
+//! binding (signed with the SP key when configured), Response/Assertion validation
+//! (DESIGN.md "SAML validation chain", encrypted assertions included), IdP metadata and
+//! certificates, SP metadata, and a development IdP (`devidp`, NOT FOR PRODUCTION).
 //!
 //! We never panic on hostile input: every SAMLResponse, SAMLRequest, metadata document and
 //! certificate is treated as attacker-controlled and every failure is a [`SamlError`].
@@ -10,18 +11,22 @@
 
 mod authn;
 pub mod devidp;
+pub mod encryption;
 mod error;
+pub mod logout;
 mod metadata;
+pub mod redirect;
 mod validate;
 pub(crate) mod xml;
 mod xmlsec_log;
 
 pub use authn::{authn_request_redirect, decode_redirect_request, new_request_id, AuthnRedirect};
-pub use devidp::{DevIdp, ResponseSpec};
+pub use devidp::{DevIdp, EncryptFor, ResponseSpec, Signing};
 pub use error::SamlError;
 pub use metadata::{
-    load_certificate, name_id_format_urn, sp_metadata_xml, IdpSettings, SpSettings,
+    load_certificate, name_id_format_urn, sp_metadata_xml, IdpSettings, SpPublish, SpSettings,
 };
+pub use redirect::{SigningKey, SpKeys};
 pub use validate::{
     ResponseValidator, ValidatedAssertion, DEFAULT_CLOCK_SKEW, DEFAULT_MAX_RESPONSE_BYTES,
 };

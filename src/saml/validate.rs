@@ -13,6 +13,7 @@
 //! inside values are dropped by canonicalization, so `a<!---->b` reads `ab`, never `a`.
 
 use super::metadata::{IdpSettings, SpSettings};
+use super::redirect::SigningKey;
 use super::xml::{
     self, child, children, instant_attr, is, text_of, NS_ASSERTION, NS_DSIG, NS_PROTOCOL,
 };
@@ -90,6 +91,12 @@ pub struct ResponseValidator {
     pub allow_sha1: bool,
     /// Cap on the decoded response (default 256 KiB).
     pub max_response_bytes: usize,
+    /// The Assertion must carry a verified signature (default true; Entra's default).
+    pub want_assertions_signed: bool,
+    /// The Response must carry a verified signature (default false).
+    pub want_response_signed: bool,
+    /// The SP key that decrypts `EncryptedAssertion`s; `None`: they are refused.
+    pub decryption_key: Option<SigningKey>,
 }
 
 /// The facts of a validated assertion. The caller still does InResponseTo consumption
@@ -118,6 +125,9 @@ impl ResponseValidator {
             clock_skew: DEFAULT_CLOCK_SKEW,
             allow_sha1: false,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            want_assertions_signed: true,
+            want_response_signed: false,
+            decryption_key: None,
         }
     }
 
@@ -151,14 +161,142 @@ impl ResponseValidator {
         }
         check_status(root)?;
 
+        if let Some(encrypted) = single_encrypted_assertion(&doc)? {
+            return self.validate_encrypted(xml, &doc, encrypted, now);
+        }
+
         // Step 2: structure, algorithms, signature.
         let assertion_in_doc = single_assertion(&doc)?;
         check_signature_algorithms(&doc, self.allow_sha1)?;
         let verified_xml = self.verify(xml)?;
         let verified_doc = xml::parse(&verified_xml)?;
-        let (assertion, response_signed) =
-            verified_assertion(&verified_doc, root, assertion_in_doc)?;
+        let (assertion, _) = verified_assertion(&verified_doc, root, assertion_in_doc)?;
+        // Every ds:Signature in the document verified (xmlsec refuses otherwise); which
+        // elements they cover decides the signing mode.
+        let response_signed = signs(root, root);
+        let assertion_signed = doc
+            .descendants()
+            .find(|n| is(*n, NS_ASSERTION, "Assertion"))
+            .is_some_and(|a| signs(a, a));
+        self.require_signing(assertion_signed, response_signed)?;
+        self.finish(root, assertion, response_signed, now)
+    }
 
+    /// An `EncryptedAssertion`: verify the Response signature (if any) on the document as
+    /// received, decrypt the EncryptedAssertion that signature covers, then verify the
+    /// Assertion's own signature on the plaintext and read it from xmlsec's output.
+    fn validate_encrypted(
+        &self,
+        xml: &str,
+        doc: &Document<'_>,
+        encrypted: Node<'_, '_>,
+        now: DateTime<Utc>,
+    ) -> Result<ValidatedAssertion, SamlError> {
+        let key = self
+            .decryption_key
+            .as_ref()
+            .ok_or(SamlError::EncryptedAssertionUnsupported)?;
+        let root = doc.root_element();
+        let signatures = doc
+            .descendants()
+            .filter(|n| is(*n, NS_DSIG, "Signature"))
+            .count();
+        let response_signed = signs(root, root);
+        if signatures > usize::from(response_signed) {
+            // A signature elsewhere than on the Response: nothing we would read.
+            return Err(SamlError::SignatureReference);
+        }
+        if self.want_response_signed && !response_signed {
+            return Err(SamlError::ResponseNotSigned);
+        }
+
+        // The EncryptedAssertion to decrypt comes from the verified bytes when signed.
+        let verified_xml;
+        let verified_doc;
+        let trusted = if response_signed {
+            check_signature_algorithms(doc, self.allow_sha1)?;
+            verified_xml = self.verify(xml)?;
+            verified_doc = xml::parse(&verified_xml)?;
+            let vroot = verified_doc.root_element();
+            let rid = root.attribute("ID").filter(|id| !id.is_empty());
+            if !is(vroot, NS_PROTOCOL, "Response") || rid.is_none() || vroot.attribute("ID") != rid
+            {
+                return Err(SamlError::SignatureReference);
+            }
+            single_encrypted_assertion(&verified_doc)?.ok_or(SamlError::SignatureReference)?
+        } else {
+            encrypted
+        };
+        let plaintext = super::encryption::decrypt_assertion(trusted, key.pkey())?;
+
+        // The plaintext may use prefixes declared around the EncryptedAssertion: re-declare
+        // them on a wrapper so it parses standalone.
+        let wrapped = wrap_with_namespaces(trusted, &plaintext);
+        xml::screen(&wrapped)?;
+        let pdoc = xml::parse(&wrapped)?;
+        let mut assertions = pdoc
+            .descendants()
+            .filter(|n| n.is_element() && n.tag_name().name().ends_with("Assertion"));
+        let (Some(assertion), None) = (assertions.next(), assertions.next()) else {
+            return Err(SamlError::AssertionCount(
+                pdoc.descendants()
+                    .filter(|n| n.is_element() && n.tag_name().name().ends_with("Assertion"))
+                    .count(),
+            ));
+        };
+        if !is(assertion, NS_ASSERTION, "Assertion")
+            || assertion.parent_element() != Some(pdoc.root_element())
+        {
+            return Err(SamlError::Malformed(
+                "decrypted content is not one Assertion",
+            ));
+        }
+        let assertion_id = assertion
+            .attribute("ID")
+            .filter(|id| !id.is_empty())
+            .ok_or(SamlError::Malformed("Assertion ID missing"))?;
+        let assertion_signed = signs(assertion, assertion);
+        self.require_signing(assertion_signed, response_signed)?;
+        if assertion_signed {
+            check_signature_algorithms(&pdoc, self.allow_sha1)?;
+            let verified = self.verify(&wrapped)?;
+            let vdoc = xml::parse(&verified)?;
+            let va = vdoc.root_element();
+            if !is(va, NS_ASSERTION, "Assertion") || va.attribute("ID") != Some(assertion_id) {
+                return Err(SamlError::SignatureReference);
+            }
+            self.finish(root, va, response_signed, now)
+        } else {
+            // Covered by the Response signature: the ciphertext was signed.
+            self.finish(root, assertion, response_signed, now)
+        }
+    }
+
+    fn require_signing(
+        &self,
+        assertion_signed: bool,
+        response_signed: bool,
+    ) -> Result<(), SamlError> {
+        if self.want_assertions_signed && !assertion_signed {
+            return Err(SamlError::AssertionNotSigned);
+        }
+        if self.want_response_signed && !response_signed {
+            return Err(SamlError::ResponseNotSigned);
+        }
+        if !assertion_signed && !response_signed {
+            return Err(SamlError::Signature);
+        }
+        Ok(())
+    }
+
+    /// Steps 4, 6, 7 on the assertion to read, and InResponseTo.
+    fn finish(
+        &self,
+        root: Node<'_, '_>,
+        assertion: Node<'_, '_>,
+        response_signed: bool,
+        now: DateTime<Utc>,
+    ) -> Result<ValidatedAssertion, SamlError> {
         // Step 4 (Response part).
         if let Some(dest) = root.attribute("Destination") {
             if dest != self.sp.acs_url {
@@ -382,7 +520,7 @@ struct AssertionFacts {
 }
 
 /// Status must be Success; otherwise keep the IdP's codes and message (sanitised).
-fn check_status(root: Node<'_, '_>) -> Result<(), SamlError> {
+pub(crate) fn check_status(root: Node<'_, '_>) -> Result<(), SamlError> {
     let status =
         child(root, NS_PROTOCOL, "Status").ok_or(SamlError::Malformed("Status missing"))?;
     let mut codes = Vec::new();
@@ -422,7 +560,7 @@ fn single_assertion<'a>(doc: &'a Document<'_>) -> Result<&'a str, SamlError> {
     let mut responses = 0usize;
     for n in doc.descendants().filter(|n| n.is_element()) {
         match n.tag_name().name() {
-            "EncryptedAssertion" => return Err(SamlError::EncryptedAssertionUnsupported),
+            "EncryptedAssertion" => return Err(SamlError::AssertionCount(2)),
             "Assertion" => assertions.push(n),
             "Response" => responses += 1,
             _ => {}
@@ -441,6 +579,86 @@ fn single_assertion<'a>(doc: &'a Document<'_>) -> Result<&'a str, SamlError> {
     a.attribute("ID")
         .filter(|id| !id.is_empty())
         .ok_or(SamlError::Malformed("Assertion ID missing"))
+}
+
+/// Does `node` have a direct ds:Signature child whose one Reference names `target`'s ID?
+/// (Only meaningful after xmlsec verified every signature of the document.)
+fn signs(node: Node<'_, '_>, target: Node<'_, '_>) -> bool {
+    let Some(id) = target.attribute("ID").filter(|id| !id.is_empty()) else {
+        return false;
+    };
+    children(node, NS_DSIG, "Signature").any(|sig| {
+        child(sig, NS_DSIG, "SignedInfo")
+            .and_then(|si| child(si, NS_DSIG, "Reference"))
+            .and_then(|r| r.attribute("URI"))
+            .and_then(|u| u.strip_prefix('#'))
+            == Some(id)
+    })
+}
+
+/// The document's one `EncryptedAssertion` directly under the Response, if any. Several,
+/// or one mixed with a plain Assertion, or one elsewhere, is refused.
+fn single_encrypted_assertion<'a, 'i>(
+    doc: &'a Document<'i>,
+) -> Result<Option<Node<'a, 'i>>, SamlError> {
+    let mut found = None;
+    let mut plain = 0usize;
+    for n in doc.descendants().filter(|n| n.is_element()) {
+        match n.tag_name().name() {
+            "EncryptedAssertion" => {
+                if found.is_some() {
+                    return Err(SamlError::AssertionCount(2));
+                }
+                found = Some(n);
+            }
+            "Assertion" => plain += 1,
+            _ => {}
+        }
+    }
+    let Some(enc) = found else {
+        return Ok(None);
+    };
+    if plain > 0 {
+        return Err(SamlError::AssertionCount(plain + 1));
+    }
+    if !is(enc, NS_ASSERTION, "EncryptedAssertion")
+        || enc.parent_element() != Some(doc.root_element())
+    {
+        return Err(SamlError::Malformed(
+            "EncryptedAssertion outside the Response",
+        ));
+    }
+    Ok(Some(enc))
+}
+
+/// `<ssogate:Decrypted …>plaintext</ssogate:Decrypted>` with every namespace in scope at
+/// `at` declared, so a plaintext using an ancestor's prefix parses.
+fn wrap_with_namespaces(at: Node<'_, '_>, plaintext: &str) -> String {
+    let mut out = String::with_capacity(plaintext.len() + 512);
+    out.push_str("<ssogate:Decrypted xmlns:ssogate=\"urn:ssogate:decrypted\"");
+    for ns in at.namespaces() {
+        match ns.name() {
+            Some("ssogate") | Some("xml") => continue,
+            Some(prefix) => {
+                out.push_str(" xmlns:");
+                out.push_str(prefix);
+            }
+            None => out.push_str(" xmlns"),
+        }
+        out.push_str("=\"");
+        out.push_str(&xml::escape(ns.uri()));
+        out.push('"');
+    }
+    out.push('>');
+    let body = plaintext.trim_start_matches('\u{feff}').trim_start();
+    // An XML declaration is allowed only at the start of a document.
+    let body = match body.strip_prefix("<?xml") {
+        Some(rest) => rest.split_once("?>").map_or(body, |(_, after)| after),
+        None => body,
+    };
+    out.push_str(body);
+    out.push_str("</ssogate:Decrypted>");
+    out
 }
 
 /// Every ds:Signature must use allowed algorithms and same-document ID references only.

@@ -220,6 +220,44 @@ impl SessionManager {
         self.store.delete_session(&key).await
     }
 
+    /// End the sessions of one user of one app (IdP-initiated Single Logout): those whose
+    /// SessionIndex is one of `session_indexes`, or all of them when it is empty. Other
+    /// replicas drop them through the revocation feed. Returns how many ended.
+    pub async fn end_user_sessions(
+        &self,
+        app: &str,
+        name_id: &str,
+        session_indexes: &[String],
+    ) -> Result<usize, SessionError> {
+        if session_indexes.is_empty() {
+            let keys = self.store.user_sessions(app, name_id).await?;
+            for k in &keys {
+                self.cache.evict(k);
+            }
+            return self.store.delete_user_sessions(app, name_id).await;
+        }
+        let mut ended = 0;
+        for key in self.store.user_sessions(app, name_id).await? {
+            let matches = match self.store.get_session(&key).await {
+                Ok(Some(rec)) => rec
+                    .identity
+                    .session_index
+                    .as_ref()
+                    .is_some_and(|si| session_indexes.contains(si)),
+                Ok(None) => false,
+                // Unreadable: it cannot be used either; remove it.
+                Err(SessionError::Corrupt) => true,
+                Err(e) => return Err(e),
+            };
+            if matches {
+                self.cache.evict(&key);
+                self.store.delete_session(&key).await?;
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
     async fn delete_quietly(&self, key: &str) {
         if let Err(e) = self.store.delete_session(key).await {
             tracing::debug!(error = %e, "could not delete dead session");
