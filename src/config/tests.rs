@@ -123,3 +123,71 @@ fn two_apps_cannot_share_a_host() {
         err.0
     );
 }
+
+#[test]
+fn slo_keys_and_signing_options_are_checked_together() {
+    let text = r#"
+[listen]
+public = "127.0.0.1:8080"
+[[app]]
+name = "a"
+hosts = ["a.example.com"]
+upstream = "http://127.0.0.1:3000"
+logout_return_path = "bye"
+redirect_allow_hosts = ["https://portal.example.com/"]
+[app.sp]
+entity_id = "https://a.example.com/saml"
+acs_url = "https://a.example.com/saml/acs"
+slo_url = "/saml/slo"
+signing_key_file = "sp-key.pem"
+sign_authn_requests = true
+[app.idp]
+metadata_file = "entra-metadata.xml"
+want_assertions_signed = false
+want_response_signed = false
+"#;
+    let err = from_str(text, &dir(), &no_env()).unwrap_err();
+    let all = err.0.join("\n");
+    for needle in [
+        "app[0] (a).logout_return_path",
+        "app[0] (a).redirect_allow_hosts",
+        "app[0] (a).sp.slo_url",
+        "signing_key_file and certificate_file go together",
+        "app[0] (a).sp.sign_authn_requests",
+        "want_assertions_signed and want_response_signed cannot both be false",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+}
+
+#[test]
+fn slo_and_keys_parse() {
+    let text = r#"
+[listen]
+public = "127.0.0.1:8080"
+[[app]]
+name = "a"
+hosts = ["a.example.com"]
+upstream = "http://127.0.0.1:3000"
+logout_return_path = "https://portal.example.com/signed-out"
+[app.sp]
+entity_id = "https://a.example.com/saml"
+acs_url = "https://a.example.com/saml/acs"
+slo_url = "https://a.example.com/saml/slo"
+signing_key_file = "example-sp-key.pem"
+certificate_file = "example-sp-cert.pem"
+[app.idp]
+metadata_file = "entra-metadata.xml"
+want_response_signed = true
+"#;
+    let c = from_str(text, &dir(), &no_env()).unwrap();
+    let app = &c.apps[0];
+    assert_eq!(app.sp.slo_path.as_deref(), Some("/saml/slo"));
+    assert!(app.sp.keys.is_some());
+    assert!(app.sp.sign_authn_requests);
+    assert!(app.idp.want_assertions_signed && app.idp.want_response_signed);
+    assert!(app.idp.require_signed_logout);
+    // the key never shows in Debug output
+    let debug = format!("{:?}", app.sp.keys);
+    assert!(!debug.contains("PRIVATE KEY"), "{debug}");
+}
