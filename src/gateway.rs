@@ -5,15 +5,46 @@
 use crate::authz::Policy;
 use crate::config::{AppConfig, Config, ConfigError, IdpSource, StoreConfig, UpstreamConfig};
 use crate::headers::HeaderMapping;
-use crate::saml::{self, Clock, IdpSettings, ResponseValidator, SigningKey, SpKeys, SpSettings};
+use crate::saml::{
+    self, Clock, IdpSettings, ResponseValidator, SamlError, SigningKey, SpKeys, SpSettings,
+};
 use crate::session::{CookieSettings, MemoryStore, RedisStore, SessionManager, SessionStore};
 use openssl::pkey::{PKey, Public};
+use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Largest SAMLResponse (decoded XML) the ACS accepts.
 pub const MAX_SAML_RESPONSE_BYTES: usize = 256 * 1024;
+
+/// What the gateway trusts of an app's IdP: settings, the response validator built from
+/// them and the parsed public keys. Replaced as a whole on a metadata refresh, so a key
+/// that left the metadata stops being trusted at once.
+pub struct IdpTrust {
+    pub settings: IdpSettings,
+    pub validator: ResponseValidator,
+    /// Public keys of the signing certificates (Redirect-binding signatures).
+    pub keys: Vec<PKey<Public>>,
+    /// Where the settings came from (for logs and `saml inspect`).
+    pub origin: String,
+}
+
+impl IdpTrust {
+    /// Usable: at least one signing key.
+    pub fn is_ready(&self) -> bool {
+        !self.keys.is_empty()
+    }
+}
+
+/// A metadata URL to follow.
+#[derive(Clone, Debug)]
+pub struct MetadataRefresh {
+    pub url: String,
+    pub interval: Duration,
+    /// Last good copy, rewritten after each successful fetch that changed it.
+    pub backing_file: Option<std::path::PathBuf>,
+}
 
 /// One protected app, ready to serve.
 pub struct App {
@@ -22,8 +53,14 @@ pub struct App {
     pub sp: SpSettings,
     pub acs_path: String,
     pub acs_query: Option<String>,
-    pub idp: IdpSettings,
-    pub validator: ResponseValidator,
+    /// The IdP as currently trusted; swapped whole on a metadata refresh.
+    trust: RwLock<Arc<IdpTrust>>,
+    /// The response checks that do not depend on the IdP's metadata.
+    validator_base: ResponseValidator,
+    /// Pinned certificates (DER) the metadata's own signature must verify against.
+    pub metadata_signers: Vec<Vec<u8>>,
+    /// Where and how often to refresh the IdP metadata, when from a URL.
+    pub metadata_refresh: Option<MetadataRefresh>,
     pub policy: Policy,
     pub headers: HeaderMapping,
     pub allow_idp_initiated: bool,
@@ -38,14 +75,54 @@ pub struct App {
     /// The SP key pair, when configured: signs requests, decrypts assertions.
     pub sp_keys: Option<SpKeys>,
     pub sign_authn_requests: bool,
-    /// Public keys of the IdP's signing certificates (Redirect-binding signatures).
-    pub idp_keys: Vec<PKey<Public>>,
     pub require_signed_logout: bool,
     /// "https" when the app's public URL (its ACS URL) is https.
     pub public_scheme: &'static str,
 }
 
 impl App {
+    /// The IdP as trusted right now.
+    pub fn trust(&self) -> Arc<IdpTrust> {
+        self.trust.read().clone()
+    }
+
+    /// Build trust from IdP settings (keys parsed, validator configured).
+    pub fn trust_for(&self, settings: IdpSettings, origin: String) -> Result<IdpTrust, SamlError> {
+        let keys = saml::redirect::public_keys(&settings.signing_certs)?;
+        let mut validator = self.validator_base.clone();
+        validator.idp_entity_id = settings.entity_id.clone();
+        validator.certs = settings.signing_certs.clone();
+        Ok(IdpTrust {
+            settings,
+            validator,
+            keys,
+            origin,
+        })
+    }
+
+    /// Parse metadata (checking its signature when a signer is pinned) into trust. The
+    /// entity ID may not change once known: a document for another tenant is refused.
+    pub fn trust_from_metadata(&self, xml: &[u8], origin: String) -> Result<IdpTrust, SamlError> {
+        let settings = if self.metadata_signers.is_empty() {
+            IdpSettings::from_metadata(xml)?
+        } else {
+            IdpSettings::from_signed_metadata(xml, &self.metadata_signers)?
+        };
+        let current = self.trust();
+        if current.is_ready() && current.settings.entity_id != settings.entity_id {
+            return Err(SamlError::Metadata(format!(
+                "entityID changed from {} to {}; refusing (is the URL for another tenant?)",
+                current.settings.entity_id, settings.entity_id
+            )));
+        }
+        self.trust_for(settings, origin)
+    }
+
+    /// Start trusting `trust` (and stop trusting whatever was before).
+    pub fn replace_trust(&self, trust: IdpTrust) {
+        *self.trust.write() = Arc::new(trust);
+    }
+
     /// This app's SP metadata (what `/saml/metadata` serves).
     pub fn sp_metadata(&self) -> String {
         saml::sp_metadata_xml(
@@ -54,7 +131,7 @@ impl App {
                 slo_url: self.slo_url.clone(),
                 certificate: self.sp_keys.as_ref().map(|k| k.cert_der.clone()),
                 authn_requests_signed: self.authn_signer().is_some(),
-                want_assertions_signed: self.validator.want_assertions_signed,
+                want_assertions_signed: self.validator_base.want_assertions_signed,
             },
         )
     }
@@ -169,9 +246,54 @@ fn strip_port(host: &str) -> &str {
 
 fn build_app(app: &AppConfig) -> Result<App, Vec<String>> {
     let mut errors = Vec::new();
+    let metadata_signers = match &app.idp.metadata_signer {
+        None => Some(Vec::new()),
+        Some((path, bytes)) => saml::load_certificate(bytes)
+            .map(|der| vec![der])
+            .map_err(|e| {
+                errors.push(format!(
+                    "idp.metadata_signing_certificate_file {}: {e}",
+                    path.display()
+                ))
+            })
+            .ok(),
+    };
+    let signers = metadata_signers.clone().unwrap_or_default();
+    let from_metadata = |xml: &[u8]| {
+        if signers.is_empty() {
+            IdpSettings::from_metadata(xml)
+        } else {
+            IdpSettings::from_signed_metadata(xml, &signers)
+        }
+    };
+    let mut metadata_refresh = None;
+    // (settings, origin); `None` settings: start without keys (not ready) and fetch.
     let idp = match &app.idp.source {
-        IdpSource::Metadata { path, xml } => IdpSettings::from_metadata(xml)
+        IdpSource::Metadata { path, xml } => from_metadata(xml)
+            .map(|s| (Some(s), format!("file {}", path.display())))
             .map_err(|e| format!("idp.metadata_file {}: {e}", path.display())),
+        IdpSource::MetadataUrl {
+            url,
+            refresh_interval,
+            backing_file,
+            backing_xml,
+        } => {
+            metadata_refresh = Some(MetadataRefresh {
+                url: url.clone(),
+                interval: *refresh_interval,
+                backing_file: backing_file.clone(),
+            });
+            match (backing_file, backing_xml) {
+                (Some(path), Some(xml)) => match from_metadata(xml) {
+                    Ok(s) => Ok((Some(s), format!("backing file {}", path.display()))),
+                    Err(e) => {
+                        tracing::warn!(app = %app.name, file = %path.display(), error = %e, "IdP metadata backing file unusable; waiting for the metadata URL");
+                        Ok((None, String::new()))
+                    }
+                },
+                _ => Ok((None, String::new())),
+            }
+        }
         IdpSource::Manual {
             entity_id,
             sso_url,
@@ -179,11 +301,16 @@ fn build_app(app: &AppConfig) -> Result<App, Vec<String>> {
             certificate_path,
             certificate,
         } => saml::load_certificate(certificate)
-            .map(|der| IdpSettings {
-                entity_id: entity_id.clone(),
-                sso_url: sso_url.clone(),
-                slo_url: slo_url.clone(),
-                signing_certs: vec![der],
+            .map(|der| {
+                (
+                    Some(IdpSettings {
+                        entity_id: entity_id.clone(),
+                        sso_url: sso_url.clone(),
+                        slo_url: slo_url.clone(),
+                        signing_certs: vec![der],
+                    }),
+                    format!("certificate {}", certificate_path.display()),
+                )
             })
             .map_err(|e| format!("idp.certificate_file {}: {e}", certificate_path.display())),
     };
@@ -214,21 +341,21 @@ fn build_app(app: &AppConfig) -> Result<App, Vec<String>> {
             })
             .ok(),
     };
-    let idp_keys = idp
-        .as_ref()
-        .map(|i| saml::redirect::public_keys(&i.signing_certs))
-        .transpose()
-        .map_err(|e| errors.push(format!("idp certificates: {e}")))
-        .ok()
-        .flatten();
     let (
-        Some(idp),
+        Some((idp, origin)),
         Some(name_id_format),
         Some(policy),
         Some(headers),
         Some(sp_keys),
-        Some(idp_keys),
-    ) = (idp, name_id_format, policy, headers, sp_keys, idp_keys)
+        Some(metadata_signers),
+    ) = (
+        idp,
+        name_id_format,
+        policy,
+        headers,
+        sp_keys,
+        metadata_signers,
+    )
     else {
         return Err(errors);
     };
@@ -237,10 +364,10 @@ fn build_app(app: &AppConfig) -> Result<App, Vec<String>> {
         acs_url: app.sp.acs_url.clone(),
         name_id_format: name_id_format.to_string(),
     };
-    let validator = ResponseValidator {
+    let validator_base = ResponseValidator {
         sp: sp.clone(),
-        idp_entity_id: idp.entity_id.clone(),
-        certs: idp.signing_certs.clone(),
+        idp_entity_id: String::new(),
+        certs: Vec::new(),
         clock_skew: app.idp.clock_skew,
         allow_sha1: app.idp.allow_sha1,
         max_response_bytes: MAX_SAML_RESPONSE_BYTES,
@@ -248,7 +375,7 @@ fn build_app(app: &AppConfig) -> Result<App, Vec<String>> {
         want_response_signed: app.idp.want_response_signed,
         decryption_key: sp_keys.as_ref().map(|k| k.key.clone()),
     };
-    Ok(App {
+    let built = App {
         name: app.name.clone(),
         upstream: app.upstream.clone(),
         public_scheme: if app.sp.acs_url.starts_with("https://") {
@@ -259,8 +386,20 @@ fn build_app(app: &AppConfig) -> Result<App, Vec<String>> {
         sp,
         acs_path: app.sp.acs_path.clone(),
         acs_query: app.sp.acs_query.clone(),
-        idp,
-        validator,
+        trust: RwLock::new(Arc::new(IdpTrust {
+            settings: IdpSettings {
+                entity_id: String::new(),
+                sso_url: String::new(),
+                slo_url: None,
+                signing_certs: Vec::new(),
+            },
+            validator: validator_base.clone(),
+            keys: Vec::new(),
+            origin: "not loaded yet".into(),
+        })),
+        validator_base,
+        metadata_signers,
+        metadata_refresh,
         policy,
         headers,
         allow_idp_initiated: app.allow_idp_initiated,
@@ -271,9 +410,15 @@ fn build_app(app: &AppConfig) -> Result<App, Vec<String>> {
         slo_path: app.sp.slo_path.clone(),
         sp_keys,
         sign_authn_requests: app.sp.sign_authn_requests,
-        idp_keys,
         require_signed_logout: app.idp.require_signed_logout,
-    })
+    };
+    if let Some(settings) = idp {
+        match built.trust_for(settings, origin) {
+            Ok(t) => built.replace_trust(t),
+            Err(e) => return Err(vec![format!("idp certificates: {e}")]),
+        }
+    }
+    Ok(built)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod identity;
 pub mod logging;
 pub mod login;
 pub mod logout;
+pub mod metadata_refresh;
 pub mod metrics;
 pub mod proxy;
 pub mod saml;

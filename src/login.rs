@@ -24,6 +24,8 @@ pub enum LoginError {
     Replay,
     #[error("session store unavailable: {0}")]
     Store(#[from] SessionError),
+    #[error("the identity provider's metadata (signing keys) has not been loaded yet")]
+    IdpNotReady,
 }
 
 impl LoginError {
@@ -36,6 +38,7 @@ impl LoginError {
             LoginError::Unsolicited => "unsolicited_refused",
             LoginError::Replay => "replay",
             LoginError::Store(_) => "store_unavailable",
+            LoginError::IdpNotReady => "idp_not_ready",
         }
     }
 }
@@ -43,11 +46,15 @@ impl LoginError {
 /// Where to send the browser to sign in, for a request to `return_to` (path + query).
 pub async fn start(gw: &Gateway, app: &App, return_to: &str) -> Result<String, LoginError> {
     let now = gw.clock.now();
+    let trust = app.trust();
+    if !trust.is_ready() {
+        return Err(LoginError::IdpNotReady);
+    }
     // RelayState is an opaque random token; the return URL stays in the store.
     let relay = SessionId::generate();
     let redirect = saml::authn_request_redirect(
         &app.sp,
-        &app.idp,
+        &trust.settings,
         relay.as_cookie_value(),
         now,
         app.authn_signer(),
@@ -79,7 +86,8 @@ pub async fn finish(
     relay_state: Option<&str>,
 ) -> Result<Completed, LoginError> {
     let now = gw.clock.now();
-    let validated = app.validator.validate(saml_response, now)?;
+    let trust = app.trust();
+    let validated = trust.validator.validate(saml_response, now)?;
 
     let return_to = match &validated.in_response_to {
         Some(id) => {
@@ -100,7 +108,7 @@ pub async fn finish(
 
     // Remember the assertion until it could no longer be accepted anyway.
     let ttl_secs = (validated.not_on_or_after - now.timestamp()).max(0) as u64
-        + app.validator.clock_skew.as_secs()
+        + trust.validator.clock_skew.as_secs()
         + 1;
     let first_use = gw
         .sessions

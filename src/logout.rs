@@ -76,9 +76,12 @@ pub async fn start(
     let now = gw.clock.now();
     let record = gw.sessions.load(id, &app.name, now.timestamp()).await?;
     gw.sessions.destroy(id).await?;
-    let (Some(record), Some(idp_slo), Some(_)) =
-        (record, app.idp.slo_url.as_deref(), app.slo_url.as_deref())
-    else {
+    let trust = app.trust();
+    let (Some(record), Some(idp_slo), Some(_)) = (
+        record,
+        trust.settings.slo_url.as_deref(),
+        app.slo_url.as_deref(),
+    ) else {
         return Ok(SignOut::Done(app.logout_return_path.clone()));
     };
 
@@ -128,18 +131,19 @@ pub enum SloOutcome {
 pub async fn handle(gw: &Gateway, app: &App, query: &str) -> Result<SloOutcome, LogoutError> {
     let slo_url = app.slo_url.as_deref().ok_or(LogoutError::NotConfigured)?;
     let q = parse_redirect_query(query)?;
+    let trust = app.trust();
     if q.is_signed() {
-        q.verify(&app.idp_keys, app.validator.allow_sha1)?;
+        q.verify(&trust.keys, trust.validator.allow_sha1)?;
     } else if app.require_signed_logout {
         return Err(SamlError::MessageNotSigned.into());
     }
     let xml = q.xml()?;
     let now = gw.clock.now();
     let checks = LogoutChecks {
-        idp_entity_id: &app.idp.entity_id,
+        idp_entity_id: &trust.settings.entity_id,
         slo_url,
         now,
-        clock_skew: app.validator.clock_skew,
+        clock_skew: trust.validator.clock_skew,
     };
     match q.param {
         MessageParam::Response => {
@@ -159,8 +163,8 @@ pub async fn handle(gw: &Gateway, app: &App, query: &str) -> Result<SloOutcome, 
         }
         MessageParam::Request => {
             let req = checks.logout_request(&xml)?;
-            let idp_slo = app
-                .idp
+            let idp_slo = trust
+                .settings
                 .slo_url
                 .as_deref()
                 .ok_or(SamlError::Url("the IdP has no SLO URL to answer to"))?;

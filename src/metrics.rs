@@ -2,8 +2,8 @@
 //! than repeating a name as a literal. All names start with `ssogate_`.
 
 use prometheus::{
-    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::sync::LazyLock;
 
@@ -21,6 +21,12 @@ pub struct Metrics {
     pub logouts: IntCounterVec,
     /// Sessions ended by IdP-initiated Single Logout.
     pub slo_sessions_ended: IntCounterVec,
+    /// Unix time of the last successful IdP metadata fetch, by app.
+    pub idp_metadata_last_success: IntGaugeVec,
+    /// Failed IdP metadata fetches (unreachable, invalid, badly signed), by app.
+    pub idp_metadata_refresh_failures: IntCounterVec,
+    /// IdP signing keys currently trusted, by app (set at scrape time).
+    pub idp_signing_keys: IntGaugeVec,
     /// Time from request start to the upstream's response header, by app.
     pub upstream_latency: HistogramVec,
     /// Session store operations that failed (unreachable, timeout), by operation.
@@ -69,6 +75,27 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ),
         &["app"],
     )?;
+    let idp_metadata_last_success = IntGaugeVec::new(
+        Opts::new(
+            "ssogate_idp_metadata_last_success_timestamp_seconds",
+            "Unix time of the last successful IdP metadata fetch",
+        ),
+        &["app"],
+    )?;
+    let idp_metadata_refresh_failures = IntCounterVec::new(
+        Opts::new(
+            "ssogate_idp_metadata_refresh_failures_total",
+            "Failed IdP metadata fetches (the last good metadata stays in use)",
+        ),
+        &["app"],
+    )?;
+    let idp_signing_keys = IntGaugeVec::new(
+        Opts::new(
+            "ssogate_idp_signing_keys",
+            "IdP signing keys currently trusted",
+        ),
+        &["app"],
+    )?;
     let upstream_latency = HistogramVec::new(
         HistogramOpts::new(
             "ssogate_upstream_latency_seconds",
@@ -95,6 +122,9 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(denials.clone()))?;
     registry.register(Box::new(logouts.clone()))?;
     registry.register(Box::new(slo_sessions_ended.clone()))?;
+    registry.register(Box::new(idp_metadata_last_success.clone()))?;
+    registry.register(Box::new(idp_metadata_refresh_failures.clone()))?;
+    registry.register(Box::new(idp_signing_keys.clone()))?;
     registry.register(Box::new(upstream_latency.clone()))?;
     registry.register(Box::new(store_errors.clone()))?;
     registry.register(Box::new(store_up.clone()))?;
@@ -107,6 +137,9 @@ fn build() -> Result<Metrics, prometheus::Error> {
         denials,
         logouts,
         slo_sessions_ended,
+        idp_metadata_last_success,
+        idp_metadata_refresh_failures,
+        idp_signing_keys,
         upstream_latency,
         store_errors,
         store_up,

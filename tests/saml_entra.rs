@@ -251,3 +251,57 @@ fn certificate_loads_as_pem_base64_and_der() {
         "78d2be386a4167527f66b533b7b9de62ffb70bef17d10d65b76a29da8a823347"
     );
 }
+
+/// The certificate in the metadata's own ds:Signature KeyInfo (which Entra signs with).
+fn metadata_signer() -> Vec<u8> {
+    let text = std::str::from_utf8(METADATA)
+        .unwrap()
+        .trim_start_matches('\u{feff}');
+    let doc = roxmltree::Document::parse(text).unwrap();
+    let sig = doc
+        .root_element()
+        .children()
+        .find(|n| n.has_tag_name(("http://www.w3.org/2000/09/xmldsig#", "Signature")))
+        .unwrap();
+    let cert = sig
+        .descendants()
+        .find(|n| n.has_tag_name("X509Certificate"))
+        .and_then(|n| n.text())
+        .unwrap();
+    load_certificate(cert.as_bytes()).unwrap()
+}
+
+#[test]
+fn tenant_federation_metadata_signature_verifies_against_a_pinned_signer() {
+    let signer = metadata_signer();
+    let idp = IdpSettings::from_signed_metadata(METADATA, std::slice::from_ref(&signer)).unwrap();
+    // The same settings as the unchecked parse, read from the verified bytes.
+    assert_eq!(idp, IdpSettings::from_metadata(METADATA).unwrap());
+    assert_eq!(idp.signing_certs.len(), 3);
+    // Pinned to another certificate: refused.
+    let other = DevIdp::generate(IDP).unwrap().certificate_der();
+    assert_eq!(
+        IdpSettings::from_signed_metadata(METADATA, &[other]),
+        Err(SamlError::Signature)
+    );
+    // One certificate swapped in the signed document (an attacker's key injected): refused.
+    let text = std::str::from_utf8(METADATA).unwrap();
+    // (the first certificate after the signature: KeyInfo of the signature is not signed)
+    let after_sig = text.find("</Signature>").unwrap();
+    let first_cert_start = after_sig
+        + text[after_sig..].find("<X509Certificate>").unwrap()
+        + "<X509Certificate>".len();
+    let mut tampered = text.as_bytes().to_vec();
+    tampered[first_cert_start + 40] ^= 0x01;
+    assert!(IdpSettings::from_signed_metadata(&tampered, std::slice::from_ref(&signer)).is_err());
+    // The signature removed: refused while a signer is pinned.
+    let start = text.find("<Signature").unwrap();
+    let end = text.find("</Signature>").unwrap() + "</Signature>".len();
+    let unsigned = format!("{}{}", &text[..start], &text[end..]);
+    assert_eq!(
+        IdpSettings::from_signed_metadata(unsigned.as_bytes(), &[signer])
+            .unwrap_err()
+            .reason(),
+        "metadata"
+    );
+}

@@ -22,10 +22,12 @@ use utils::gateway::Gateway;
 
 const PUBLIC_URL: &str = "https://wiki.example.test";
 const IDP_SLO: &str = "https://login.example.test/tenant/saml2";
-const USER: &str = "alice@contoso.example";
 
 struct Setup {
     replicas: [Gateway; 2],
+    /// A user of this test alone (tests share one Redis; logouts without SessionIndex
+    /// end every session of a user).
+    user: String,
     idp: DevIdp,
     sp_cert_der: Vec<u8>,
     sp_public: PKey<Public>,
@@ -98,6 +100,7 @@ async fn setup() -> Setup {
     let b = Gateway::start(&text, &files).await;
     Setup {
         replicas: [a, b],
+        user: format!("alice-{}@contoso.example", uuid::Uuid::new_v4()),
         idp,
         sp_cert_der: cert.to_der().unwrap(),
         sp_public: cert.public_key().unwrap(),
@@ -163,7 +166,7 @@ async fn sign_in(s: &Setup, gw: &Gateway, encrypt: bool) -> (String, String) {
             acs_url: format!("{PUBLIC_URL}/saml/acs"),
             name_id_format: "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".into(),
         },
-        USER,
+        &s.user,
         chrono::Utc::now(),
     );
     spec.in_response_to = Some(id);
@@ -242,7 +245,7 @@ async fn idp_initiated_logout_ends_the_right_sessions_on_every_replica() {
     let slo = format!("{PUBLIC_URL}/saml/slo");
     let (request_id, url) = s
         .idp
-        .logout_request_url(&slo, USER, Some(&first_index), chrono::Utc::now())
+        .logout_request_url(&slo, &s.user, Some(&first_index), chrono::Utc::now())
         .unwrap();
     let r = deliver(b, &url).await;
     assert_eq!(r.status(), 302, "log: {}", b.log());
@@ -268,7 +271,7 @@ async fn idp_initiated_logout_ends_the_right_sessions_on_every_replica() {
     let (third, _) = sign_in(&s, a, false).await;
     let (_, url) = s
         .idp
-        .logout_request_url(&slo, USER, None, chrono::Utc::now())
+        .logout_request_url(&slo, &s.user, None, chrono::Utc::now())
         .unwrap();
     let r = deliver(a, &url).await;
     assert_eq!(r.status(), 302);
@@ -301,14 +304,14 @@ async fn forged_or_unsigned_logout_requests_end_nothing() {
     // Signed by another IdP key.
     let mallory = DevIdp::generate("https://idp.example.test/").unwrap();
     let (_, url) = mallory
-        .logout_request_url(&slo, USER, Some(&index), chrono::Utc::now())
+        .logout_request_url(&slo, &s.user, Some(&index), chrono::Utc::now())
         .unwrap();
     assert_eq!(deliver(a, &url).await.status(), 400);
 
     // Signature stripped.
     let (_, url) = s
         .idp
-        .logout_request_url(&slo, USER, Some(&index), chrono::Utc::now())
+        .logout_request_url(&slo, &s.user, Some(&index), chrono::Utc::now())
         .unwrap();
     let unsigned: String = url
         .split('&')
@@ -324,7 +327,7 @@ async fn forged_or_unsigned_logout_requests_end_nothing() {
         .idp
         .logout_request_url(
             "https://other.example.test/saml/slo",
-            USER,
+            &s.user,
             Some(&index),
             chrono::Utc::now(),
         )
@@ -336,7 +339,7 @@ async fn forged_or_unsigned_logout_requests_end_nothing() {
         .idp
         .logout_request_url(
             &slo,
-            USER,
+            &s.user,
             Some(&index),
             chrono::Utc::now() - chrono::Duration::hours(1),
         )
@@ -371,7 +374,7 @@ async fn sp_initiated_logout_round_trip() {
             .and_then(|n| n.text())
             .map(str::to_string)
     };
-    assert_eq!(text("NameID").as_deref(), Some(USER));
+    assert_eq!(text("NameID").as_deref(), Some(s.user.as_str()));
     assert_eq!(text("SessionIndex").as_deref(), Some(index.as_str()));
     assert_eq!(text("Issuer"), Some(format!("{PUBLIC_URL}/saml")));
     let request_id = root.attribute("ID").unwrap().to_string();
@@ -452,7 +455,7 @@ fn unsolicited(s: &Setup, in_response_to: Option<&str>) -> String {
             acs_url: format!("{PUBLIC_URL}/saml/acs"),
             name_id_format: "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".into(),
         },
-        USER,
+        &s.user,
         chrono::Utc::now(),
     );
     spec.in_response_to = in_response_to.map(str::to_string);

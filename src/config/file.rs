@@ -93,6 +93,12 @@ pub struct SpFile {
 #[serde(deny_unknown_fields)]
 pub struct IdpFile {
     pub metadata_file: Option<String>,
+    /// Entra "App Federation Metadata Url": fetched at start and every `refresh_interval`;
+    /// `metadata_file` then is the backing copy used while the URL is unreachable.
+    pub metadata_url: Option<String>,
+    pub refresh_interval: Option<String>,
+    /// PEM/Base64 certificate the metadata's own signature must verify against.
+    pub metadata_signing_certificate_file: Option<String>,
     pub entity_id: Option<String>,
     pub sso_url: Option<String>,
     pub slo_url: Option<String>,

@@ -139,6 +139,14 @@ pub enum IdpSource {
         path: PathBuf,
         xml: Vec<u8>,
     },
+    /// Fetched from `url` (and refreshed); `backing_file` keeps the last good copy.
+    MetadataUrl {
+        url: String,
+        refresh_interval: Duration,
+        backing_file: Option<PathBuf>,
+        /// The backing file's content at start, when it exists.
+        backing_xml: Option<Vec<u8>>,
+    },
     Manual {
         entity_id: String,
         sso_url: String,
@@ -152,6 +160,7 @@ impl fmt::Debug for IdpSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             IdpSource::Metadata { path, .. } => write!(f, "Metadata({})", path.display()),
+            IdpSource::MetadataUrl { url, .. } => write!(f, "MetadataUrl({url})"),
             IdpSource::Manual { entity_id, .. } => write!(f, "Manual({entity_id})"),
         }
     }
@@ -165,6 +174,8 @@ pub struct IdpConfig {
     pub want_assertions_signed: bool,
     pub want_response_signed: bool,
     pub require_signed_logout: bool,
+    /// Pinned certificate (path, bytes) the metadata signature must verify against.
+    pub metadata_signer: Option<(PathBuf, Vec<u8>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -510,22 +510,86 @@ fn idp_config(errs: &mut Errors, ctx: &str, idp: &IdpFile, base: &Path) -> Optio
         errs.push(format!("{ctx}.idp.clock_skew: at most 10m"));
     }
     let manual = idp.entity_id.is_some() || idp.sso_url.is_some() || idp.certificate_file.is_some();
-    let source = match (&idp.metadata_file, manual) {
-        (Some(_), true) => {
+    let refresh_interval = duration(
+        errs,
+        &format!("{ctx}.idp.refresh_interval"),
+        idp.refresh_interval.as_deref(),
+        "1h",
+    );
+    if idp.refresh_interval.is_some() && idp.metadata_url.is_none() {
+        errs.push(format!(
+            "{ctx}.idp.refresh_interval: only with metadata_url"
+        ));
+    }
+    if !(Duration::from_secs(1)..=Duration::from_secs(7 * 86400)).contains(&refresh_interval) {
+        errs.push(format!("{ctx}.idp.refresh_interval: between 1s and 7d"));
+    }
+    let metadata_signer = idp
+        .metadata_signing_certificate_file
+        .as_ref()
+        .and_then(|p| {
+            read_file(
+                errs,
+                &format!("{ctx}.idp.metadata_signing_certificate_file"),
+                base,
+                p,
+            )
+        });
+    if idp.metadata_signing_certificate_file.is_some()
+        && idp.metadata_file.is_none()
+        && idp.metadata_url.is_none()
+    {
+        errs.push(format!(
+            "{ctx}.idp.metadata_signing_certificate_file: only with metadata_file or metadata_url"
+        ));
+    }
+    let source = match (&idp.metadata_url, &idp.metadata_file, manual) {
+        (Some(_), _, true) => {
+            errs.push(format!(
+                "{ctx}.idp: give either metadata_url or entity_id + sso_url + certificate_file, not both"
+            ));
+            None
+        }
+        (Some(url), backing, false) => {
+            match url::Url::parse(url) {
+                Ok(u) if u.scheme() == "https" => {}
+                Ok(u)
+                    if u.scheme() == "http"
+                        && (metadata_signer.is_some()
+                            || matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"))) => {}
+                Ok(u) if u.scheme() == "http" => errs.push(format!(
+                    "{ctx}.idp.metadata_url: \"{url}\" is plain http: use https (or pin the metadata signer with metadata_signing_certificate_file)"
+                )),
+                _ => errs.push(format!(
+                    "{ctx}.idp.metadata_url: \"{url}\" must be an absolute https URL (Entra: App Federation Metadata Url)"
+                )),
+            }
+            let backing_file = backing.as_ref().map(|p| base.join(p));
+            let backing_xml = backing_file.as_ref().and_then(|p| std::fs::read(p).ok());
+            Some(IdpSource::MetadataUrl {
+                url: url.clone(),
+                refresh_interval,
+                backing_file,
+                backing_xml,
+            })
+        }
+        (None, Some(_), true) => {
             errs.push(format!(
                 "{ctx}.idp: give either metadata_file or entity_id + sso_url + certificate_file, not both"
             ));
             None
         }
-        (Some(path), false) => read_file(errs, &format!("{ctx}.idp.metadata_file"), base, path)
-            .map(|(path, xml)| IdpSource::Metadata { path, xml }),
-        (None, false) => {
+        (None, Some(path), false) => {
+            read_file(errs, &format!("{ctx}.idp.metadata_file"), base, path)
+                .map(|(path, xml)| IdpSource::Metadata { path, xml })
+        }
+        (None, None, false) => {
             errs.push(format!(
-                "{ctx}.idp: give metadata_file (Entra: Federation Metadata XML), or entity_id + sso_url + certificate_file (Entra: Microsoft Entra Identifier, Login URL, Certificate (Base64))"
+                "{ctx}.idp: give metadata_url or metadata_file (Entra: Federation Metadata XML), or entity_id + sso_url + certificate_file (Entra: Microsoft Entra Identifier, Login URL, Certificate (Base64))"
             ));
             None
         }
-        (None, true) => {
+        (None, None, true) => {
             let mut missing = Vec::new();
             if idp.entity_id.is_none() {
                 missing.push("entity_id (Entra: Microsoft Entra Identifier)");
@@ -578,6 +642,7 @@ fn idp_config(errs: &mut Errors, ctx: &str, idp: &IdpFile, base: &Path) -> Optio
         want_assertions_signed,
         want_response_signed,
         require_signed_logout: idp.require_signed_logout.unwrap_or(true),
+        metadata_signer,
     })
 }
 

@@ -1,6 +1,6 @@
 //! The admin listener (loopback by default): `/metrics`, `/healthz`, `/readyz`.
 //! `/healthz` says the process serves; `/readyz` says it can do its job: the session
-//! store answers a ping within a second.
+//! store answers a ping within a second, and every app has usable IdP signing keys.
 
 use crate::gateway::Gateway;
 use crate::metrics::{self, METRICS};
@@ -27,7 +27,22 @@ impl AdminApp {
             Err(_) => Err("session store: no answer within 1s".to_string()),
         };
         METRICS.store_up.set(i64::from(result.is_ok()));
-        result
+        result?;
+        let missing: Vec<&str> = self
+            .gw
+            .apps()
+            .iter()
+            .filter(|a| !a.trust().is_ready())
+            .map(|a| a.name.as_str())
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "no usable IdP signing keys yet (metadata not loaded) for app(s): {}",
+                missing.join(", ")
+            ))
+        }
     }
 }
 
@@ -49,6 +64,12 @@ impl ServeHttp for AdminApp {
             "/metrics" => {
                 // Refresh the store gauge so a scrape alone tells the truth.
                 let _ = self.ready().await;
+                for app in self.gw.apps() {
+                    METRICS
+                        .idp_signing_keys
+                        .with_label_values(&[&app.name])
+                        .set(i64::try_from(app.trust().keys.len()).unwrap_or(i64::MAX));
+                }
                 METRICS
                     .session_cache_entries
                     .set(i64::try_from(self.gw.sessions.cache().len()).unwrap_or(i64::MAX));

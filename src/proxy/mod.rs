@@ -345,6 +345,17 @@ impl GatewayProxy {
                 .await
             }
             Err(LoginError::Store(e)) => store_unavailable(session, ctx, "put_pending", &e).await,
+            Err(LoginError::IdpNotReady) => {
+                warn!(target: "ssogate::audit", event = "login_start_failed", app = %app.name, reason = "idp_not_ready", reference = %ctx.reference);
+                respond_page(
+                    session,
+                    503,
+                    "Sign-in temporarily unavailable",
+                    "The gateway has not loaded the identity provider's metadata (its signing keys) yet. Please try again in a moment.",
+                    &ctx.reference,
+                )
+                .await
+            }
             Err(e) => {
                 warn!(target: "ssogate::audit", event = "login_start_failed", app = %app.name, error = %e, reference = %ctx.reference);
                 respond_page(

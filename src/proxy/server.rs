@@ -35,9 +35,30 @@ pub fn build_server(config: &Config, gw: Arc<Gateway>) -> Server {
 
     server.add_service(background_service(
         "session revocations",
-        RevocationFollower { gw },
+        RevocationFollower { gw: gw.clone() },
     ));
+    if gw.apps().iter().any(|a| a.metadata_refresh.is_some()) {
+        server.add_service(background_service(
+            "IdP metadata refresh",
+            MetadataFollower { gw },
+        ));
+    }
     server
+}
+
+/// Keeps every app's IdP keys in step with its metadata URL.
+struct MetadataFollower {
+    gw: Arc<Gateway>,
+}
+
+#[async_trait::async_trait]
+impl BackgroundService for MetadataFollower {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        tokio::select! {
+            _ = crate::metadata_refresh::follow(self.gw.clone()) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
 }
 
 /// Keeps every replica's session cache in step with deletions made anywhere.

@@ -87,6 +87,72 @@ impl IdpSettings {
     }
 }
 
+/// Largest metadata document accepted (Entra's tenant metadata is about 20 KiB).
+pub const MAX_METADATA_BYTES: usize = 1024 * 1024;
+
+const NS_METADATA: &str = "urn:oasis:names:tc:SAML:2.0:metadata";
+
+impl IdpSettings {
+    /// Metadata whose own signature must verify against one of `signer_certs` (DER):
+    /// the EntityDescriptor carries an enveloped ds:Signature (SHA-256 or stronger) that
+    /// covers it; the settings are read from the verified bytes only.
+    pub fn from_signed_metadata(bytes: &[u8], signer_certs: &[Vec<u8>]) -> Result<Self, SamlError> {
+        use samael::crypto::{
+            AllowedSignatureAlgorithm as A, CertificateDer, Crypto, CryptoProvider, ReduceMode,
+        };
+        if bytes.len() > MAX_METADATA_BYTES {
+            return Err(SamlError::TooLarge);
+        }
+        let text = std::str::from_utf8(bytes).map_err(|_| SamlError::BadEncoding)?;
+        let text = xml::strip_bom(text).trim_start();
+        xml::screen(text)?;
+        let doc = xml::parse(text)?;
+        let root = doc.root_element();
+        if !xml::is(root, NS_METADATA, "EntityDescriptor") {
+            return Err(SamlError::Metadata(
+                "root is not an EntityDescriptor".into(),
+            ));
+        }
+        let signatures = doc
+            .descendants()
+            .filter(|n| xml::is(*n, xml::NS_DSIG, "Signature"))
+            .count();
+        if signatures == 0 {
+            return Err(SamlError::Metadata(
+                "the metadata is not signed, but a metadata signing certificate is pinned".into(),
+            ));
+        }
+        let certs: Vec<CertificateDer> = signer_certs
+            .iter()
+            .map(|c| CertificateDer::from(c.clone()))
+            .collect();
+        let allowed = [
+            A::RsaSha256,
+            A::RsaSha384,
+            A::RsaSha512,
+            A::EcdsaSha256,
+            A::EcdsaSha384,
+            A::EcdsaSha512,
+        ];
+        let verified = Crypto::reduce_xml_to_signed_with_allowed_algorithms(
+            text,
+            &certs,
+            ReduceMode::PreDigest,
+            Some(&allowed),
+        )
+        .map_err(|_| SamlError::Signature)?;
+        let vdoc = xml::parse(&verified)?;
+        let vroot = vdoc.root_element();
+        let same = xml::is(vroot, NS_METADATA, "EntityDescriptor")
+            && vroot.attribute("entityID") == root.attribute("entityID")
+            && vroot.attribute("ID") == root.attribute("ID");
+        if !same {
+            return Err(SamlError::SignatureReference);
+        }
+        Self::from_metadata(verified.as_bytes())
+    }
+}
+
 /// A certificate as an admin downloads it from Entra: PEM (`-----BEGIN CERTIFICATE-----`),
 /// a bare Base64 body (Entra "Certificate (Base64)"), or DER. Returns DER after checking it
 /// parses as X.509. Validity dates are not checked (SAML signing keys are trusted as keys;

@@ -25,6 +25,7 @@ pub use devidp::{DevIdp, EncryptFor, ResponseSpec, Signing};
 pub use error::SamlError;
 pub use metadata::{
     load_certificate, name_id_format_urn, sp_metadata_xml, IdpSettings, SpPublish, SpSettings,
+    MAX_METADATA_BYTES,
 };
 pub use redirect::{SigningKey, SpKeys};
 pub use validate::{
