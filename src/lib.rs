@@ -10,6 +10,7 @@ pub mod config;
 pub mod gateway;
 pub mod headers;
 pub mod identity;
+pub mod inspect;
 pub mod logging;
 pub mod login;
 pub mod logout;

@@ -40,10 +40,41 @@ enum Command {
         #[arg(long)]
         app: String,
     },
+    /// Debug SAML messages and metadata offline.
+    Saml {
+        #[command(subcommand)]
+        command: SamlCommand,
+    },
     /// Run a complete local demo on loopback: gateway, development IdP, echo upstream.
     Demo {
         #[arg(long, default_value_t = 8080)]
         port: u16,
+    },
+}
+
+#[derive(Subcommand)]
+enum SamlCommand {
+    /// Decode a SAMLResponse (base64 as posted, raw XML) or a Redirect-binding URL
+    /// (LogoutRequest, LogoutResponse, AuthnRequest), show what it says and run the
+    /// app's validation chain on it. Exit 0: accepted, 2: refused, 1: error.
+    Inspect {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        app: String,
+        /// Validate at this instant (RFC 3339), e.g. to replay a captured response.
+        #[arg(long)]
+        at: Option<String>,
+        /// A file with the message, `-` for stdin, or the message itself.
+        input: String,
+    },
+    /// Show an IdP metadata document (file or URL): entity ID, endpoints, every signing
+    /// certificate; with --signer, verify its signature.
+    InspectMetadata {
+        source: String,
+        /// PEM or Base64 certificate the metadata signature must verify against.
+        #[arg(long)]
+        signer: Option<PathBuf>,
     },
 }
 
@@ -55,8 +86,94 @@ fn main() -> ExitCode {
         Command::Run { config } => run(&config),
         Command::CheckConfig { files } => check_config(&files),
         Command::SpMetadata { config, app } => sp_metadata(&config, &app),
+        Command::Saml { command } => saml_command(command),
         Command::Demo { port } => demo(port),
     }
+}
+
+fn read_input(input: &str) -> Result<String, String> {
+    if input == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| format!("stdin: {e}"))?;
+        return Ok(s);
+    }
+    let path = Path::new(input);
+    if input.len() < 4096 && path.is_file() {
+        return std::fs::read_to_string(path).map_err(|e| format!("{input}: {e}"));
+    }
+    Ok(input.to_string())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))
+}
+
+fn saml_command(command: SamlCommand) -> ExitCode {
+    let result = match command {
+        SamlCommand::Inspect {
+            config,
+            app,
+            at,
+            input,
+        } => inspect(&config, &app, at.as_deref(), &input),
+        SamlCommand::InspectMetadata { source, signer } => {
+            inspect_metadata(&source, signer.as_deref())
+        }
+    };
+    match result {
+        Ok((report, accepted)) => {
+            print!("{report}");
+            ExitCode::from(if accepted { 0 } else { 2 })
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn inspect(
+    config: &Path,
+    app: &str,
+    at: Option<&str>,
+    input: &str,
+) -> Result<(String, bool), String> {
+    let (_, gw) = assemble(config)?;
+    let app = gw
+        .apps()
+        .iter()
+        .find(|a| a.name == app)
+        .ok_or_else(|| format!("no app named \"{app}\""))?;
+    if !app.trust().is_ready() && app.metadata_refresh.is_some() {
+        let client = ssogate::metadata_refresh::client()?;
+        runtime()?
+            .block_on(ssogate::metadata_refresh::refresh(app, &client))
+            .map_err(|e| format!("IdP metadata: {e}"))?;
+    }
+    let at = match at {
+        Some(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .map_err(|e| format!("--at {s}: {e}"))?
+            .with_timezone(&chrono::Utc),
+        None => chrono::Utc::now(),
+    };
+    ssogate::inspect::inspect(app, &read_input(input)?, at)
+}
+
+fn inspect_metadata(source: &str, signer: Option<&Path>) -> Result<(String, bool), String> {
+    let bytes = if source.starts_with("https://") || source.starts_with("http://") {
+        let client = ssogate::metadata_refresh::client()?;
+        runtime()?.block_on(ssogate::metadata_refresh::fetch(&client, source))?
+    } else {
+        std::fs::read(source).map_err(|e| format!("{source}: {e}"))?
+    };
+    let signer = signer
+        .map(|p| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display())))
+        .transpose()?;
+    ssogate::inspect::inspect_metadata(&bytes, signer.as_deref())
 }
 
 fn assemble(path: &Path) -> Result<(config::Config, Gateway), String> {
