@@ -6,6 +6,15 @@ cd "$(dirname "$0")/.."
 . scripts/setup.sh
 . scripts/ports.sh
 
+# Independent counterparts from PyPI for the interop tests, in a venv under target/:
+# pysaml2 (a real SAML IdP, signing and encrypting through xmlsec1).
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  ssogate_apt_install python3-venv
+fi
+VENV="$PWD/target/test-venv"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check pysaml2==7.5.5
+export SSOGATE_PYSAML2_PYTHON="$VENV/bin/python"
 
 REDIS_PORT=$(free_port)
 REDIS_DIR=$(mktemp -d)
