@@ -5,9 +5,11 @@
 use crate::authz::Policy;
 use crate::config::{AppConfig, Config, ConfigError, IdpSource, StoreConfig, UpstreamConfig};
 use crate::headers::HeaderMapping;
+use crate::provisioning::Provisioning;
 use crate::saml::{
     self, Clock, IdpSettings, ResponseValidator, SamlError, SigningKey, SpKeys, SpSettings,
 };
+use crate::scim::ScimService;
 use crate::session::{CookieSettings, MemoryStore, RedisStore, SessionManager, SessionStore};
 use openssl::pkey::{PKey, Public};
 use parking_lot::RwLock;
@@ -158,6 +160,8 @@ pub struct Gateway {
     pub cookie: CookieSettings,
     pub clock: Arc<dyn Clock>,
     pub login_timeout: Duration,
+    /// SCIM provisioning, when `[scim] enabled`.
+    pub provisioning: Option<Provisioning>,
 }
 
 impl Gateway {
@@ -200,7 +204,16 @@ impl Gateway {
         if !errors.is_empty() {
             return Err(ConfigError(errors));
         }
+        let provisioning = config.scim.enabled.then(|| {
+            Provisioning::new(
+                ScimService::new(store.clone(), config.scim.tokens.clone()),
+                config.scim.authoritative_groups,
+                config.scim.require_provisioned_user,
+                config.session.cache_ttl,
+            )
+        });
         Ok(Gateway {
+            provisioning,
             apps,
             by_host,
             wildcard,

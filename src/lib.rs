@@ -16,6 +16,8 @@ pub mod login;
 pub mod logout;
 pub mod metadata_refresh;
 pub mod metrics;
+pub mod provisioning;
 pub mod proxy;
 pub mod saml;
+pub mod scim;
 pub mod session;

@@ -26,6 +26,12 @@ pub enum LoginError {
     Store(#[from] SessionError),
     #[error("the identity provider's metadata (signing keys) has not been loaded yet")]
     IdpNotReady,
+    #[error("this account is deactivated in the directory (provisioning)")]
+    UserInactive,
+    #[error("this account is not provisioned for this application")]
+    NotProvisioned,
+    #[error("the user directory is unavailable: {0}")]
+    Directory(String),
 }
 
 impl LoginError {
@@ -39,6 +45,9 @@ impl LoginError {
             LoginError::Replay => "replay",
             LoginError::Store(_) => "store_unavailable",
             LoginError::IdpNotReady => "idp_not_ready",
+            LoginError::UserInactive => "user_inactive",
+            LoginError::NotProvisioned => "not_provisioned",
+            LoginError::Directory(_) => "directory_unavailable",
         }
     }
 }
@@ -117,6 +126,28 @@ pub async fn finish(
         .await?;
     if !first_use {
         return Err(LoginError::Replay);
+    }
+
+    // Provisioning: an inactive (or, when required, an unprovisioned) user stops here,
+    // after every SAML check.
+    if let Some(p) = &gw.provisioning {
+        let user = p
+            .user(&validated.identity.name_id)
+            .await
+            .map_err(|e| LoginError::Directory(e.detail))?;
+        let active = user.as_ref().map(|u| {
+            u.get("active")
+                .and_then(crate::scim::resource::coerce_bool)
+                .unwrap_or(true)
+        });
+        match active {
+            Some(false) => return Err(LoginError::UserInactive),
+            None if p.require_provisioned_user => return Err(LoginError::NotProvisioned),
+            _ => {}
+        }
+    } else {
+        crate::provisioning::record_sign_in(gw, &app.name, &validated.identity, now.timestamp())
+            .await;
     }
 
     let (session, _) = gw

@@ -21,6 +21,10 @@ pub struct Metrics {
     pub logouts: IntCounterVec,
     /// Sessions ended by IdP-initiated Single Logout.
     pub slo_sessions_ended: IntCounterVec,
+    /// SCIM requests by resource, method and status.
+    pub scim_requests: IntCounterVec,
+    /// Sessions ended other than by their own expiry or logout, by cause.
+    pub sessions_revoked: IntCounterVec,
     /// Unix time of the last successful IdP metadata fetch, by app.
     pub idp_metadata_last_success: IntGaugeVec,
     /// Failed IdP metadata fetches (unreachable, invalid, badly signed), by app.
@@ -75,6 +79,17 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ),
         &["app"],
     )?;
+    let scim_requests = IntCounterVec::new(
+        Opts::new("ssogate_scim_requests_total", "SCIM requests answered"),
+        &["resource", "method", "status"],
+    )?;
+    let sessions_revoked = IntCounterVec::new(
+        Opts::new(
+            "ssogate_sessions_revoked_total",
+            "Sessions ended by SCIM deactivation or deletion, or by IdP-initiated logout",
+        ),
+        &["cause"],
+    )?;
     let idp_metadata_last_success = IntGaugeVec::new(
         Opts::new(
             "ssogate_idp_metadata_last_success_timestamp_seconds",
@@ -122,6 +137,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(denials.clone()))?;
     registry.register(Box::new(logouts.clone()))?;
     registry.register(Box::new(slo_sessions_ended.clone()))?;
+    registry.register(Box::new(scim_requests.clone()))?;
+    registry.register(Box::new(sessions_revoked.clone()))?;
     registry.register(Box::new(idp_metadata_last_success.clone()))?;
     registry.register(Box::new(idp_metadata_refresh_failures.clone()))?;
     registry.register(Box::new(idp_signing_keys.clone()))?;
@@ -137,6 +154,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         denials,
         logouts,
         slo_sessions_ended,
+        scim_requests,
+        sessions_revoked,
         idp_metadata_last_success,
         idp_metadata_refresh_failures,
         idp_signing_keys,

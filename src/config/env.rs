@@ -8,6 +8,8 @@ pub const ENV_REDIS_URL: &str = "SSOGATE_REDIS_URL";
 /// Redis password; overrides the URL's and `[session] redis_password_file`.
 pub const ENV_REDIS_PASSWORD: &str = "SSOGATE_REDIS_PASSWORD";
 /// Overrides `[listen] public`.
+/// SCIM bearer token(s), comma-separated; added to `[scim] token_file`'s.
+pub const ENV_SCIM_TOKEN: &str = "SSOGATE_SCIM_TOKEN";
 pub const ENV_LISTEN_PUBLIC: &str = "SSOGATE_LISTEN_PUBLIC";
 /// Overrides `[listen] admin`.
 pub const ENV_LISTEN_ADMIN: &str = "SSOGATE_LISTEN_ADMIN";

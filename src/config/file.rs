@@ -13,6 +13,8 @@ pub struct FileConfig {
     pub session: SessionFile,
     #[serde(default)]
     pub server: ServerFile,
+    #[serde(default)]
+    pub scim: ScimFile,
     #[serde(default, rename = "app")]
     pub apps: Vec<AppFile>,
 }
@@ -31,6 +33,18 @@ pub struct ServerFile {
     pub threads: Option<usize>,
     /// Seconds to finish in-flight requests on SIGTERM (default 10).
     pub grace_period: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimFile {
+    pub enabled: Option<bool>,
+    /// Entra "Secret Token": one token per line (several for rotation).
+    pub token_file: Option<String>,
+    /// Route groups come from SCIM memberships instead of the token's groups claim.
+    pub authoritative_groups: Option<bool>,
+    /// Only users SCIM created and left active may sign in.
+    pub require_provisioned_user: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

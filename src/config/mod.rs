@@ -10,6 +10,7 @@ mod validate;
 
 pub use env::{
     Env, ProcessEnv, ENV_LISTEN_ADMIN, ENV_LISTEN_PUBLIC, ENV_REDIS_PASSWORD, ENV_REDIS_URL,
+    ENV_SCIM_TOKEN,
 };
 pub use file::FileConfig;
 
@@ -50,7 +51,17 @@ pub struct Config {
     pub threads: usize,
     pub grace_period: Duration,
     pub session: SessionConfig,
+    pub scim: ScimConfig,
     pub apps: Vec<AppConfig>,
+}
+
+/// SCIM provisioning. Off unless `enabled`.
+#[derive(Debug, Clone, Default)]
+pub struct ScimConfig {
+    pub enabled: bool,
+    pub tokens: Vec<Secret<Vec<u8>>>,
+    pub authoritative_groups: bool,
+    pub require_provisioned_user: bool,
 }
 
 #[derive(Debug, Clone)]

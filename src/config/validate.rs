@@ -68,6 +68,7 @@ pub(super) fn validate(
     );
 
     let session = session(&mut errs, &file.session, base, env);
+    let scim = scim(&mut errs, &file.scim, base, env);
 
     if file.apps.is_empty() {
         errs.push("app: at least one [[app]] is required");
@@ -102,10 +103,62 @@ pub(super) fn validate(
             threads,
             grace_period,
             session,
+            scim,
             apps,
         })
     } else {
         Err(ConfigError(errs.0))
+    }
+}
+
+/// Shortest SCIM token accepted (Entra's Secret Token field takes any string; a guessable
+/// one would hand out the directory).
+const MIN_SCIM_TOKEN: usize = 16;
+
+fn scim(errs: &mut Errors, s: &super::file::ScimFile, base: &Path, env: &dyn Env) -> ScimConfig {
+    let enabled = s.enabled.unwrap_or(false);
+    let mut tokens: Vec<Secret<Vec<u8>>> = Vec::new();
+    if let Some(p) = &s.token_file {
+        if let Some((_, bytes)) = read_file(errs, "scim.token_file", base, p) {
+            match String::from_utf8(bytes) {
+                Ok(text) => tokens.extend(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                        .map(|l| Secret::new(l.as_bytes().to_vec())),
+                ),
+                Err(_) => errs.push("scim.token_file: not UTF-8 text"),
+            }
+        }
+    }
+    if let Some(t) = env.get(ENV_SCIM_TOKEN) {
+        tokens.extend(
+            t.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| Secret::new(t.as_bytes().to_vec())),
+        );
+    }
+    if enabled && tokens.is_empty() {
+        errs.push(format!(
+            "scim: enabled without a token: set token_file (Entra: Secret Token) or {ENV_SCIM_TOKEN}"
+        ));
+    }
+    if tokens.iter().any(|t| t.expose().len() < MIN_SCIM_TOKEN) {
+        errs.push(format!(
+            "scim: a token is shorter than {MIN_SCIM_TOKEN} characters (e.g. `openssl rand -hex 32`)"
+        ));
+    }
+    let authoritative_groups = s.authoritative_groups.unwrap_or(false);
+    let require_provisioned_user = s.require_provisioned_user.unwrap_or(false);
+    if !enabled && (authoritative_groups || require_provisioned_user) {
+        errs.push("scim: authoritative_groups and require_provisioned_user need enabled = true");
+    }
+    ScimConfig {
+        enabled,
+        tokens,
+        authoritative_groups,
+        require_provisioned_user,
     }
 }
 

@@ -47,6 +47,9 @@ const METADATA_PATH: &str = "/saml/metadata";
 const LOGIN_PATH: &str = "/saml/login";
 /// Sign-out (SP-initiated Single Logout when configured).
 const LOGOUT_PATH: &str = "/saml/logout";
+/// SCIM 2.0 (Entra provisioning "Tenant URL": `https://<host>/scim/v2`).
+const SCIM_PREFIX: &str = "/scim/v2";
+const SCIM_PREFIX_SLASH: &str = "/scim/v2/";
 
 pub struct GatewayProxy {
     gw: Arc<Gateway>,
@@ -104,6 +107,14 @@ impl ProxyHttp for GatewayProxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let host = request_host(session.req_header());
         ctx.host = host.clone();
+        if self.gw.provisioning.is_some() {
+            let path = session.req_header().uri.path();
+            if path == SCIM_PREFIX || path.starts_with(SCIM_PREFIX_SLASH) {
+                ctx.route = "(scim)".into();
+                self.scim(session, ctx).await?;
+                return Ok(true);
+            }
+        }
         let Some(app) = self.gw.app_for_host(&host).cloned() else {
             ctx.route = "(no app)".into();
             respond_page(
@@ -215,7 +226,33 @@ impl ProxyHttp for GatewayProxy {
             return Ok(true);
         };
 
-        match authz::decide(&record.identity, route) {
+        // SCIM-authoritative groups replace the token's groups claim for group-guarded routes.
+        let scim_identity;
+        let identity = match (&self.gw.provisioning, &route.access) {
+            (Some(p), Access::AnyGroup(_)) if p.authoritative_groups => {
+                match p.groups_of(&record.identity.name_id).await {
+                    Ok(Some(groups)) => {
+                        scim_identity = crate::provisioning::with_groups(&record.identity, &groups);
+                        &scim_identity
+                    }
+                    Ok(None) => &record.identity,
+                    Err(e) => {
+                        warn!(error = %e, reference = %ctx.reference, "user directory unavailable");
+                        respond_page(
+                            session,
+                            503,
+                            "Temporarily unavailable",
+                            "The gateway cannot reach its user directory right now. Please try again in a moment.",
+                            &ctx.reference,
+                        )
+                        .await?;
+                        return Ok(true);
+                    }
+                }
+            }
+            _ => &record.identity,
+        };
+        match authz::decide(identity, route) {
             Decision::Allow => {
                 ctx.session = Some(record);
                 Ok(false)
@@ -427,12 +464,94 @@ impl GatewayProxy {
                     .inc();
                 store_unavailable(session, ctx, "login", &e).await
             }
+            Err(e @ LoginError::Directory(_)) => {
+                self.login_failed(
+                    session,
+                    ctx,
+                    app,
+                    e.reason(),
+                    503,
+                    "The sign-in service cannot reach its user directory right now. Please try again in a moment.",
+                )
+                .await
+            }
             Err(e) => {
                 let message = format!("Sign-in failed: {e}.");
                 self.login_failed(session, ctx, app, e.reason(), 403, &message)
                     .await
             }
         }
+    }
+
+    async fn scim(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        let Some(p) = &self.gw.provisioning else {
+            return Ok(());
+        };
+        let req = session.req_header();
+        let method = req.method.as_str().to_string();
+        let path = req.uri.path()[SCIM_PREFIX.len()..].to_string();
+        let query = req.uri.query().map(str::to_string);
+        let authorization = req
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes().to_vec());
+        let scheme = match self.gw.app_for_host(&ctx.host) {
+            Some(a) => a.public_scheme,
+            None => "https",
+        };
+        let base_url = format!("{scheme}://{}{SCIM_PREFIX}", ctx.host);
+        let body = read_body_limited(session, crate::scim::service::MAX_BODY).await?;
+        let oversized = body.is_none();
+        let body = body.unwrap_or_default();
+        let response = if oversized {
+            crate::scim::ScimResponse {
+                status: 413,
+                body: Some(crate::scim::ScimError::new(413, None, "request body too large").body()),
+                location: None,
+                events: Vec::new(),
+                resource: "unknown",
+            }
+        } else {
+            p.service
+                .handle(crate::scim::ScimRequest {
+                    method: &method,
+                    path: &path,
+                    query: query.as_deref(),
+                    authorization: authorization.as_deref(),
+                    body: &body,
+                    base_url: &base_url,
+                })
+                .await
+        };
+        METRICS
+            .scim_requests
+            .with_label_values(&[response.resource, &method, &response.status.to_string()])
+            .inc();
+        if response.status == 401 {
+            warn!(target: "ssogate::audit", event = "scim_unauthorized", reference = %ctx.reference);
+        }
+        crate::provisioning::apply_events(&self.gw, &response.events).await;
+        let mut headers = Vec::new();
+        if let Some(l) = response.location {
+            headers.push(("location", l));
+        }
+        let body = response
+            .body
+            .map(|b| Bytes::from(serde_json::to_vec(&b).unwrap_or_default()))
+            .unwrap_or_default();
+        let mut resp = ResponseHeader::build(response.status, Some(4 + headers.len()))?;
+        resp.insert_header("content-type", "application/scim+json")?;
+        resp.insert_header("content-length", body.len().to_string())?;
+        resp.insert_header("cache-control", "no-store")?;
+        for (name, value) in headers {
+            resp.append_header(name, value.as_str())?;
+        }
+        let empty = body.is_empty();
+        session.write_response_header(Box::new(resp), empty).await?;
+        if !empty {
+            session.write_response_body(Some(body), true).await?;
+        }
+        Ok(())
     }
 
     fn session_cookie(&self, session: &Session) -> Option<crate::session::SessionId> {

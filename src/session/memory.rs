@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::store::{clamp_ttl, user_index_key};
+use super::store::{clamp_ttl, user_index_key, DocWrite};
 use super::{PendingLogin, Revocation, SessionError, SessionRecord, SessionStore};
 
 /// Default bound per map (sessions, pending logins, seen assertions).
@@ -26,6 +26,10 @@ struct Inner {
     users: HashMap<String, HashSet<String>>,
     pending: TtlMap<PendingLogin>,
     seen: TtlMap<()>,
+    /// collection -> id -> document
+    docs: HashMap<String, HashMap<String, Vec<u8>>>,
+    /// collection -> unique key -> id
+    uniques: HashMap<String, HashMap<String, String>>,
 }
 
 impl MemoryStore {
@@ -42,6 +46,8 @@ impl MemoryStore {
                 users: HashMap::new(),
                 pending: TtlMap::new(cap),
                 seen: TtlMap::new(cap),
+                docs: HashMap::new(),
+                uniques: HashMap::new(),
             }),
             revoked: tokio::sync::broadcast::channel(1024).0,
         }
@@ -223,6 +229,85 @@ impl SessionStore for MemoryStore {
             .seen
             .insert(assertion_id, (), now + clamp_ttl(ttl), now);
         Ok(true)
+    }
+
+    async fn doc_put(
+        &self,
+        collection: &str,
+        id: &str,
+        doc: &[u8],
+        unique: Option<&str>,
+        previous_unique: Option<&str>,
+    ) -> Result<DocWrite, SessionError> {
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        let uniques = inner.uniques.entry(collection.to_string()).or_default();
+        if let Some(u) = unique {
+            if uniques.get(u).is_some_and(|owner| owner != id) {
+                return Ok(DocWrite::Conflict);
+            }
+        }
+        if let Some(prev) = previous_unique {
+            if Some(prev) != unique && uniques.get(prev).is_some_and(|owner| owner == id) {
+                uniques.remove(prev);
+            }
+        }
+        if let Some(u) = unique {
+            uniques.insert(u.to_string(), id.to_string());
+        }
+        inner
+            .docs
+            .entry(collection.to_string())
+            .or_default()
+            .insert(id.to_string(), doc.to_vec());
+        Ok(DocWrite::Written)
+    }
+
+    async fn doc_get(&self, collection: &str, id: &str) -> Result<Option<Vec<u8>>, SessionError> {
+        let inner = self.inner.lock();
+        Ok(inner.docs.get(collection).and_then(|c| c.get(id)).cloned())
+    }
+
+    async fn doc_delete(
+        &self,
+        collection: &str,
+        id: &str,
+        unique: Option<&str>,
+    ) -> Result<bool, SessionError> {
+        let mut inner = self.inner.lock();
+        let existed = inner
+            .docs
+            .get_mut(collection)
+            .and_then(|c| c.remove(id))
+            .is_some();
+        if let (Some(u), Some(uniques)) = (unique, inner.uniques.get_mut(collection)) {
+            if uniques.get(u).is_some_and(|owner| owner == id) {
+                uniques.remove(u);
+            }
+        }
+        Ok(existed)
+    }
+
+    async fn doc_list(&self, collection: &str) -> Result<Vec<Vec<u8>>, SessionError> {
+        let inner = self.inner.lock();
+        Ok(inner
+            .docs
+            .get(collection)
+            .map(|c| c.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn doc_find(
+        &self,
+        collection: &str,
+        unique: &str,
+    ) -> Result<Option<String>, SessionError> {
+        let inner = self.inner.lock();
+        Ok(inner
+            .uniques
+            .get(collection)
+            .and_then(|u| u.get(unique))
+            .cloned())
     }
 
     async fn ping(&self) -> Result<(), SessionError> {

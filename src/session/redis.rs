@@ -22,7 +22,7 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, Cmd, ErrorKind, FromRedisValue, IntoConnectionInfo, RedisError, Value};
 use parking_lot::Mutex;
 
-use super::store::{clamp_ttl, hashed, user_index_key};
+use super::store::{clamp_ttl, hashed, user_index_key, DocWrite};
 use super::{PendingLogin, Revocation, SessionError, SessionRecord, SessionStore};
 
 /// Default key prefix.
@@ -93,6 +93,30 @@ return n
 const DELETE_SCRIPT: &str = r"
 local n = redis.call('DEL', KEYS[1])
 redis.call('PUBLISH', ARGV[1], ARGV[2])
+return n
+";
+
+/// KEYS: doc, id set, new unique key or "", old unique key or ""; ARGV: id, doc.
+/// 0 when the new unique key belongs to another id (nothing written), else 1.
+const DOC_PUT_SCRIPT: &str = r"
+if KEYS[3] ~= '' then
+  local owner = redis.call('GET', KEYS[3])
+  if owner and owner ~= ARGV[1] then return 0 end
+end
+if KEYS[4] ~= '' and KEYS[4] ~= KEYS[3] then
+  if redis.call('GET', KEYS[4]) == ARGV[1] then redis.call('DEL', KEYS[4]) end
+end
+if KEYS[3] ~= '' then redis.call('SET', KEYS[3], ARGV[1]) end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+";
+
+/// KEYS: doc, id set, unique key or ""; ARGV: id. Returns whether the doc existed.
+const DOC_DELETE_SCRIPT: &str = r"
+local n = redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+if KEYS[3] ~= '' and redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
 return n
 ";
 
@@ -181,6 +205,18 @@ impl RedisStore {
 
     fn user_key(&self, app: &str, name_id: &str) -> String {
         format!("{}user:{}", self.prefix, user_index_key(app, name_id))
+    }
+
+    fn doc_key(&self, collection: &str, id: &str) -> String {
+        format!("{}doc:{collection}:{}", self.prefix, hashed(id))
+    }
+
+    fn doc_ids_key(&self, collection: &str) -> String {
+        format!("{}doc:{collection}:ids", self.prefix)
+    }
+
+    fn doc_unique_key(&self, collection: &str, unique: &str) -> String {
+        format!("{}doc:{collection}:unique:{}", self.prefix, hashed(unique))
     }
 
     fn pending_key(&self, request_id: &str) -> String {
@@ -415,6 +451,82 @@ impl SessionStore for RedisStore {
             Value::Nil => Ok(false),
             _ => Ok(true),
         }
+    }
+
+    async fn doc_put(
+        &self,
+        collection: &str,
+        id: &str,
+        doc: &[u8],
+        unique: Option<&str>,
+        previous_unique: Option<&str>,
+    ) -> Result<DocWrite, SessionError> {
+        let mut cmd = ::redis::cmd("EVAL");
+        cmd.arg(DOC_PUT_SCRIPT)
+            .arg(4)
+            .arg(self.doc_key(collection, id))
+            .arg(self.doc_ids_key(collection))
+            .arg(unique.map_or(String::new(), |u| self.doc_unique_key(collection, u)))
+            .arg(previous_unique.map_or(String::new(), |u| self.doc_unique_key(collection, u)))
+            .arg(id)
+            .arg(doc);
+        let n: i64 = self.query(&cmd).await?;
+        Ok(if n == 1 {
+            DocWrite::Written
+        } else {
+            DocWrite::Conflict
+        })
+    }
+
+    async fn doc_get(&self, collection: &str, id: &str) -> Result<Option<Vec<u8>>, SessionError> {
+        let mut cmd = ::redis::cmd("GET");
+        cmd.arg(self.doc_key(collection, id));
+        self.query(&cmd).await
+    }
+
+    async fn doc_delete(
+        &self,
+        collection: &str,
+        id: &str,
+        unique: Option<&str>,
+    ) -> Result<bool, SessionError> {
+        let mut cmd = ::redis::cmd("EVAL");
+        cmd.arg(DOC_DELETE_SCRIPT)
+            .arg(3)
+            .arg(self.doc_key(collection, id))
+            .arg(self.doc_ids_key(collection))
+            .arg(unique.map_or(String::new(), |u| self.doc_unique_key(collection, u)))
+            .arg(id);
+        let n: i64 = self.query(&cmd).await?;
+        Ok(n > 0)
+    }
+
+    async fn doc_list(&self, collection: &str) -> Result<Vec<Vec<u8>>, SessionError> {
+        // Documents are keyed by a hash of the id; the id set holds raw ids.
+        let ids: Vec<String> = {
+            let mut cmd = ::redis::cmd("SMEMBERS");
+            cmd.arg(self.doc_ids_key(collection));
+            self.query(&cmd).await?
+        };
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cmd = ::redis::cmd("MGET");
+        for id in &ids {
+            cmd.arg(self.doc_key(collection, id));
+        }
+        let docs: Vec<Option<Vec<u8>>> = self.query(&cmd).await?;
+        Ok(docs.into_iter().flatten().collect())
+    }
+
+    async fn doc_find(
+        &self,
+        collection: &str,
+        unique: &str,
+    ) -> Result<Option<String>, SessionError> {
+        let mut cmd = ::redis::cmd("GET");
+        cmd.arg(self.doc_unique_key(collection, unique));
+        self.query(&cmd).await
     }
 
     async fn ping(&self) -> Result<(), SessionError> {

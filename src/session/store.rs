@@ -87,6 +87,35 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Readiness: is the backend reachable?
     async fn ping(&self) -> Result<(), SessionError>;
 
+    /// Documents (SCIM users and groups, just-in-time user records): JSON bytes under
+    /// `id` in a collection, shared by every replica. `unique` is the (already normalised)
+    /// unique key this document claims, `previous_unique` the one it held before (freed
+    /// when different). Atomic: of two writers claiming one key, one gets `Conflict`.
+    async fn doc_put(
+        &self,
+        collection: &str,
+        id: &str,
+        doc: &[u8],
+        unique: Option<&str>,
+        previous_unique: Option<&str>,
+    ) -> Result<DocWrite, SessionError>;
+    async fn doc_get(&self, collection: &str, id: &str) -> Result<Option<Vec<u8>>, SessionError>;
+    /// Delete a document and free its unique key; `false` when it did not exist.
+    async fn doc_delete(
+        &self,
+        collection: &str,
+        id: &str,
+        unique: Option<&str>,
+    ) -> Result<bool, SessionError>;
+    /// Every document of a collection (unordered).
+    async fn doc_list(&self, collection: &str) -> Result<Vec<Vec<u8>>, SessionError>;
+    /// The id of the document holding a unique key.
+    async fn doc_find(
+        &self,
+        collection: &str,
+        unique: &str,
+    ) -> Result<Option<String>, SessionError>;
+
     /// Follow session deletions made by any replica (`delete_session`,
     /// `delete_user_sessions`): calls `on_event(Subscribed)` once live, then
     /// `on_event(Session(key))` per deleted session, until the feed breaks; returns why.
@@ -97,14 +126,24 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> Result<(), SessionError>;
 }
 
+/// Result of a document write that claims a unique key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DocWrite {
+    Written,
+    /// The unique key belongs to another document; nothing was written.
+    Conflict,
+}
+
 /// The per-user index key part for (app, name_id): hex SHA-256 of an unambiguous
-/// encoding, so odd or long name IDs give bounded, uniform keys.
+/// encoding, so odd or long name IDs give bounded, uniform keys. The NameID is
+/// lower-cased: Entra's NameIDs (UPN, email) are case-insensitive, and SLO, SCIM and
+/// `users revoke` must find the sessions whatever case each side uses.
 pub(crate) fn user_index_key(app: &str, name_id: &str) -> String {
     use sha2::{Digest as _, Sha256};
     let mut h = Sha256::new();
     h.update(app.len().to_be_bytes());
     h.update(app.as_bytes());
-    h.update(name_id.as_bytes());
+    h.update(name_id.to_lowercase().as_bytes());
     hex::encode(h.finalize())
 }
 

@@ -72,6 +72,28 @@ impl SessionStore for Spy {
     async fn delete_user_sessions(&self, a: &str, n: &str) -> Result<usize, SessionError> {
         self.inner.delete_user_sessions(a, n).await
     }
+    async fn doc_put(
+        &self,
+        c: &str,
+        id: &str,
+        d: &[u8],
+        u: Option<&str>,
+        p: Option<&str>,
+    ) -> Result<crate::session::DocWrite, SessionError> {
+        self.inner.doc_put(c, id, d, u, p).await
+    }
+    async fn doc_get(&self, c: &str, id: &str) -> Result<Option<Vec<u8>>, SessionError> {
+        self.inner.doc_get(c, id).await
+    }
+    async fn doc_delete(&self, c: &str, id: &str, u: Option<&str>) -> Result<bool, SessionError> {
+        self.inner.doc_delete(c, id, u).await
+    }
+    async fn doc_list(&self, c: &str) -> Result<Vec<Vec<u8>>, SessionError> {
+        self.inner.doc_list(c).await
+    }
+    async fn doc_find(&self, c: &str, u: &str) -> Result<Option<String>, SessionError> {
+        self.inner.doc_find(c, u).await
+    }
     async fn put_pending(
         &self,
         r: &str,

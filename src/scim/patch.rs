@@ -1,0 +1,523 @@
+//! PATCH (RFC 7644 §3.5.2) on a resource held as JSON, in Entra's dialect as well as the
+//! RFC's: `Add`/`Replace`/`Remove` in any case; operations without `path` whose value
+//! holds dotted (`name.givenName`) or URN-qualified keys; paths with value filters
+//! (`emails[type eq "work"].value`, `members[value eq "…"]`); member removal by path
+//! filter or by a value list; booleans as strings.
+//!
+//! We never panic on hostile input: every malformed operation is a SCIM error.
+
+use super::filter::is_core_urn;
+use super::filter::{self, get_ci, parse_attr_path, AttrPath, Filter};
+use super::resource::{canonical, coerce_booleans, Kind};
+use super::ScimError;
+use serde_json::{Map, Value};
+
+const MAX_OPERATIONS: usize = 1000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OpKind {
+    Add,
+    Replace,
+    Remove,
+}
+
+/// A PATCH path: attribute, optional value filter, optional sub-attribute after it.
+struct PatchPath {
+    attr: AttrPath,
+    filter: Option<Filter>,
+    /// `.sub` after the filter (`emails[…].value`).
+    sub_after: Option<String>,
+}
+
+fn parse_path(s: &str) -> Result<PatchPath, ScimError> {
+    let bad = |m: &str| ScimError::bad_request("invalidPath", m.to_string());
+    match s.find('[') {
+        None => Ok(PatchPath {
+            attr: parse_attr_path(s).map_err(|_| bad("not an attribute path"))?,
+            filter: None,
+            sub_after: None,
+        }),
+        Some(open) => {
+            let close = s.rfind(']').ok_or_else(|| bad("missing ']'"))?;
+            if close < open {
+                return Err(bad("misplaced ']'"));
+            }
+            let attr = parse_attr_path(&s[..open]).map_err(|_| bad("not an attribute path"))?;
+            if attr.sub.is_some() {
+                return Err(bad("a value filter applies to a top-level attribute"));
+            }
+            let f = filter::parse(&s[open + 1..close])
+                .map_err(|e| ScimError::bad_request("invalidPath", e.detail))?;
+            let rest = &s[close + 1..];
+            let sub_after = match rest.strip_prefix('.') {
+                Some(sub) if !sub.is_empty() => Some(sub.to_string()),
+                None if rest.is_empty() => None,
+                _ => return Err(bad("unexpected text after ']'")),
+            };
+            Ok(PatchPath {
+                attr,
+                filter: Some(f),
+                sub_after,
+            })
+        }
+    }
+}
+
+/// The object holding `path.attr`: the resource, or its extension object.
+fn container<'a>(
+    res: &'a mut Value,
+    urn: Option<&str>,
+    create: bool,
+) -> Option<&'a mut Map<String, Value>> {
+    let obj = res.as_object_mut()?;
+    match urn {
+        Some(u) if !is_core_urn(u) => {
+            let key = obj
+                .keys()
+                .find(|k| k.eq_ignore_ascii_case(u))
+                .cloned()
+                .unwrap_or_else(|| canonical(u));
+            if !obj.contains_key(&key) {
+                if !create {
+                    return None;
+                }
+                obj.insert(key.clone(), Value::Object(Map::new()));
+                // Keep `schemas` listing the extension.
+            }
+            obj.get_mut(&key)?.as_object_mut()
+        }
+        _ => Some(obj),
+    }
+}
+
+fn key_ci(obj: &Map<String, Value>, name: &str) -> String {
+    obj.keys()
+        .find(|k| k.eq_ignore_ascii_case(name))
+        .cloned()
+        .unwrap_or_else(|| canonical(name))
+}
+
+fn immutable(attr: &AttrPath) -> bool {
+    attr.urn.is_none()
+        && ["id", "meta"]
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(&attr.attr))
+}
+
+fn same_member(a: &Value, b: &Value) -> bool {
+    match (a.get("value"), b.get("value")) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// Merge `value` into `target` by `op` (add: append to arrays, merge objects; replace:
+/// merge objects, overwrite the rest).
+fn put(target: &mut Map<String, Value>, name: &str, value: Value, op: OpKind) {
+    let key = key_ci(target, name);
+    match (target.get_mut(&key), value) {
+        (Some(Value::Array(existing)), Value::Array(new)) if op == OpKind::Add => {
+            for v in new {
+                if !existing.iter().any(|e| same_member(e, &v)) {
+                    existing.push(v);
+                }
+            }
+        }
+        (Some(Value::Array(existing)), v) if op == OpKind::Add && !v.is_array() => {
+            if !existing.iter().any(|e| same_member(e, &v)) {
+                existing.push(v);
+            }
+        }
+        (Some(Value::Object(existing)), Value::Object(new)) => {
+            for (k, v) in new {
+                let k2 = key_ci(existing, &k);
+                existing.insert(k2, v);
+            }
+        }
+        (_, v) => {
+            target.insert(key, v);
+        }
+    }
+}
+
+fn apply_one(
+    res: &mut Value,
+    op: OpKind,
+    path: Option<&str>,
+    value: Option<Value>,
+) -> Result<(), ScimError> {
+    let Some(path) = path.filter(|p| !p.trim().is_empty()) else {
+        // No path: the value is an object of attributes to add or replace.
+        if op == OpKind::Remove {
+            return Err(ScimError::bad_request("noTarget", "remove needs a path"));
+        }
+        let Some(Value::Object(attrs)) = value else {
+            return Err(ScimError::bad_request(
+                "invalidValue",
+                "without a path the value must be an object",
+            ));
+        };
+        for (k, v) in attrs {
+            // A whole extension object: merge its attributes.
+            if v.is_object() && looks_like_schema_urn(&k) && !is_core_urn(&k) {
+                let Value::Object(inner) = v else { continue };
+                for (ik, iv) in inner {
+                    apply_one(res, op, Some(&format!("{k}:{ik}")), Some(iv))?;
+                }
+                continue;
+            }
+            apply_one(res, op, Some(&k), Some(v))?;
+        }
+        return Ok(());
+    };
+    let p = parse_path(path.trim())?;
+    if immutable(&p.attr) {
+        return Err(ScimError::bad_request(
+            "mutability",
+            format!("{} cannot be changed", p.attr.attr),
+        ));
+    }
+    let Some(target) = container(res, p.attr.urn.as_deref(), op != OpKind::Remove) else {
+        return Ok(()); // removing from an absent extension: nothing to do
+    };
+    let name = key_ci(target, &p.attr.attr);
+
+    match (&p.filter, op) {
+        (None, OpKind::Remove) => {
+            match (&p.attr.sub, value) {
+                (Some(sub), _) => match target.get_mut(&name) {
+                    Some(Value::Object(o)) => {
+                        let k = key_ci(o, sub);
+                        o.remove(&k);
+                    }
+                    Some(Value::Array(a)) => {
+                        for e in a.iter_mut() {
+                            if let Value::Object(o) = e {
+                                let k = key_ci(o, sub);
+                                o.remove(&k);
+                            }
+                        }
+                    }
+                    _ => {}
+                },
+                // Entra: {"op":"Remove","path":"members","value":[{"value":"id"}]}
+                (None, Some(Value::Array(drop))) if !drop.is_empty() => {
+                    if let Some(Value::Array(a)) = target.get_mut(&name) {
+                        a.retain(|e| !drop.iter().any(|d| same_member(e, d)));
+                    }
+                }
+                (None, _) => {
+                    target.remove(&name);
+                }
+            }
+            Ok(())
+        }
+        (None, _) => {
+            let value =
+                value.ok_or_else(|| ScimError::bad_request("invalidValue", "value missing"))?;
+            match &p.attr.sub {
+                None => put(target, &name, value, op),
+                Some(sub) => {
+                    let entry = target
+                        .entry(name)
+                        .or_insert_with(|| Value::Object(Map::new()));
+                    match entry {
+                        Value::Object(o) => put(o, sub, value, op),
+                        Value::Array(a) => {
+                            for e in a.iter_mut() {
+                                if let Value::Object(o) = e {
+                                    put(o, sub, value.clone(), op);
+                                }
+                            }
+                        }
+                        other => {
+                            let mut o = Map::new();
+                            put(&mut o, sub, value, op);
+                            *other = Value::Object(o);
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        (Some(f), _) => {
+            let elements = target
+                .entry(name)
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if !elements.is_array() {
+                let single = elements.take();
+                *elements = Value::Array(if single.is_null() {
+                    vec![]
+                } else {
+                    vec![single]
+                });
+            }
+            let Value::Array(items) = elements else {
+                return Ok(());
+            };
+            match op {
+                OpKind::Remove => {
+                    match &p.sub_after {
+                        None => items.retain(|e| !filter::matches(f, e)),
+                        Some(sub) => {
+                            for e in items.iter_mut().filter(|e| filter::matches(f, e)) {
+                                if let Value::Object(o) = e {
+                                    let k = key_ci(o, sub);
+                                    o.remove(&k);
+                                }
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                OpKind::Add | OpKind::Replace => {
+                    let value = value
+                        .ok_or_else(|| ScimError::bad_request("invalidValue", "value missing"))?;
+                    let mut matched = false;
+                    for e in items.iter_mut().filter(|e| filter::matches(f, e)) {
+                        matched = true;
+                        match (&p.sub_after, e) {
+                            (Some(sub), Value::Object(o)) => {
+                                put(o, sub, value.clone(), OpKind::Replace)
+                            }
+                            (None, Value::Object(o)) => {
+                                if let Value::Object(new) = &value {
+                                    for (k, v) in new {
+                                        let k2 = key_ci(o, k);
+                                        o.insert(k2, v.clone());
+                                    }
+                                }
+                            }
+                            (_, e) => *e = value.clone(),
+                        }
+                    }
+                    if !matched {
+                        // Build the element the filter describes (`type eq "work"`), as
+                        // Entra expects for `emails[type eq "work"].value`.
+                        let mut o = Map::new();
+                        seed_from_filter(f, &mut o);
+                        match (&p.sub_after, value) {
+                            (Some(sub), v) => {
+                                o.insert(canonical(sub), v);
+                            }
+                            (None, Value::Object(new)) => o.extend(new),
+                            (None, _) => {}
+                        }
+                        items.push(Value::Object(o));
+                    }
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+fn looks_like_schema_urn(k: &str) -> bool {
+    let lower = k.to_ascii_lowercase();
+    lower.starts_with("urn:ietf:params:scim:schemas:") && !lower.ends_with(":user:") && {
+        // The URN itself ends with the resource name (`…:2.0:User`), no attribute after it.
+        lower.ends_with(":user") || lower.ends_with(":group")
+    }
+}
+
+/// `type eq "work" and primary eq true` gives {"type": "work", "primary": true}.
+fn seed_from_filter(f: &Filter, o: &mut Map<String, Value>) {
+    match f {
+        Filter::Compare(p, filter::Op::Eq, v) if p.sub.is_none() => {
+            o.insert(canonical(&p.attr), v.clone());
+        }
+        Filter::And(a, b) => {
+            seed_from_filter(a, o);
+            seed_from_filter(b, o);
+        }
+        _ => {}
+    }
+}
+
+/// Apply a PatchOp body to `res` (a stored resource of `kind`).
+pub fn apply(kind: Kind, res: &mut Value, body: &Value) -> Result<(), ScimError> {
+    let ops = get_ci(body, "Operations")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ScimError::bad_request("invalidSyntax", "PatchOp without Operations"))?;
+    if ops.len() > MAX_OPERATIONS {
+        return Err(ScimError::bad_request("tooMany", "too many operations"));
+    }
+    for o in ops {
+        let op = match get_ci(o, "op")
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("add") => OpKind::Add,
+            Some("replace") => OpKind::Replace,
+            Some("remove") => OpKind::Remove,
+            _ => {
+                return Err(ScimError::bad_request(
+                    "invalidSyntax",
+                    "op must be add, replace or remove",
+                ))
+            }
+        };
+        let path = get_ci(o, "path").and_then(Value::as_str);
+        let mut value = get_ci(o, "value").cloned();
+        if let Some(v) = value.as_mut() {
+            coerce_booleans(v);
+            // A bare string boolean for `active`.
+            if path.is_some_and(|p| p.eq_ignore_ascii_case("active")) {
+                if let Some(b) = super::resource::coerce_bool(v) {
+                    *v = Value::Bool(b);
+                }
+            }
+        }
+        apply_one(res, op, path, value)?;
+    }
+    if let Some(obj) = res.as_object_mut() {
+        // Extensions added by a patch are listed in `schemas`.
+        let exts: Vec<String> = obj
+            .keys()
+            .filter(|k| k.to_ascii_lowercase().starts_with("urn:"))
+            .cloned()
+            .collect();
+        if let Some(Value::Array(schemas)) = obj.get_mut("schemas") {
+            for e in exts {
+                if !schemas.iter().any(|s| s.as_str() == Some(e.as_str())) {
+                    schemas.push(Value::String(e));
+                }
+            }
+        }
+    }
+    super::resource::unique_value(kind, res).map_err(|_| {
+        ScimError::bad_request(
+            "mutability",
+            format!("{} is required and cannot be removed", kind.unique_attr()),
+        )
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn user() -> Value {
+        json!({"schemas": [super::super::resource::USER_SCHEMA], "id": "u1", "userName": "a@x.com", "active": true,
+               "name": {"givenName": "A"}, "emails": [{"type": "work", "value": "a@x.com", "primary": true}]})
+    }
+
+    fn patch(res: &mut Value, ops: Value) -> Result<(), ScimError> {
+        apply(
+            Kind::User,
+            res,
+            &json!({"schemas": [super::super::resource::PATCH_OP], "Operations": ops}),
+        )
+    }
+
+    #[test]
+    fn entra_user_patches() {
+        let mut u = user();
+        patch(
+            &mut u,
+            json!([{"op": "Replace", "path": "active", "value": "False"}]),
+        )
+        .unwrap();
+        assert_eq!(u["active"], json!(false));
+        patch(&mut u, json!([{"op": "Add", "value": {"name.givenName": "Zoë", "name.familyName": "Z", "displayName": "Zoë Z"}}])).unwrap();
+        assert_eq!(u["name"], json!({"givenName": "Zoë", "familyName": "Z"}));
+        assert_eq!(u["displayName"], "Zoë Z");
+        patch(&mut u, json!([{"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "z@x.com"}])).unwrap();
+        assert_eq!(
+            u["emails"],
+            json!([{"type": "work", "value": "z@x.com", "primary": true}])
+        );
+        patch(&mut u, json!([{"op": "Add", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "+1 555"}])).unwrap();
+        assert_eq!(
+            u["phoneNumbers"],
+            json!([{"type": "mobile", "value": "+1 555"}])
+        );
+        patch(&mut u, json!([{"op": "Replace", "value": {"active": "True", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "R&D"}}])).unwrap();
+        assert_eq!(u["active"], json!(true));
+        assert_eq!(
+            u["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"],
+            "R&D"
+        );
+        patch(&mut u, json!([{"op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "value": {"value": "boss"}}])).unwrap();
+        assert_eq!(
+            u["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"],
+            json!({"value": "boss"})
+        );
+        assert!(u["schemas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"));
+        patch(&mut u, json!([{"op": "remove", "path": "name.familyName"}])).unwrap();
+        assert_eq!(u["name"], json!({"givenName": "Zoë"}));
+        assert!(patch(&mut u, json!([{"op": "Remove", "path": "userName"}])).is_err());
+        assert!(patch(
+            &mut u,
+            json!([{"op": "Replace", "path": "id", "value": "x"}])
+        )
+        .is_err());
+        assert!(patch(&mut u, json!([{"op": "frobnicate", "path": "x"}])).is_err());
+    }
+
+    #[test]
+    fn entra_group_member_patches() {
+        let mut g = json!({"id": "g1", "displayName": "G", "members": []});
+        let p = |g: &mut Value, ops: Value| apply(Kind::Group, g, &json!({"Operations": ops}));
+        p(
+            &mut g,
+            json!([{"op": "Add", "path": "members", "value": [{"value": "u1"}, {"value": "u2"}]}]),
+        )
+        .unwrap();
+        p(
+            &mut g,
+            json!([{"op": "Add", "path": "members", "value": [{"value": "u1"}]}]),
+        )
+        .unwrap();
+        assert_eq!(g["members"], json!([{"value": "u1"}, {"value": "u2"}]));
+        p(
+            &mut g,
+            json!([{"op": "Remove", "path": "members[value eq \"u1\"]"}]),
+        )
+        .unwrap();
+        assert_eq!(g["members"], json!([{"value": "u2"}]));
+        p(
+            &mut g,
+            json!([{"op": "Remove", "path": "members", "value": [{"value": "u2"}]}]),
+        )
+        .unwrap();
+        assert_eq!(g["members"], json!([]));
+        p(
+            &mut g,
+            json!([{"op": "Replace", "path": "displayName", "value": "H"}]),
+        )
+        .unwrap();
+        assert_eq!(g["displayName"], "H");
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut u = user();
+        for ops in [
+            json!(null),
+            json!([1]),
+            json!([{"op": "add"}]),
+            json!([{"op": "add", "path": "[[["}]),
+            json!([{"op": "add", "path": "emails[type eq", "value": 1}]),
+            json!([{"op": "remove"}]),
+            json!([{"op": "add", "path": "a]b[", "value": 1}]),
+            json!([{"op": "replace", "value": [1]}]),
+            json!([{"op": "add", "path": "emails[type eq \"x\"]junk", "value": 1}]),
+            json!([{"op": "add", "path": "name.givenName.x", "value": 1}]),
+        ] {
+            let _ = patch(&mut u, ops);
+        }
+        let _ = apply(
+            Kind::User,
+            &mut json!("x"),
+            &json!({"Operations": [{"op": "add", "path": "a", "value": 1}]}),
+        );
+    }
+}

@@ -1,0 +1,456 @@
+//! SCIM resources as JSON: the schema URNs, normalisation of what a client sends (server
+//! attributes assigned, Entra's string booleans coerced), `attributes` /
+//! `excludedAttributes` projection, and the discovery documents (`/ServiceProviderConfig`,
+//! `/ResourceTypes`, `/Schemas`).
+
+use super::filter::get_ci;
+use super::ScimError;
+use serde_json::{json, Map, Value};
+
+pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub const ENTERPRISE_USER: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+/// Entra adds this to group creations; accepted and kept, it carries nothing we need.
+pub const ENTRA_GROUP_SCHEMA: &str =
+    "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group";
+
+/// Users or Groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    User,
+    Group,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::User => "User",
+            Kind::Group => "Group",
+        }
+    }
+
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            Kind::User => "Users",
+            Kind::Group => "Groups",
+        }
+    }
+
+    pub fn schema(self) -> &'static str {
+        match self {
+            Kind::User => USER_SCHEMA,
+            Kind::Group => GROUP_SCHEMA,
+        }
+    }
+
+    /// The attribute that must be unique (case-insensitive) and present.
+    pub fn unique_attr(self) -> &'static str {
+        match self {
+            Kind::User => "userName",
+            Kind::Group => "displayName",
+        }
+    }
+}
+
+/// Canonical spelling of the attributes we know, so `USERNAME` is stored as `userName`.
+const KNOWN: &[&str] = &[
+    "id",
+    "externalId",
+    "meta",
+    "schemas",
+    "userName",
+    "name",
+    "displayName",
+    "nickName",
+    "profileUrl",
+    "title",
+    "userType",
+    "preferredLanguage",
+    "locale",
+    "timezone",
+    "active",
+    "password",
+    "emails",
+    "phoneNumbers",
+    "ims",
+    "photos",
+    "addresses",
+    "groups",
+    "entitlements",
+    "roles",
+    "x509Certificates",
+    "members",
+    "formatted",
+    "familyName",
+    "givenName",
+    "middleName",
+    "honorificPrefix",
+    "honorificSuffix",
+    "value",
+    "display",
+    "type",
+    "primary",
+    "$ref",
+    "employeeNumber",
+    "costCenter",
+    "organization",
+    "division",
+    "department",
+    "manager",
+    "streetAddress",
+    "locality",
+    "region",
+    "postalCode",
+    "country",
+];
+
+pub fn canonical(name: &str) -> String {
+    KNOWN
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(name))
+        .map(|k| k.to_string())
+        .unwrap_or_else(|| {
+            if name.eq_ignore_ascii_case(ENTERPRISE_USER) {
+                ENTERPRISE_USER.to_string()
+            } else {
+                name.to_string()
+            }
+        })
+}
+
+/// `"True"`/`"False"` (any case) to a boolean, as Entra sends them without
+/// `aadOptscim062020`.
+pub fn coerce_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
+fn canonicalize(v: Value) -> Value {
+    match v {
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .map(|(k, v)| (canonical(&k), canonicalize(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(canonicalize).collect()),
+        v => v,
+    }
+}
+
+/// Booleans sent as strings become booleans (`active`, `primary`).
+pub fn coerce_booleans(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            for (k, val) in o.iter_mut() {
+                if k == "active" || k == "primary" {
+                    if let Some(b) = coerce_bool(val) {
+                        *val = Value::Bool(b);
+                    }
+                }
+                coerce_booleans(val);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(coerce_booleans),
+        _ => {}
+    }
+}
+
+/// The unique value (`userName` / `displayName`), lower-cased; an error when missing.
+pub fn unique_value(kind: Kind, res: &Value) -> Result<String, ScimError> {
+    match get_ci(res, kind.unique_attr()).and_then(Value::as_str) {
+        Some(s) if !s.trim().is_empty() => Ok(s.to_lowercase()),
+        _ => Err(ScimError::bad_request(
+            "invalidValue",
+            format!("{} is required", kind.unique_attr()),
+        )),
+    }
+}
+
+/// What a client sent for a new or replaced resource, as stored: server attributes
+/// (`id`, `meta`) from us, `schemas` completed, booleans coerced, `active` defaulting to
+/// true for users, members only with a `value`.
+pub fn normalize(
+    kind: Kind,
+    body: Value,
+    id: &str,
+    created: &str,
+    now: &str,
+    version: u64,
+    location: &str,
+) -> Result<Value, ScimError> {
+    let Value::Object(obj) = canonicalize(body) else {
+        return Err(ScimError::bad_request(
+            "invalidSyntax",
+            "the body must be a JSON object",
+        ));
+    };
+    let mut out = Map::new();
+    let mut schemas: Vec<String> = obj
+        .get("schemas")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    if !schemas
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(kind.schema()))
+    {
+        schemas.insert(0, kind.schema().to_string());
+    }
+    for (k, v) in obj {
+        if matches!(k.as_str(), "id" | "meta" | "schemas" | "password") {
+            continue;
+        }
+        out.insert(k, v);
+    }
+    if out.contains_key(ENTERPRISE_USER) && !schemas.iter().any(|s| s == ENTERPRISE_USER) {
+        schemas.push(ENTERPRISE_USER.to_string());
+    }
+    let mut v = Value::Object(out);
+    coerce_booleans(&mut v);
+    let Value::Object(mut out) = v else {
+        return Err(ScimError::bad_request(
+            "invalidSyntax",
+            "the body must be a JSON object",
+        ));
+    };
+    if kind == Kind::User && !out.contains_key("active") {
+        out.insert("active".into(), Value::Bool(true));
+    }
+    if kind == Kind::Group {
+        let members = out
+            .remove("members")
+            .and_then(|m| m.as_array().cloned())
+            .unwrap_or_default();
+        let mut kept: Vec<Value> = Vec::new();
+        for m in members {
+            if m.get("value").and_then(Value::as_str).is_some()
+                && !kept.iter().any(|k| k.get("value") == m.get("value"))
+            {
+                kept.push(m);
+            }
+        }
+        out.insert("members".into(), Value::Array(kept));
+    }
+    out.insert("id".into(), Value::String(id.to_string()));
+    out.insert(
+        "schemas".into(),
+        Value::Array(schemas.into_iter().map(Value::String).collect()),
+    );
+    out.insert(
+        "meta".into(),
+        json!({
+            "resourceType": kind.name(),
+            "created": created,
+            "lastModified": now,
+            "version": format!("W/\"{version}\""),
+            "location": location,
+        }),
+    );
+    let res = Value::Object(out);
+    unique_value(kind, &res)?;
+    Ok(res)
+}
+
+/// The resource with only `attributes` (plus id, schemas, meta) or without
+/// `excludedAttributes`; both are comma lists of attribute paths.
+pub fn project(res: &Value, attributes: Option<&str>, excluded: Option<&str>) -> Value {
+    let Some(obj) = res.as_object() else {
+        return res.clone();
+    };
+    let list = |s: &str| -> Vec<String> {
+        s.split(',')
+            .map(|a| a.trim())
+            .filter(|a| !a.is_empty())
+            .map(|a| {
+                // `urn:…:User:userName` and `name.givenName` keep their top-level part.
+                let a = if a.len() > 4 && a[..4].eq_ignore_ascii_case("urn:") {
+                    let core = a.rsplit_once(':').map(|(urn, attr)| {
+                        if super::filter::is_core_urn(urn) {
+                            attr.to_string()
+                        } else {
+                            urn.to_string()
+                        }
+                    });
+                    core.unwrap_or_else(|| a.to_string())
+                } else {
+                    a.split('.').next().unwrap_or(a).to_string()
+                };
+                a.to_lowercase()
+            })
+            .collect()
+    };
+    let always = ["id", "schemas", "meta"];
+    match (attributes, excluded) {
+        (Some(a), _) if !a.trim().is_empty() => {
+            let keep = list(a);
+            Value::Object(
+                obj.iter()
+                    .filter(|(k, _)| {
+                        always.contains(&k.as_str()) || keep.contains(&k.to_lowercase())
+                    })
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            )
+        }
+        (_, Some(e)) if !e.trim().is_empty() => {
+            let drop = list(e);
+            Value::Object(
+                obj.iter()
+                    .filter(|(k, _)| {
+                        always.contains(&k.as_str()) || !drop.contains(&k.to_lowercase())
+                    })
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            )
+        }
+        _ => res.clone(),
+    }
+}
+
+pub fn service_provider_config(base: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+        "documentationUri": "https://github.com/ssogate/ssogate#scim",
+        "patch": {"supported": true},
+        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+        "filter": {"supported": true, "maxResults": super::service::MAX_PAGE},
+        "changePassword": {"supported": false},
+        "sort": {"supported": false},
+        "etag": {"supported": false},
+        "authenticationSchemes": [{
+            "type": "oauthbearertoken",
+            "name": "OAuth Bearer Token",
+            "description": "The Secret Token configured in Entra provisioning",
+            "primary": true
+        }],
+        "meta": {"resourceType": "ServiceProviderConfig", "location": format!("{base}/ServiceProviderConfig")}
+    })
+}
+
+pub fn resource_type(kind: Kind, base: &str) -> Value {
+    let mut v = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+        "id": kind.name(),
+        "name": kind.name(),
+        "endpoint": format!("/{}", kind.endpoint()),
+        "description": format!("{} provisioned by Entra", kind.name()),
+        "schema": kind.schema(),
+        "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/{}", kind.name())}
+    });
+    if kind == Kind::User {
+        v["schemaExtensions"] = json!([{"schema": ENTERPRISE_USER, "required": false}]);
+    }
+    v
+}
+
+fn attr(name: &str, ty: &str, multi: bool, required: bool, unique: &str) -> Value {
+    json!({
+        "name": name, "type": ty, "multiValued": multi, "required": required,
+        "caseExact": false, "mutability": "readWrite", "returned": "default",
+        "uniqueness": unique, "description": name,
+    })
+}
+
+fn complex(name: &str, multi: bool, subs: Vec<Value>) -> Value {
+    let mut a = attr(name, "complex", multi, false, "none");
+    a["subAttributes"] = Value::Array(subs);
+    a
+}
+
+fn multi_valued_strings(name: &str) -> Value {
+    complex(
+        name,
+        true,
+        vec![
+            attr("value", "string", false, false, "none"),
+            attr("display", "string", false, false, "none"),
+            attr("type", "string", false, false, "none"),
+            attr("primary", "boolean", false, false, "none"),
+        ],
+    )
+}
+
+pub fn schemas(base: &str) -> Vec<Value> {
+    let meta =
+        |id: &str| json!({"resourceType": "Schema", "location": format!("{base}/Schemas/{id}")});
+    let mut external_id = attr("externalId", "string", false, false, "none");
+    external_id["caseExact"] = Value::Bool(true);
+    let mut member_value = attr("value", "string", false, false, "none");
+    member_value["mutability"] = json!("immutable");
+    let mut member_ref = attr("$ref", "reference", false, false, "none");
+    member_ref["referenceTypes"] = json!(["User", "Group"]);
+    member_ref["mutability"] = json!("immutable");
+    let mut member_type = attr("type", "string", false, false, "none");
+    member_type["canonicalValues"] = json!(["User", "Group"]);
+    member_type["mutability"] = json!("immutable");
+    let mut manager_ref = attr("$ref", "reference", false, false, "none");
+    manager_ref["referenceTypes"] = json!(["User"]);
+    let user = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+        "id": USER_SCHEMA, "name": "User", "description": "User Account",
+        "attributes": [
+            attr("userName", "string", false, true, "server"),
+            external_id.clone(),
+            complex("name", false, vec![
+                attr("formatted", "string", false, false, "none"),
+                attr("familyName", "string", false, false, "none"),
+                attr("givenName", "string", false, false, "none"),
+                attr("middleName", "string", false, false, "none"),
+                attr("honorificPrefix", "string", false, false, "none"),
+                attr("honorificSuffix", "string", false, false, "none"),
+            ]),
+            attr("displayName", "string", false, false, "none"),
+            attr("nickName", "string", false, false, "none"),
+            attr("title", "string", false, false, "none"),
+            attr("userType", "string", false, false, "none"),
+            attr("preferredLanguage", "string", false, false, "none"),
+            attr("locale", "string", false, false, "none"),
+            attr("timezone", "string", false, false, "none"),
+            attr("active", "boolean", false, false, "none"),
+            multi_valued_strings("emails"),
+            multi_valued_strings("phoneNumbers"),
+            multi_valued_strings("roles"),
+        ],
+        "meta": meta(USER_SCHEMA),
+    });
+    let group = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+        "id": GROUP_SCHEMA, "name": "Group", "description": "Group",
+        "attributes": [
+            attr("displayName", "string", false, true, "server"),
+            external_id,
+            complex("members", true, vec![member_value, member_ref, member_type, attr("display", "string", false, false, "none")]),
+        ],
+        "meta": meta(GROUP_SCHEMA),
+    });
+    let enterprise = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+        "id": ENTERPRISE_USER, "name": "EnterpriseUser", "description": "Enterprise User",
+        "attributes": [
+            attr("employeeNumber", "string", false, false, "none"),
+            attr("costCenter", "string", false, false, "none"),
+            attr("organization", "string", false, false, "none"),
+            attr("division", "string", false, false, "none"),
+            attr("department", "string", false, false, "none"),
+            complex("manager", false, vec![
+                attr("value", "string", false, false, "none"),
+                manager_ref,
+                attr("displayName", "string", false, false, "none"),
+            ]),
+        ],
+        "meta": meta(ENTERPRISE_USER),
+    });
+    vec![user, group, enterprise]
+}

@@ -1,0 +1,691 @@
+//! The SCIM 2.0 endpoints, independent of HTTP plumbing: `ScimService::handle` takes the
+//! method, path (after `/scim/v2`), query, Authorization header and body, and answers a
+//! status, a JSON body and the events the gateway acts on (deactivations end sessions).
+//! Resources live in the session store's documents, so every replica sees one directory.
+
+use super::filter::{self, get_ci};
+use super::resource::{self, Kind, LIST_RESPONSE};
+use super::{patch, ScimError};
+use crate::config::Secret;
+use crate::session::{DocWrite, SessionError, SessionStore};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+/// Largest page (`count`) served.
+pub const MAX_PAGE: usize = 200;
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+pub const USERS: &str = "scim-users";
+pub const GROUPS: &str = "scim-groups";
+
+fn collection(kind: Kind) -> &'static str {
+    match kind {
+        Kind::User => USERS,
+        Kind::Group => GROUPS,
+    }
+}
+
+/// One SCIM request.
+#[derive(Debug)]
+pub struct ScimRequest<'a> {
+    pub method: &'a str,
+    /// After `/scim/v2`, e.g. `/Users/2819c223`.
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub authorization: Option<&'a [u8]>,
+    pub body: &'a [u8],
+    /// `https://host/scim/v2`, for `meta.location`.
+    pub base_url: &'a str,
+}
+
+/// What changed, for the gateway (sessions) and the audit log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScimEvent {
+    /// A user became inactive (or was created inactive).
+    UserDeactivated {
+        id: String,
+        user_name: String,
+        external_id: Option<String>,
+    },
+    UserDeleted {
+        id: String,
+        user_name: String,
+        external_id: Option<String>,
+    },
+    Changed {
+        resource: &'static str,
+        id: String,
+        op: &'static str,
+    },
+}
+
+#[derive(Debug)]
+pub struct ScimResponse {
+    pub status: u16,
+    pub body: Option<Value>,
+    pub location: Option<String>,
+    pub events: Vec<ScimEvent>,
+    /// Metric label: `Users`, `Groups`, `ServiceProviderConfig`, ... or `unknown`.
+    pub resource: &'static str,
+}
+
+impl ScimResponse {
+    fn ok(status: u16, body: Value, resource: &'static str) -> Self {
+        Self {
+            status,
+            body: Some(body),
+            location: None,
+            events: Vec::new(),
+            resource,
+        }
+    }
+
+    fn error(e: ScimError, resource: &'static str) -> Self {
+        Self {
+            status: e.status,
+            body: Some(e.body()),
+            location: None,
+            events: Vec::new(),
+            resource,
+        }
+    }
+}
+
+pub struct ScimService {
+    store: Arc<dyn SessionStore>,
+    tokens: Vec<Secret<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for ScimService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScimService")
+            .field("tokens", &self.tokens.len())
+            .finish()
+    }
+}
+
+fn store_error(e: SessionError) -> ScimError {
+    match e {
+        SessionError::Corrupt => ScimError::new(500, None, "a stored resource is unreadable"),
+        other => ScimError::new(503, None, format!("directory store unavailable: {other}")),
+    }
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.into_owned())
+}
+
+fn user_event_fields(res: &Value) -> (String, String, Option<String>) {
+    (
+        res.get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        get_ci(res, "userName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        get_ci(res, "externalId")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    )
+}
+
+fn is_active(res: &Value) -> bool {
+    get_ci(res, "active")
+        .and_then(resource::coerce_bool)
+        .unwrap_or(true)
+}
+
+impl ScimService {
+    pub fn new(store: Arc<dyn SessionStore>, tokens: Vec<Secret<Vec<u8>>>) -> Self {
+        Self { store, tokens }
+    }
+
+    /// Bearer token against every configured token, in constant time per comparison.
+    fn authorized(&self, header: Option<&[u8]>) -> bool {
+        let Some(h) = header else { return false };
+        let Some(token) = h
+            .strip_prefix(b"Bearer ")
+            .or_else(|| h.strip_prefix(b"bearer "))
+        else {
+            return false;
+        };
+        let token = token.trim_ascii();
+        let mut ok = subtle::Choice::from(0);
+        for t in &self.tokens {
+            ok |= t.expose().as_slice().ct_eq(token);
+        }
+        bool::from(ok) && !token.is_empty()
+    }
+
+    pub async fn handle(&self, req: ScimRequest<'_>) -> ScimResponse {
+        let segments: Vec<&str> = req
+            .path
+            .trim_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
+        let resource: &'static str = match segments.first().copied() {
+            Some(s) if s.eq_ignore_ascii_case("Users") => "Users",
+            Some(s) if s.eq_ignore_ascii_case("Groups") => "Groups",
+            Some(s) if s.eq_ignore_ascii_case("ServiceProviderConfig") => "ServiceProviderConfig",
+            Some(s) if s.eq_ignore_ascii_case("ResourceTypes") => "ResourceTypes",
+            Some(s) if s.eq_ignore_ascii_case("Schemas") => "Schemas",
+            _ => "unknown",
+        };
+        if !self.authorized(req.authorization) {
+            return ScimResponse::error(
+                ScimError::new(
+                    401,
+                    None,
+                    "a valid bearer token (the Secret Token) is required",
+                ),
+                resource,
+            );
+        }
+        if req.body.len() > MAX_BODY {
+            return ScimResponse::error(
+                ScimError::new(413, None, "request body too large"),
+                resource,
+            );
+        }
+        let result = self.route(&req, &segments).await;
+        match result {
+            Ok(mut r) => {
+                r.resource = resource;
+                r
+            }
+            Err(e) => ScimResponse::error(e, resource),
+        }
+    }
+
+    async fn route(&self, req: &ScimRequest<'_>, seg: &[&str]) -> Result<ScimResponse, ScimError> {
+        let base = req.base_url;
+        let kind = |s: &str| {
+            if s.eq_ignore_ascii_case("Users") {
+                Some(Kind::User)
+            } else if s.eq_ignore_ascii_case("Groups") {
+                Some(Kind::Group)
+            } else {
+                None
+            }
+        };
+        let body = || -> Result<Value, ScimError> {
+            serde_json::from_slice(req.body)
+                .map_err(|_| ScimError::bad_request("invalidSyntax", "the body is not valid JSON"))
+        };
+        let method = req.method.to_ascii_uppercase();
+        match (method.as_str(), seg) {
+            ("GET", [s]) if s.eq_ignore_ascii_case("ServiceProviderConfig") => Ok(
+                ScimResponse::ok(200, resource::service_provider_config(base), ""),
+            ),
+            ("GET", [s]) if s.eq_ignore_ascii_case("ResourceTypes") => {
+                let all = vec![
+                    resource::resource_type(Kind::User, base),
+                    resource::resource_type(Kind::Group, base),
+                ];
+                Ok(ScimResponse::ok(200, list_response(all.len(), 1, all), ""))
+            }
+            ("GET", [s, id]) if s.eq_ignore_ascii_case("ResourceTypes") => {
+                match kind(&format!("{id}s")) {
+                    Some(k) => Ok(ScimResponse::ok(200, resource::resource_type(k, base), "")),
+                    None => Err(ScimError::not_found("no such resource type")),
+                }
+            }
+            ("GET", [s]) if s.eq_ignore_ascii_case("Schemas") => {
+                let all = resource::schemas(base);
+                Ok(ScimResponse::ok(200, list_response(all.len(), 1, all), ""))
+            }
+            ("GET", [s, id]) if s.eq_ignore_ascii_case("Schemas") => resource::schemas(base)
+                .into_iter()
+                .find(|sc| {
+                    sc.get("id")
+                        .and_then(Value::as_str)
+                        .is_some_and(|i| i.eq_ignore_ascii_case(id))
+                })
+                .map(|sc| ScimResponse::ok(200, sc, ""))
+                .ok_or_else(|| ScimError::not_found("no such schema")),
+            ("GET", [r]) if kind(r).is_some() => {
+                let k = kind(r).ok_or_else(|| ScimError::not_found("no such endpoint"))?;
+                self.list(k, req.query).await
+            }
+            ("POST", [r, s]) if kind(r).is_some() && s.eq_ignore_ascii_case(".search") => {
+                let k = kind(r).ok_or_else(|| ScimError::not_found("no such endpoint"))?;
+                let b = body()?;
+                let query = search_query(&b);
+                self.list(k, Some(&query)).await
+            }
+            ("POST", [r]) if kind(r).is_some() => {
+                let k = kind(r).ok_or_else(|| ScimError::not_found("no such endpoint"))?;
+                self.create(k, body()?, base).await
+            }
+            ("GET", [r, id]) if kind(r).is_some() => {
+                let k = kind(r).ok_or_else(|| ScimError::not_found("no such endpoint"))?;
+                let res = self.get(k, id).await?;
+                let attrs = query_param(req.query, "attributes");
+                let excl = query_param(req.query, "excludedAttributes");
+                Ok(ScimResponse::ok(
+                    200,
+                    resource::project(&res, attrs.as_deref(), excl.as_deref()),
+                    "",
+                ))
+            }
+            ("PUT", [r, id]) if kind(r).is_some() => {
+                let k = kind(r).ok_or_else(|| ScimError::not_found("no such endpoint"))?;
+                self.replace(k, id, body()?, base).await
+            }
+            ("PATCH", [r, id]) if kind(r).is_some() => {
+                let k = kind(r).ok_or_else(|| ScimError::not_found("no such endpoint"))?;
+                self.patch(k, id, body()?, base).await
+            }
+            ("DELETE", [r, id]) if kind(r).is_some() => {
+                let k = kind(r).ok_or_else(|| ScimError::not_found("no such endpoint"))?;
+                self.delete(k, id).await
+            }
+            (_, [r, ..]) if kind(r).is_some() => {
+                Err(ScimError::new(405, None, "method not allowed here"))
+            }
+            _ => Err(ScimError::not_found("no such SCIM endpoint")),
+        }
+    }
+
+    /// A stored resource.
+    pub async fn get(&self, kind: Kind, id: &str) -> Result<Value, ScimError> {
+        let bytes = self
+            .store
+            .doc_get(collection(kind), id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ScimError::not_found(format!("{} {id} not found", kind.name())))?;
+        serde_json::from_slice(&bytes).map_err(|_| store_error(SessionError::Corrupt))
+    }
+
+    /// Every stored resource of a kind.
+    pub async fn all(&self, kind: Kind) -> Result<Vec<Value>, ScimError> {
+        let docs = self
+            .store
+            .doc_list(collection(kind))
+            .await
+            .map_err(store_error)?;
+        Ok(docs
+            .into_iter()
+            .filter_map(|d| serde_json::from_slice::<Value>(&d).ok())
+            .collect())
+    }
+
+    /// The user whose userName is `user_name` (case-insensitive).
+    pub async fn user_by_name(&self, user_name: &str) -> Result<Option<Value>, ScimError> {
+        let id = self
+            .store
+            .doc_find(USERS, &user_name.to_lowercase())
+            .await
+            .map_err(store_error)?;
+        match id {
+            None => Ok(None),
+            Some(id) => match self.get(Kind::User, &id).await {
+                Ok(u) => Ok(Some(u)),
+                Err(e) if e.status == 404 => Ok(None),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    async fn list(&self, kind: Kind, query: Option<&str>) -> Result<ScimResponse, ScimError> {
+        let filter = match query_param(query, "filter") {
+            Some(f) if !f.trim().is_empty() => Some(filter::parse(&f)?),
+            _ => None,
+        };
+        let start = query_param(query, "startIndex")
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(1)
+            .max(1) as usize;
+        let count = query_param(query, "count")
+            .and_then(|s| s.parse::<i64>().ok())
+            .map(|c| c.max(0) as usize)
+            .unwrap_or(MAX_PAGE)
+            .min(MAX_PAGE);
+        let mut all: Vec<Value> = self
+            .all(kind)
+            .await?
+            .into_iter()
+            .filter(|r| filter.as_ref().is_none_or(|f| filter::matches(f, r)))
+            .collect();
+        // A stable order for pagination: creation time, then id.
+        all.sort_by(|a, b| {
+            let key = |v: &Value| {
+                (
+                    v.pointer("/meta/created")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    v.get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                )
+            };
+            key(a).cmp(&key(b))
+        });
+        let total = all.len();
+        let attrs = query_param(query, "attributes");
+        let excl = query_param(query, "excludedAttributes");
+        let page: Vec<Value> = all
+            .iter()
+            .skip(start - 1)
+            .take(count)
+            .map(|r| resource::project(r, attrs.as_deref(), excl.as_deref()))
+            .collect();
+        Ok(ScimResponse::ok(200, list_response(total, start, page), ""))
+    }
+
+    async fn create(&self, kind: Kind, body: Value, base: &str) -> Result<ScimResponse, ScimError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let location = format!("{base}/{}/{id}", kind.endpoint());
+        let res = resource::normalize(kind, body, &id, &now, &now, 1, &location)?;
+        if kind == Kind::Group {
+            self.check_members(&res).await?;
+        }
+        let unique = resource::unique_value(kind, &res)?;
+        let bytes =
+            serde_json::to_vec(&res).map_err(|e| ScimError::new(500, None, e.to_string()))?;
+        match self
+            .store
+            .doc_put(collection(kind), &id, &bytes, Some(&unique), None)
+            .await
+            .map_err(store_error)?
+        {
+            DocWrite::Conflict => Err(ScimError::conflict(format!(
+                "a {} with this {} already exists",
+                kind.name(),
+                kind.unique_attr()
+            ))),
+            DocWrite::Written => {
+                let mut events = vec![ScimEvent::Changed {
+                    resource: kind.endpoint(),
+                    id: id.clone(),
+                    op: "create",
+                }];
+                if kind == Kind::User && !is_active(&res) {
+                    let (id, user_name, external_id) = user_event_fields(&res);
+                    events.push(ScimEvent::UserDeactivated {
+                        id,
+                        user_name,
+                        external_id,
+                    });
+                }
+                Ok(ScimResponse {
+                    status: 201,
+                    body: Some(res),
+                    location: Some(location),
+                    events,
+                    resource: "",
+                })
+            }
+        }
+    }
+
+    /// Members must name existing users or groups.
+    async fn check_members(&self, group: &Value) -> Result<(), ScimError> {
+        let Some(members) = group.get("members").and_then(Value::as_array) else {
+            return Ok(());
+        };
+        for m in members {
+            let Some(v) = m.get("value").and_then(Value::as_str) else {
+                continue;
+            };
+            let user = self.store.doc_get(USERS, v).await.map_err(store_error)?;
+            if user.is_none() {
+                let group = self.store.doc_get(GROUPS, v).await.map_err(store_error)?;
+                if group.is_none() {
+                    return Err(ScimError::bad_request(
+                        "invalidValue",
+                        format!("member {v} does not exist"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn write(
+        &self,
+        kind: Kind,
+        old: &Value,
+        new: Value,
+        op: &'static str,
+    ) -> Result<ScimResponse, ScimError> {
+        let id = new
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let unique = resource::unique_value(kind, &new)?;
+        let previous = resource::unique_value(kind, old).ok();
+        let bytes =
+            serde_json::to_vec(&new).map_err(|e| ScimError::new(500, None, e.to_string()))?;
+        match self
+            .store
+            .doc_put(
+                collection(kind),
+                &id,
+                &bytes,
+                Some(&unique),
+                previous.as_deref(),
+            )
+            .await
+            .map_err(store_error)?
+        {
+            DocWrite::Conflict => Err(ScimError::conflict(format!(
+                "another {} has this {}",
+                kind.name(),
+                kind.unique_attr()
+            ))),
+            DocWrite::Written => {
+                let mut events = vec![ScimEvent::Changed {
+                    resource: kind.endpoint(),
+                    id: id.clone(),
+                    op,
+                }];
+                if kind == Kind::User && is_active(old) && !is_active(&new) {
+                    let (id, user_name, external_id) = user_event_fields(&new);
+                    events.push(ScimEvent::UserDeactivated {
+                        id,
+                        user_name,
+                        external_id,
+                    });
+                }
+                // A renamed user: sessions under the old name end too.
+                if kind == Kind::User && previous.as_deref() != Some(unique.as_str()) {
+                    let (id, user_name, external_id) = user_event_fields(old);
+                    events.push(ScimEvent::UserDeactivated {
+                        id,
+                        user_name,
+                        external_id,
+                    });
+                }
+                // Entra expects 204 for group PATCH; users get the resource.
+                let (status, body) = if kind == Kind::Group && op == "patch" {
+                    (204, None)
+                } else {
+                    (200, Some(new))
+                };
+                Ok(ScimResponse {
+                    status,
+                    body,
+                    location: None,
+                    events,
+                    resource: "",
+                })
+            }
+        }
+    }
+
+    fn bump_meta(kind: Kind, res: &mut Value, old: &Value) {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let version = old
+            .pointer("/meta/version")
+            .and_then(Value::as_str)
+            .and_then(|v| {
+                v.trim_start_matches("W/")
+                    .trim_matches('"')
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0)
+            + 1;
+        if let Some(meta) = res.get_mut("meta").and_then(Value::as_object_mut) {
+            meta.insert("lastModified".into(), Value::String(now));
+            meta.insert("version".into(), Value::String(format!("W/\"{version}\"")));
+            meta.insert("resourceType".into(), Value::String(kind.name().into()));
+        }
+    }
+
+    async fn replace(
+        &self,
+        kind: Kind,
+        id: &str,
+        body: Value,
+        base: &str,
+    ) -> Result<ScimResponse, ScimError> {
+        let old = self.get(kind, id).await?;
+        let created = old
+            .pointer("/meta/created")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let location = format!("{base}/{}/{id}", kind.endpoint());
+        let mut new = resource::normalize(kind, body, id, &created, &now, 1, &location)?;
+        Self::bump_meta(kind, &mut new, &old);
+        if kind == Kind::Group {
+            self.check_members(&new).await?;
+        }
+        self.write(kind, &old, new, "replace").await
+    }
+
+    async fn patch(
+        &self,
+        kind: Kind,
+        id: &str,
+        body: Value,
+        _base: &str,
+    ) -> Result<ScimResponse, ScimError> {
+        let old = self.get(kind, id).await?;
+        let mut new = old.clone();
+        patch::apply(kind, &mut new, &body)?;
+        if new.get("id") != old.get("id") {
+            return Err(ScimError::bad_request("mutability", "id cannot be changed"));
+        }
+        Self::bump_meta(kind, &mut new, &old);
+        if kind == Kind::Group {
+            self.check_members(&new).await?;
+        }
+        self.write(kind, &old, new, "patch").await
+    }
+
+    async fn delete(&self, kind: Kind, id: &str) -> Result<ScimResponse, ScimError> {
+        let old = self.get(kind, id).await?;
+        let unique = resource::unique_value(kind, &old).ok();
+        let existed = self
+            .store
+            .doc_delete(collection(kind), id, unique.as_deref())
+            .await
+            .map_err(store_error)?;
+        if !existed {
+            return Err(ScimError::not_found(format!(
+                "{} {id} not found",
+                kind.name()
+            )));
+        }
+        let mut events = vec![ScimEvent::Changed {
+            resource: kind.endpoint(),
+            id: id.to_string(),
+            op: "delete",
+        }];
+        if kind == Kind::User {
+            // Drop the user from every group.
+            for mut g in self.all(Kind::Group).await? {
+                let before = g
+                    .get("members")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
+                if let Some(Value::Array(m)) = g.get_mut("members") {
+                    m.retain(|x| x.get("value").and_then(Value::as_str) != Some(id));
+                }
+                let after = g
+                    .get("members")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
+                if before != after {
+                    let gid = g
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                    let u = resource::unique_value(Kind::Group, &g).ok();
+                    if let Ok(bytes) = serde_json::to_vec(&g) {
+                        self.store
+                            .doc_put(GROUPS, &gid, &bytes, u.as_deref(), u.as_deref())
+                            .await
+                            .map_err(store_error)?;
+                    }
+                }
+            }
+            let (id, user_name, external_id) = user_event_fields(&old);
+            events.push(ScimEvent::UserDeleted {
+                id,
+                user_name,
+                external_id,
+            });
+        }
+        Ok(ScimResponse {
+            status: 204,
+            body: None,
+            location: None,
+            events,
+            resource: "",
+        })
+    }
+}
+
+/// A `.search` body as the equivalent query string.
+fn search_query(b: &Value) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    for key in [
+        "filter",
+        "startIndex",
+        "count",
+        "attributes",
+        "excludedAttributes",
+    ] {
+        if let Some(v) = get_ci(b, key) {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                Value::Array(a) => a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => other.to_string(),
+            };
+            q.append_pair(key, &text);
+        }
+    }
+    q.finish()
+}
+
+fn list_response(total: usize, start: usize, resources: Vec<Value>) -> Value {
+    json!({
+        "schemas": [LIST_RESPONSE],
+        "totalResults": total,
+        "startIndex": start,
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    })
+}

@@ -1,0 +1,667 @@
+//! SCIM provisioning end to end: the real binary (two replicas on one real Redis) answering
+//! Entra's provisioning requests as Microsoft documents them, request by request, and the
+//! effects on access: deactivation or deletion ends sessions on every replica within a
+//! second and blocks sign-in; SCIM memberships drive group routes despite group overage;
+//! `require_provisioned_user`; just-in-time records and `ssogate users`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails by panicking"
+)]
+
+mod utils;
+
+use serde_json::{json, Value};
+use ssogate::identity::claims;
+use ssogate::saml::{DevIdp, ResponseSpec, SpSettings};
+use std::time::{Duration, Instant};
+use utils::echo::EchoUpstream;
+use utils::gateway::Gateway;
+
+const TOKEN: &str = "s3cret-token-for-entra-provisioning";
+const PUBLIC_URL: &str = "https://wiki.example.test";
+const ADMINS: &str = "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159";
+
+fn config(redis: Option<&str>, echo_port: u16, scim: &str) -> String {
+    let store = match redis {
+        Some(url) => format!("store = \"redis\"\nredis_url = \"{url}\""),
+        None => "store = \"memory\"".into(),
+    };
+    format!(
+        r#"
+[listen]
+public = "127.0.0.1:{{public}}"
+admin = "127.0.0.1:{{admin}}"
+
+[session]
+{store}
+cookie_secure = false
+cache_ttl = "1s"
+
+{scim}
+
+[[app]]
+name = "wiki"
+hosts = ["127.0.0.1"]
+upstream = "http://127.0.0.1:{echo_port}"
+allow_idp_initiated = true
+
+[app.sp]
+entity_id = "{PUBLIC_URL}/saml"
+acs_url = "{PUBLIC_URL}/saml/acs"
+
+[app.idp]
+entity_id = "https://idp.example.test/"
+sso_url = "https://idp.example.test/saml2"
+certificate_file = "idp.pem"
+
+[app.groups]
+admins = "{ADMINS}"
+
+[[app.route]]
+path = "/admin/"
+allow_groups = ["admins"]
+"#
+    )
+}
+
+const SCIM_ON: &str = "[scim]\nenabled = true\ntoken_file = \"scim-token\"";
+
+async fn gateway(idp: &DevIdp, text: &str) -> Gateway {
+    let pem = idp.certificate_pem();
+    let token = format!("# Entra Secret Token\n{TOKEN}\n");
+    Gateway::start(
+        text,
+        &[
+            ("idp.pem", pem.as_bytes()),
+            ("scim-token", token.as_bytes()),
+        ],
+    )
+    .await
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+async fn scim(gw: &Gateway, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    scim_with(gw, method, path, body, TOKEN).await
+}
+
+async fn scim_with(
+    gw: &Gateway,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    token: &str,
+) -> (u16, Value) {
+    let mut req = client()
+        .request(method.parse().unwrap(), gw.url(&format!("/scim/v2{path}")))
+        .header("authorization", format!("Bearer {token}"));
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/scim+json")
+            .body(b.to_string());
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    if status != 204 {
+        assert_eq!(
+            r.headers().get("content-type").unwrap(),
+            "application/scim+json"
+        );
+    }
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Sign in (IdP-initiated) as `user`, optionally with Entra's group overage claim instead
+/// of groups; returns the cookie or the refusal status.
+async fn sign_in(gw: &Gateway, idp: &DevIdp, user: &str, overage: bool) -> Result<String, u16> {
+    let sp = SpSettings {
+        entity_id: format!("{PUBLIC_URL}/saml"),
+        acs_url: format!("{PUBLIC_URL}/saml/acs"),
+        name_id_format: "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".into(),
+    };
+    let mut spec = ResponseSpec::for_sp(&sp, user, chrono::Utc::now());
+    if overage {
+        spec.attributes.push((
+            claims::GROUPS_OVERAGE.into(),
+            vec!["https://graph.windows.net/tenant/users/x/getMemberObjects".into()],
+        ));
+    }
+    let r = client()
+        .post(gw.url("/saml/acs"))
+        .form(&[("SAMLResponse", idp.sign_response(&spec).unwrap())])
+        .send()
+        .await
+        .unwrap();
+    if r.status() != 302 {
+        return Err(r.status().as_u16());
+    }
+    Ok(r.headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string())
+}
+
+async fn status_of(gw: &Gateway, path: &str, cookie: &str) -> u16 {
+    client()
+        .get(gw.url(path))
+        .header("accept", "text/html")
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entra_provisioning_requests_as_documented() {
+    let echo = EchoUpstream::start().await;
+    let idp = DevIdp::generate("https://idp.example.test/").unwrap();
+    let gw = gateway(
+        &idp,
+        &config(Some(&utils::redis::shared_url()), echo.port, SCIM_ON),
+    )
+    .await;
+
+    // Entra's "Test Connection": a filter that matches nobody; still a ListResponse.
+    let probe = unique("Test_User");
+    let (s, body) = scim(
+        &gw,
+        "GET",
+        &format!("/Users?filter=userName+eq+%22{probe}%22"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        body["schemas"],
+        json!(["urn:ietf:params:scim:api:messages:2.0:ListResponse"])
+    );
+    assert_eq!(body["totalResults"], 0);
+    assert_eq!(body["Resources"], json!([]));
+
+    // Create with the enterprise extension.
+    let user_name = unique("Test_User");
+    let create = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+        "externalId": "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef",
+        "userName": user_name,
+        "active": true,
+        "emails": [{"primary": true, "type": "work", "value": format!("{user_name}@testuser.com")}],
+        "meta": {"resourceType": "User"},
+        "name": {"formatted": "givenName familyName", "familyName": "familyName", "givenName": "givenName"},
+        "roles": [],
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Sales", "employeeNumber": "701984"}
+    });
+    let (s, user) = scim(&gw, "POST", "/Users", Some(create.clone())).await;
+    assert_eq!(s, 201, "{user}");
+    let id = user["id"].as_str().unwrap().to_string();
+    assert_eq!(user["userName"], user_name.as_str());
+    assert_eq!(user["meta"]["resourceType"], "User");
+    assert!(user["meta"]["location"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/scim/v2/Users/{id}")));
+    assert_eq!(
+        user["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"],
+        "Sales"
+    );
+
+    // Duplicate userName (any case) -> 409 uniqueness.
+    let mut dup = create.clone();
+    dup["userName"] = json!(user_name.to_uppercase());
+    let (s, err) = scim(&gw, "POST", "/Users", Some(dup)).await;
+    assert_eq!(s, 409);
+    assert_eq!(err["scimType"], "uniqueness");
+    assert_eq!(err["status"], "409");
+
+    // Filter finds it; by id and externalId too; pagination.
+    let (_, found) = scim(
+        &gw,
+        "GET",
+        &format!("/Users?filter=userName+eq+%22{user_name}%22"),
+        None,
+    )
+    .await;
+    assert_eq!(found["totalResults"], 1);
+    assert_eq!(found["Resources"][0]["id"], id.as_str());
+    let (_, found) = scim(&gw, "GET", "/Users?filter=externalId+eq+%220a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef%22+and+active+eq+true&count=1&startIndex=1", None).await;
+    assert!(found["totalResults"].as_u64().unwrap() >= 1);
+    assert_eq!(found["itemsPerPage"], 1);
+
+    // PATCH as Entra sends it: capitalised ops, filtered paths, dotted keys.
+    let (s, patched) = scim(&gw, "PATCH", &format!("/Users/{id}"), Some(json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [
+            {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "updatedEmail@microsoft.com"},
+            {"op": "Replace", "path": "name.familyName", "value": "updatedFamilyName"},
+            {"op": "Add", "value": {"name.givenName": "Zoë", "displayName": "Zoë Ångström"}}
+        ]
+    }))).await;
+    assert_eq!(s, 200, "{patched}");
+    assert_eq!(patched["emails"][0]["value"], "updatedEmail@microsoft.com");
+    assert_eq!(patched["name"]["familyName"], "updatedFamilyName");
+    assert_eq!(patched["name"]["givenName"], "Zoë");
+
+    // "False" as a string (no aadOptscim062020): inactive, still readable.
+    let (s, patched) = scim(
+        &gw,
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Replace", "path": "active", "value": "False"}]
+        })),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(patched["active"], false);
+    let (s, got) = scim(&gw, "GET", &format!("/Users/{id}"), None).await;
+    assert_eq!((s, got["active"].clone()), (200, json!(false)));
+
+    // Groups: Entra's extra schema, empty members.
+    let group_name = unique("Group");
+    let (s, group) = scim(&gw, "POST", "/Groups", Some(json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group", "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+        "externalId": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
+        "displayName": group_name,
+        "meta": {"resourceType": "Group"},
+        "members": []
+    }))).await;
+    assert_eq!(s, 201, "{group}");
+    let gid = group["id"].as_str().unwrap().to_string();
+    let (s, _) = scim(&gw, "POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": group_name}))).await;
+    assert_eq!(s, 409);
+
+    // Membership: add, then both forms of removal; 204 each.
+    let add = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Add", "path": "members", "value": [{"$ref": null, "value": id}]}]});
+    assert_eq!(
+        scim(&gw, "PATCH", &format!("/Groups/{gid}"), Some(add.clone()))
+            .await
+            .0,
+        204
+    );
+    let (_, g) = scim(&gw, "GET", &format!("/Groups/{gid}"), None).await;
+    assert_eq!(g["members"][0]["value"], id.as_str());
+    let (_, g) = scim(
+        &gw,
+        "GET",
+        &format!("/Groups/{gid}?excludedAttributes=members"),
+        None,
+    )
+    .await;
+    assert!(
+        g.get("members").is_none() && g["displayName"] == group_name.as_str(),
+        "{g}"
+    );
+    let (_, list) = scim(
+        &gw,
+        "GET",
+        &format!("/Groups?filter=displayName+eq+%22{group_name}%22&excludedAttributes=members"),
+        None,
+    )
+    .await;
+    assert_eq!(list["totalResults"], 1);
+    assert!(list["Resources"][0].get("members").is_none());
+    let remove_by_value = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Remove", "path": "members", "value": [{"$ref": null, "value": id}]}]});
+    assert_eq!(
+        scim(
+            &gw,
+            "PATCH",
+            &format!("/Groups/{gid}"),
+            Some(remove_by_value)
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        scim(&gw, "GET", &format!("/Groups/{gid}"), None).await.1["members"],
+        json!([])
+    );
+    assert_eq!(
+        scim(&gw, "PATCH", &format!("/Groups/{gid}"), Some(add))
+            .await
+            .0,
+        204
+    );
+    let remove_by_filter = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Remove", "path": format!("members[value eq \"{id}\"]")}]});
+    assert_eq!(
+        scim(
+            &gw,
+            "PATCH",
+            &format!("/Groups/{gid}"),
+            Some(remove_by_filter)
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        scim(&gw, "GET", &format!("/Groups/{gid}"), None).await.1["members"],
+        json!([])
+    );
+
+    // Wrong or missing token: 401 with a SCIM error body.
+    let (s, err) = scim_with(&gw, "GET", "/Users", None, "not-the-token-at-all").await;
+    assert_eq!(s, 401);
+    assert_eq!(
+        err["schemas"],
+        json!(["urn:ietf:params:scim:api:messages:2.0:Error"])
+    );
+    let r = client().get(gw.url("/scim/v2/Users")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Discovery documents.
+    let (s, spc) = scim(&gw, "GET", "/ServiceProviderConfig", None).await;
+    assert_eq!((s, spc["patch"]["supported"].clone()), (200, json!(true)));
+    assert_eq!(
+        scim(&gw, "GET", "/ResourceTypes", None).await.1["totalResults"],
+        2
+    );
+    assert_eq!(
+        scim(&gw, "GET", "/Schemas", None).await.1["totalResults"],
+        3
+    );
+
+    // DELETE removes it.
+    assert_eq!(
+        scim(&gw, "DELETE", &format!("/Users/{id}"), None).await.0,
+        204
+    );
+    assert_eq!(scim(&gw, "GET", &format!("/Users/{id}"), None).await.0, 404);
+    assert_eq!(
+        scim(&gw, "DELETE", &format!("/Groups/{gid}"), None).await.0,
+        204
+    );
+
+    let metrics = client()
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "ssogate_scim_requests_total{method=\"PATCH\",resource=\"Groups\",status=\"204\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(gw.log().contains("event=\"scim_change\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deactivation_ends_sessions_on_every_replica_and_blocks_sign_in() {
+    let echo = EchoUpstream::start().await;
+    let idp = DevIdp::generate("https://idp.example.test/").unwrap();
+    let text = config(Some(&utils::redis::shared_url()), echo.port, SCIM_ON);
+    let a = gateway(&idp, &text).await;
+    let b = gateway(&idp, &text).await;
+    let user = format!("{}@contoso.example", unique("dora"));
+    let (s, created) = scim(
+        &a,
+        "POST",
+        "/Users",
+        Some(json!({"userName": user, "active": true})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let id = created["id"].as_str().unwrap().to_string();
+
+    // Signed in on both replicas (NameID = userName, any case).
+    let on_a = sign_in(&a, &idp, &user.to_uppercase(), false)
+        .await
+        .unwrap();
+    let on_b = sign_in(&b, &idp, &user, false).await.unwrap();
+    for gw in [&a, &b] {
+        assert_eq!(status_of(gw, "/", &on_a).await, 200);
+        assert_eq!(status_of(gw, "/", &on_b).await, 200);
+    }
+
+    // Entra disables the user through replica B: every session ends everywhere within 1 s.
+    let (s, _) = scim(
+        &b,
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Replace", "path": "active", "value": "False"}]
+        })),
+    )
+    .await;
+    assert_eq!(s, 200);
+    for gw in [&a, &b] {
+        for c in [&on_a, &on_b] {
+            assert!(
+                within(Duration::from_secs(1), async || status_of(gw, "/", c).await
+                    == 302)
+                .await,
+                "a session survived deactivation: {}",
+                gw.log()
+            );
+        }
+    }
+    // No new sign-in while inactive: a clear page after the SAML checks.
+    assert_eq!(sign_in(&a, &idp, &user, false).await.err(), Some(403));
+    assert!(a.log().contains("reason=\"user_inactive\""));
+    let metrics = client()
+        .get(b.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("ssogate_sessions_revoked_total{cause=\"scim_deactivated\"} 2"),
+        "{metrics}"
+    );
+
+    // Active again: sign-in works; DELETE ends it again.
+    let (s, _) = scim(
+        &a,
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(json!({
+            "Operations": [{"op": "replace", "value": {"active": true}}]
+        })),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let again = sign_in(&b, &idp, &user, false).await.unwrap();
+    assert_eq!(status_of(&a, "/", &again).await, 200);
+    assert_eq!(
+        scim(&a, "DELETE", &format!("/Users/{id}"), None).await.0,
+        204
+    );
+    for gw in [&a, &b] {
+        assert!(
+            within(Duration::from_secs(1), async || status_of(gw, "/", &again)
+                .await
+                == 302)
+            .await
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scim_groups_decide_routes_despite_group_overage() {
+    let echo = EchoUpstream::start().await;
+    let idp = DevIdp::generate("https://idp.example.test/").unwrap();
+    let user = format!("{}@contoso.example", unique("olga"));
+
+    // Without SCIM groups: the overage user gets the page that names the fix.
+    let plain = gateway(&idp, &config(None, echo.port, "")).await;
+    let cookie = sign_in(&plain, &idp, &user, true).await.unwrap();
+    let r = client()
+        .get(plain.url("/admin/"))
+        .header("accept", "text/html")
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Groups assigned to the application"));
+
+    // With authoritative SCIM groups.
+    let gw = gateway(
+        &idp,
+        &config(
+            Some(&utils::redis::shared_url()),
+            echo.port,
+            "[scim]\nenabled = true\ntoken_file = \"scim-token\"\nauthoritative_groups = true",
+        ),
+    )
+    .await;
+    let (_, u) = scim(&gw, "POST", "/Users", Some(json!({"userName": user}))).await;
+    let uid = u["id"].as_str().unwrap().to_string();
+    let (s, g) = scim(
+        &gw,
+        "POST",
+        "/Groups",
+        Some(json!({
+            "displayName": unique("Wiki admins"), "externalId": ADMINS, "members": [{"value": uid}]
+        })),
+    )
+    .await;
+    assert_eq!(s, 201, "{g}");
+    let gid = g["id"].as_str().unwrap().to_string();
+    let cookie = sign_in(&gw, &idp, &user, true).await.unwrap();
+    assert_eq!(
+        status_of(&gw, "/admin/", &cookie).await,
+        200,
+        "{}",
+        gw.log()
+    );
+
+    // Membership removed: the route closes from the next request (cache bounded by 1 s).
+    let (s, _) = scim(
+        &gw,
+        "PATCH",
+        &format!("/Groups/{gid}"),
+        Some(json!({
+            "Operations": [{"op": "Remove", "path": format!("members[value eq \"{uid}\"]")}]
+        })),
+    )
+    .await;
+    assert_eq!(s, 204);
+    assert!(
+        within(Duration::from_secs(3), async || status_of(
+            &gw, "/admin/", &cookie
+        )
+        .await
+            == 403)
+        .await
+    );
+    assert_eq!(
+        scim(&gw, "DELETE", &format!("/Groups/{gid}"), None).await.0,
+        204
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_provisioned_user_and_just_in_time_records() {
+    let echo = EchoUpstream::start().await;
+    let idp = DevIdp::generate("https://idp.example.test/").unwrap();
+
+    let gw = gateway(
+        &idp,
+        &config(
+            None,
+            echo.port,
+            "[scim]\nenabled = true\ntoken_file = \"scim-token\"\nrequire_provisioned_user = true",
+        ),
+    )
+    .await;
+    assert_eq!(
+        sign_in(&gw, &idp, "stranger@contoso.example", false)
+            .await
+            .err(),
+        Some(403)
+    );
+    assert!(gw.log().contains("reason=\"not_provisioned\""));
+    scim(
+        &gw,
+        "POST",
+        "/Users",
+        Some(json!({"userName": "member@contoso.example"})),
+    )
+    .await;
+    assert!(sign_in(&gw, &idp, "member@contoso.example", false)
+        .await
+        .is_ok());
+
+    // Without SCIM: sign-ins leave records, which `ssogate users` shows; revoke ends sessions.
+    let redis = utils::redis::shared_url();
+    let jit = gateway(&idp, &config(Some(&redis), echo.port, "")).await;
+    let user = format!("{}@contoso.example", unique("jit"));
+    let cookie = sign_in(&jit, &idp, &user, false).await.unwrap();
+    sign_in(&jit, &idp, &user, false).await.unwrap();
+    let cfg = jit.dir.path().join("ssogate.toml");
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ssogate"))
+            .arg("users")
+            .arg("-c")
+            .arg(&cfg)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = cli(&["list"]);
+    assert!(ok, "{out}");
+    assert!(out.contains(&user) && out.contains("sign-ins 2"), "{out}");
+    let (ok, out) = cli(&["show", &user]);
+    assert!(ok && out.contains("live sessions in wiki: 2"), "{out}");
+    let (ok, out) = cli(&["revoke", &user]);
+    assert!(ok && out.contains("ended 2 session(s)"), "{out}");
+    assert!(
+        within(Duration::from_secs(1), async || status_of(
+            &jit, "/", &cookie
+        )
+        .await
+            == 302)
+        .await
+    );
+}
