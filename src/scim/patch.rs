@@ -170,6 +170,10 @@ fn apply_one(
         }
         return Ok(());
     };
+    // The path is a whole extension (`urn:…:enterprise:2.0:User`).
+    if looks_like_schema_urn(path.trim()) && !is_core_urn(path.trim()) {
+        return apply_extension(res, op, path.trim(), value);
+    }
     let p = parse_path(path.trim())?;
     if immutable(&p.attr) {
         return Err(ScimError::bad_request(
@@ -308,6 +312,48 @@ fn apply_one(
                     Ok(())
                 }
             }
+        }
+    }
+}
+
+/// add / replace / remove a whole extension object.
+fn apply_extension(
+    res: &mut Value,
+    op: OpKind,
+    urn: &str,
+    value: Option<Value>,
+) -> Result<(), ScimError> {
+    let Some(obj) = res.as_object_mut() else {
+        return Ok(());
+    };
+    let key = key_ci(obj, urn);
+    match op {
+        OpKind::Remove => {
+            obj.remove(&key);
+            if let Some(Value::Array(schemas)) = obj.get_mut("schemas") {
+                schemas.retain(|s| !s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(urn)));
+            }
+            Ok(())
+        }
+        OpKind::Add | OpKind::Replace => {
+            let Some(Value::Object(new)) = value else {
+                return Err(ScimError::bad_request(
+                    "invalidValue",
+                    "an extension value must be an object",
+                ));
+            };
+            if op == OpKind::Replace {
+                obj.insert(key, Value::Object(new));
+            } else {
+                let ext = obj.entry(key).or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(e) = ext {
+                    for (k, v) in new {
+                        let k2 = key_ci(e, &k);
+                        e.insert(k2, v);
+                    }
+                }
+            }
+            Ok(())
         }
     }
 }

@@ -250,6 +250,22 @@ impl ScimService {
                 })
                 .map(|sc| ScimResponse::ok(200, sc, ""))
                 .ok_or_else(|| ScimError::not_found("no such schema")),
+            ("POST", [s]) if *s == ".search" => {
+                let b = body()?;
+                let query = search_query(&b);
+                self.search_all(Some(&query)).await
+            }
+            (_, [s, ..])
+                if ["ServiceProviderConfig", "ResourceTypes", "Schemas"]
+                    .iter()
+                    .any(|d| d.eq_ignore_ascii_case(s)) =>
+            {
+                Err(ScimError::new(
+                    405,
+                    None,
+                    "discovery endpoints are read-only",
+                ))
+            }
             ("GET", [r]) if kind(r).is_some() => {
                 let k = kind(r).ok_or_else(|| ScimError::not_found("no such endpoint"))?;
                 self.list(k, req.query).await
@@ -335,20 +351,24 @@ impl ScimService {
         }
     }
 
+    /// `POST /.search`: Users and Groups at once.
+    async fn search_all(&self, query: Option<&str>) -> Result<ScimResponse, ScimError> {
+        let mut resources = self.matching(Kind::User, query).await?;
+        resources.extend(self.matching(Kind::Group, query).await?);
+        Ok(self.page(resources, query))
+    }
+
     async fn list(&self, kind: Kind, query: Option<&str>) -> Result<ScimResponse, ScimError> {
+        let resources = self.matching(kind, query).await?;
+        Ok(self.page(resources, query))
+    }
+
+    /// The resources of a kind that the query's filter selects, in a stable order.
+    async fn matching(&self, kind: Kind, query: Option<&str>) -> Result<Vec<Value>, ScimError> {
         let filter = match query_param(query, "filter") {
             Some(f) if !f.trim().is_empty() => Some(filter::parse(&f)?),
             _ => None,
         };
-        let start = query_param(query, "startIndex")
-            .and_then(|s| s.parse::<i64>().ok())
-            .unwrap_or(1)
-            .max(1) as usize;
-        let count = query_param(query, "count")
-            .and_then(|s| s.parse::<i64>().ok())
-            .map(|c| c.max(0) as usize)
-            .unwrap_or(MAX_PAGE)
-            .min(MAX_PAGE);
         let mut all: Vec<Value> = self
             .all(kind)
             .await?
@@ -371,6 +391,20 @@ impl ScimService {
             };
             key(a).cmp(&key(b))
         });
+        Ok(all)
+    }
+
+    /// startIndex / count / attributes / excludedAttributes over `all`.
+    fn page(&self, all: Vec<Value>, query: Option<&str>) -> ScimResponse {
+        let start = query_param(query, "startIndex")
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(1)
+            .max(1) as usize;
+        let count = query_param(query, "count")
+            .and_then(|s| s.parse::<i64>().ok())
+            .map(|c| c.max(0) as usize)
+            .unwrap_or(MAX_PAGE)
+            .min(MAX_PAGE);
         let total = all.len();
         let attrs = query_param(query, "attributes");
         let excl = query_param(query, "excludedAttributes");
@@ -380,7 +414,7 @@ impl ScimService {
             .take(count)
             .map(|r| resource::project(r, attrs.as_deref(), excl.as_deref()))
             .collect();
-        Ok(ScimResponse::ok(200, list_response(total, start, page), ""))
+        ScimResponse::ok(200, list_response(total, start, page), "")
     }
 
     async fn create(&self, kind: Kind, body: Value, base: &str) -> Result<ScimResponse, ScimError> {
