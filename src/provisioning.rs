@@ -212,7 +212,10 @@ pub async fn record_sign_in(gw: &Gateway, app: &str, identity: &Identity, now: i
     let Ok(bytes) = serde_json::to_vec(&record) else {
         return;
     };
-    if let Err(e) = store.doc_put(JIT_USERS, &id, &bytes, None, None).await {
+    if let Err(e) = store
+        .doc_put(JIT_USERS, &id, &bytes, None, None, None)
+        .await
+    {
         tracing::warn!(error = %e, "could not write the user record");
     }
 }

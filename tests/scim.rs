@@ -665,3 +665,49 @@ async fn require_provisioned_user_and_just_in_time_records() {
         .await
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_membership_patches_through_two_replicas_lose_nothing() {
+    let echo = EchoUpstream::start().await;
+    let idp = DevIdp::generate("https://idp.example.test/").unwrap();
+    let text = config(Some(&utils::redis::shared_url()), echo.port, SCIM_ON);
+    let a = gateway(&idp, &text).await;
+    let b = gateway(&idp, &text).await;
+    let (_, g) = scim(
+        &a,
+        "POST",
+        "/Groups",
+        Some(json!({"displayName": unique("crowd")})),
+    )
+    .await;
+    let gid = g["id"].as_str().unwrap().to_string();
+    let mut ids = Vec::new();
+    for i in 0..24 {
+        let (s, u) = scim(
+            &a,
+            "POST",
+            "/Users",
+            Some(json!({"userName": unique(&format!("member{i}"))})),
+        )
+        .await;
+        assert_eq!(s, 201);
+        ids.push(u["id"].as_str().unwrap().to_string());
+    }
+    let patches = ids.iter().enumerate().map(|(i, id)| {
+        let gw = if i % 2 == 0 { &a } else { &b };
+        let body =
+            json!({"Operations": [{"op": "Add", "path": "members", "value": [{"value": id}]}]});
+        let path = format!("/Groups/{gid}");
+        async move { scim(gw, "PATCH", &path, Some(body)).await.0 }
+    });
+    let statuses = futures_util::future::join_all(patches).await;
+    assert!(statuses.iter().all(|s| *s == 204), "{statuses:?}");
+    let (_, g) = scim(&b, "GET", &format!("/Groups/{gid}"), None).await;
+    let members: Vec<&str> = g["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(members.len(), ids.len(), "lost updates: {members:?}");
+}

@@ -77,6 +77,76 @@ async fn run_conformance(store: Arc<dyn SessionStore>, backend: &dyn Backend) {
     ttl_expiry(&store).await;
     corrupt_record(&store, backend).await;
     revocation_feed(&store).await;
+    documents(&store).await;
+}
+
+/// Documents: unique keys are claimed atomically and freed on rename and delete; a
+/// compare-and-set write fails on a stale read; lists return every document.
+async fn documents(store: &Arc<dyn SessionStore>) {
+    use ssogate::session::DocWrite;
+    let coll = format!("test-{}", rid());
+    let (a, b) = (rid(), rid());
+    assert_eq!(
+        store
+            .doc_put(&coll, &a, b"A1", Some("alice"), None, None)
+            .await
+            .unwrap(),
+        DocWrite::Written
+    );
+    assert_eq!(
+        store
+            .doc_put(&coll, &b, b"B1", Some("alice"), None, None)
+            .await
+            .unwrap(),
+        DocWrite::Conflict
+    );
+    assert_eq!(store.doc_get(&coll, &b).await.unwrap(), None);
+    assert_eq!(
+        store.doc_find(&coll, "alice").await.unwrap(),
+        Some(a.clone())
+    );
+    // Rename frees the old key.
+    assert_eq!(
+        store
+            .doc_put(&coll, &a, b"A2", Some("alicia"), Some("alice"), Some(b"A1"))
+            .await
+            .unwrap(),
+        DocWrite::Written
+    );
+    assert_eq!(store.doc_find(&coll, "alice").await.unwrap(), None);
+    assert_eq!(
+        store
+            .doc_put(&coll, &b, b"B1", Some("alice"), None, None)
+            .await
+            .unwrap(),
+        DocWrite::Written
+    );
+    // A write based on a stale read changes nothing.
+    assert_eq!(
+        store
+            .doc_put(
+                &coll,
+                &a,
+                b"A3",
+                Some("alicia"),
+                Some("alicia"),
+                Some(b"A1")
+            )
+            .await
+            .unwrap(),
+        DocWrite::Stale
+    );
+    assert_eq!(
+        store.doc_get(&coll, &a).await.unwrap(),
+        Some(b"A2".to_vec())
+    );
+    let mut all = store.doc_list(&coll).await.unwrap();
+    all.sort();
+    assert_eq!(all, vec![b"A2".to_vec(), b"B1".to_vec()]);
+    assert!(store.doc_delete(&coll, &a, Some("alicia")).await.unwrap());
+    assert!(!store.doc_delete(&coll, &a, Some("alicia")).await.unwrap());
+    assert_eq!(store.doc_find(&coll, "alicia").await.unwrap(), None);
+    assert_eq!(store.doc_list(&coll).await.unwrap(), vec![b"B1".to_vec()]);
 }
 
 /// Every deletion, single or per user, is announced on the revocation feed.

@@ -14,6 +14,28 @@ use subtle::ConstantTimeEq;
 
 /// Largest page (`count`) served.
 pub const MAX_PAGE: usize = 200;
+/// Read-modify-write attempts before answering 409 (the resource keeps changing).
+const WRITE_ATTEMPTS: usize = 64;
+
+/// A short random pause before attempt `n` (n >= 1) of a contended write.
+async fn backoff(n: usize) {
+    if n > 0 {
+        let cap = (2 * n as u64).min(40);
+        tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(
+            1..=cap,
+        )))
+        .await;
+    }
+}
+
+fn busy() -> ScimError {
+    ScimError::new(
+        409,
+        None,
+        "the resource changed concurrently; retry the request",
+    )
+}
+
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
 
@@ -312,13 +334,19 @@ impl ScimService {
 
     /// A stored resource.
     pub async fn get(&self, kind: Kind, id: &str) -> Result<Value, ScimError> {
+        self.get_raw(kind, id).await.map(|(v, _)| v)
+    }
+
+    /// A stored resource and its stored bytes (for a compare-and-set write).
+    async fn get_raw(&self, kind: Kind, id: &str) -> Result<(Value, Vec<u8>), ScimError> {
         let bytes = self
             .store
             .doc_get(collection(kind), id)
             .await
             .map_err(store_error)?
             .ok_or_else(|| ScimError::not_found(format!("{} {id} not found", kind.name())))?;
-        serde_json::from_slice(&bytes).map_err(|_| store_error(SessionError::Corrupt))
+        let v = serde_json::from_slice(&bytes).map_err(|_| store_error(SessionError::Corrupt))?;
+        Ok((v, bytes))
     }
 
     /// Every stored resource of a kind.
@@ -430,11 +458,11 @@ impl ScimService {
             serde_json::to_vec(&res).map_err(|e| ScimError::new(500, None, e.to_string()))?;
         match self
             .store
-            .doc_put(collection(kind), &id, &bytes, Some(&unique), None)
+            .doc_put(collection(kind), &id, &bytes, Some(&unique), None, None)
             .await
             .map_err(store_error)?
         {
-            DocWrite::Conflict => Err(ScimError::conflict(format!(
+            DocWrite::Conflict | DocWrite::Stale => Err(ScimError::conflict(format!(
                 "a {} with this {} already exists",
                 kind.name(),
                 kind.unique_attr()
@@ -487,13 +515,16 @@ impl ScimService {
         Ok(())
     }
 
+    /// Write `new` over `old` (whose stored bytes are `old_raw`); `None` when the stored
+    /// resource changed meanwhile (the caller reads again and retries).
     async fn write(
         &self,
         kind: Kind,
+        old_raw: &[u8],
         old: &Value,
         new: Value,
         op: &'static str,
-    ) -> Result<ScimResponse, ScimError> {
+    ) -> Result<Option<ScimResponse>, ScimError> {
         let id = new
             .get("id")
             .and_then(Value::as_str)
@@ -511,10 +542,12 @@ impl ScimService {
                 &bytes,
                 Some(&unique),
                 previous.as_deref(),
+                Some(old_raw),
             )
             .await
             .map_err(store_error)?
         {
+            DocWrite::Stale => Ok(None),
             DocWrite::Conflict => Err(ScimError::conflict(format!(
                 "another {} has this {}",
                 kind.name(),
@@ -549,13 +582,13 @@ impl ScimService {
                 } else {
                     (200, Some(new))
                 };
-                Ok(ScimResponse {
+                Ok(Some(ScimResponse {
                     status,
                     body,
                     location: None,
                     events,
                     resource: "",
-                })
+                }))
             }
         }
     }
@@ -587,20 +620,27 @@ impl ScimService {
         body: Value,
         base: &str,
     ) -> Result<ScimResponse, ScimError> {
-        let old = self.get(kind, id).await?;
-        let created = old
-            .pointer("/meta/created")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let location = format!("{base}/{}/{id}", kind.endpoint());
-        let mut new = resource::normalize(kind, body, id, &created, &now, 1, &location)?;
-        Self::bump_meta(kind, &mut new, &old);
-        if kind == Kind::Group {
-            self.check_members(&new).await?;
+        for attempt in 0..WRITE_ATTEMPTS {
+            backoff(attempt).await;
+            let (old, raw) = self.get_raw(kind, id).await?;
+            let created = old
+                .pointer("/meta/created")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let location = format!("{base}/{}/{id}", kind.endpoint());
+            let mut new =
+                resource::normalize(kind, body.clone(), id, &created, &now, 1, &location)?;
+            Self::bump_meta(kind, &mut new, &old);
+            if kind == Kind::Group {
+                self.check_members(&new).await?;
+            }
+            if let Some(r) = self.write(kind, &raw, &old, new, "replace").await? {
+                return Ok(r);
+            }
         }
-        self.write(kind, &old, new, "replace").await
+        Err(busy())
     }
 
     async fn patch(
@@ -610,17 +650,25 @@ impl ScimService {
         body: Value,
         _base: &str,
     ) -> Result<ScimResponse, ScimError> {
-        let old = self.get(kind, id).await?;
-        let mut new = old.clone();
-        patch::apply(kind, &mut new, &body)?;
-        if new.get("id") != old.get("id") {
-            return Err(ScimError::bad_request("mutability", "id cannot be changed"));
+        // Read, apply, write only if nobody wrote meanwhile (concurrent membership
+        // PATCHes from Entra, or through two replicas, lose nothing).
+        for attempt in 0..WRITE_ATTEMPTS {
+            backoff(attempt).await;
+            let (old, raw) = self.get_raw(kind, id).await?;
+            let mut new = old.clone();
+            patch::apply(kind, &mut new, &body)?;
+            if new.get("id") != old.get("id") {
+                return Err(ScimError::bad_request("mutability", "id cannot be changed"));
+            }
+            Self::bump_meta(kind, &mut new, &old);
+            if kind == Kind::Group {
+                self.check_members(&new).await?;
+            }
+            if let Some(r) = self.write(kind, &raw, &old, new, "patch").await? {
+                return Ok(r);
+            }
         }
-        Self::bump_meta(kind, &mut new, &old);
-        if kind == Kind::Group {
-            self.check_members(&new).await?;
-        }
-        self.write(kind, &old, new, "patch").await
+        Err(busy())
     }
 
     async fn delete(&self, kind: Kind, id: &str) -> Result<ScimResponse, ScimError> {
@@ -643,31 +691,33 @@ impl ScimService {
             op: "delete",
         }];
         if kind == Kind::User {
-            // Drop the user from every group.
-            for mut g in self.all(Kind::Group).await? {
-                let before = g
-                    .get("members")
-                    .and_then(Value::as_array)
-                    .map_or(0, Vec::len);
-                if let Some(Value::Array(m)) = g.get_mut("members") {
-                    m.retain(|x| x.get("value").and_then(Value::as_str) != Some(id));
-                }
-                let after = g
-                    .get("members")
-                    .and_then(Value::as_array)
-                    .map_or(0, Vec::len);
-                if before != after {
-                    let gid = g
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string();
-                    let u = resource::unique_value(Kind::Group, &g).ok();
-                    if let Ok(bytes) = serde_json::to_vec(&g) {
-                        self.store
-                            .doc_put(GROUPS, &gid, &bytes, u.as_deref(), u.as_deref())
-                            .await
-                            .map_err(store_error)?;
+            // Drop the user from every group (compare-and-set, retried on a race).
+            for g in self.all(Kind::Group).await? {
+                let member = g.get("members").and_then(Value::as_array).is_some_and(|m| {
+                    m.iter()
+                        .any(|x| x.get("value").and_then(Value::as_str) == Some(id))
+                });
+                let Some(gid) = g.get("id").and_then(Value::as_str).filter(|_| member) else {
+                    continue;
+                };
+                for attempt in 0..WRITE_ATTEMPTS {
+                    backoff(attempt).await;
+                    let Ok((mut group, raw)) = self.get_raw(Kind::Group, gid).await else {
+                        break;
+                    };
+                    if let Some(Value::Array(m)) = group.get_mut("members") {
+                        m.retain(|x| x.get("value").and_then(Value::as_str) != Some(id));
+                    }
+                    let u = resource::unique_value(Kind::Group, &group).ok();
+                    let bytes = serde_json::to_vec(&group)
+                        .map_err(|e| ScimError::new(500, None, e.to_string()))?;
+                    let w = self
+                        .store
+                        .doc_put(GROUPS, gid, &bytes, u.as_deref(), u.as_deref(), Some(&raw))
+                        .await
+                        .map_err(store_error)?;
+                    if w != DocWrite::Stale {
+                        break;
                     }
                 }
             }

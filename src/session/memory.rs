@@ -238,9 +238,16 @@ impl SessionStore for MemoryStore {
         doc: &[u8],
         unique: Option<&str>,
         previous_unique: Option<&str>,
+        expected: Option<&[u8]>,
     ) -> Result<DocWrite, SessionError> {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
+        if let Some(exp) = expected {
+            let current = inner.docs.get(collection).and_then(|c| c.get(id));
+            if current.map(Vec::as_slice) != Some(exp) {
+                return Ok(DocWrite::Stale);
+            }
+        }
         let uniques = inner.uniques.entry(collection.to_string()).or_default();
         if let Some(u) = unique {
             if uniques.get(u).is_some_and(|owner| owner != id) {

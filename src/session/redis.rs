@@ -96,9 +96,14 @@ redis.call('PUBLISH', ARGV[1], ARGV[2])
 return n
 ";
 
-/// KEYS: doc, id set, new unique key or "", old unique key or ""; ARGV: id, doc.
-/// 0 when the new unique key belongs to another id (nothing written), else 1.
+/// KEYS: doc, id set, new unique key or "", old unique key or ""; ARGV: id, doc,
+/// "1" + expected doc or "0". 0 when the new unique key belongs to another id, 2 when the
+/// stored doc is not the expected one (nothing written either way), else 1.
 const DOC_PUT_SCRIPT: &str = r"
+if string.sub(ARGV[3], 1, 1) == '1' then
+  local current = redis.call('GET', KEYS[1])
+  if (not current) or current ~= string.sub(ARGV[3], 2) then return 2 end
+end
 if KEYS[3] ~= '' then
   local owner = redis.call('GET', KEYS[3])
   if owner and owner ~= ARGV[1] then return 0 end
@@ -460,7 +465,12 @@ impl SessionStore for RedisStore {
         doc: &[u8],
         unique: Option<&str>,
         previous_unique: Option<&str>,
+        expected: Option<&[u8]>,
     ) -> Result<DocWrite, SessionError> {
+        let expected_arg = match expected {
+            Some(e) => [b"1".as_slice(), e].concat(),
+            None => b"0".to_vec(),
+        };
         let mut cmd = ::redis::cmd("EVAL");
         cmd.arg(DOC_PUT_SCRIPT)
             .arg(4)
@@ -469,12 +479,13 @@ impl SessionStore for RedisStore {
             .arg(unique.map_or(String::new(), |u| self.doc_unique_key(collection, u)))
             .arg(previous_unique.map_or(String::new(), |u| self.doc_unique_key(collection, u)))
             .arg(id)
-            .arg(doc);
+            .arg(doc)
+            .arg(expected_arg);
         let n: i64 = self.query(&cmd).await?;
-        Ok(if n == 1 {
-            DocWrite::Written
-        } else {
-            DocWrite::Conflict
+        Ok(match n {
+            1 => DocWrite::Written,
+            2 => DocWrite::Stale,
+            _ => DocWrite::Conflict,
         })
     }
 

@@ -90,7 +90,9 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Documents (SCIM users and groups, just-in-time user records): JSON bytes under
     /// `id` in a collection, shared by every replica. `unique` is the (already normalised)
     /// unique key this document claims, `previous_unique` the one it held before (freed
-    /// when different). Atomic: of two writers claiming one key, one gets `Conflict`.
+    /// when different). With `expected`, the write happens only if the stored document
+    /// is exactly those bytes (`Stale` otherwise): read-modify-write without lost updates.
+    /// Atomic: of two writers claiming one key, one gets `Conflict`.
     async fn doc_put(
         &self,
         collection: &str,
@@ -98,6 +100,7 @@ pub trait SessionStore: Send + Sync + 'static {
         doc: &[u8],
         unique: Option<&str>,
         previous_unique: Option<&str>,
+        expected: Option<&[u8]>,
     ) -> Result<DocWrite, SessionError>;
     async fn doc_get(&self, collection: &str, id: &str) -> Result<Option<Vec<u8>>, SessionError>;
     /// Delete a document and free its unique key; `false` when it did not exist.
@@ -132,6 +135,8 @@ pub enum DocWrite {
     Written,
     /// The unique key belongs to another document; nothing was written.
     Conflict,
+    /// The stored document is not the one expected (changed meanwhile); nothing written.
+    Stale,
 }
 
 /// The per-user index key part for (app, name_id): hex SHA-256 of an unambiguous

@@ -79,8 +79,9 @@ impl SessionStore for Spy {
         d: &[u8],
         u: Option<&str>,
         p: Option<&str>,
+        e: Option<&[u8]>,
     ) -> Result<crate::session::DocWrite, SessionError> {
-        self.inner.doc_put(c, id, d, u, p).await
+        self.inner.doc_put(c, id, d, u, p, e).await
     }
     async fn doc_get(&self, c: &str, id: &str) -> Result<Option<Vec<u8>>, SessionError> {
         self.inner.doc_get(c, id).await
