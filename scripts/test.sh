@@ -8,14 +8,16 @@ cd "$(dirname "$0")/.."
 
 # Independent counterparts from PyPI for the interop tests, in a venv under target/:
 # pysaml2 (a real SAML IdP, signing and encrypting through xmlsec1) and scim2-tester
-# (a SCIM compliance checker, with its client scim2-client over httpx2).
+# (a SCIM compliance checker, with its client scim2-client over httpx2), PyJWT (an
+# independent JWT verifier).
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   ssogate_apt_install python3-venv
 fi
 VENV="$PWD/target/test-venv"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-  pysaml2==7.5.5 scim2-tester==0.5.2 scim2-client==0.13.2 scim2-models==0.12.3 httpx2==2.16.2
+  pysaml2==7.5.5 scim2-tester==0.5.2 scim2-client==0.13.2 scim2-models==0.12.3 httpx2==2.16.2 \
+  pyjwt==2.15.1
 export SSOGATE_PYSAML2_PYTHON="$VENV/bin/python"
 
 REDIS_PORT=$(free_port)

@@ -5,6 +5,7 @@
 use crate::authz::Policy;
 use crate::config::{AppConfig, Config, ConfigError, IdpSource, StoreConfig, UpstreamConfig};
 use crate::headers::HeaderMapping;
+use crate::jwt::JwtIssuer;
 use crate::provisioning::Provisioning;
 use crate::saml::{
     self, Clock, IdpSettings, ResponseValidator, SamlError, SigningKey, SpKeys, SpSettings,
@@ -78,6 +79,8 @@ pub struct App {
     pub sp_keys: Option<SpKeys>,
     pub sign_authn_requests: bool,
     pub require_signed_logout: bool,
+    /// The identity JWT, when `[app.jwt]` is configured.
+    pub jwt: Option<JwtIssuer>,
     /// "https" when the app's public URL (its ACS URL) is https.
     pub public_scheme: &'static str,
 }
@@ -339,8 +342,29 @@ fn build_app(app: &AppConfig) -> Result<App, Vec<String>> {
         .map_err(|e| errors.extend(e))
         .ok();
     let headers = HeaderMapping::compile(&app.headers, &app.strip_header_prefix)
+        .map(|h| match &app.jwt {
+            Some(j) => h.also_strip(&j.header),
+            None => h,
+        })
         .map_err(|e| errors.extend(e.into_iter().map(|m| format!("headers: {m}"))))
         .ok();
+    let jwt = match &app.jwt {
+        None => Some(None),
+        Some(j) => {
+            let publish: Vec<Vec<u8>> = j.publish.iter().map(|(_, b)| b.clone()).collect();
+            JwtIssuer::new(
+                &j.header,
+                &j.issuer,
+                &j.audience,
+                j.ttl,
+                j.key_pem.expose(),
+                &publish,
+            )
+            .map(Some)
+            .map_err(|e| errors.push(format!("jwt.key_file {}: {e}", j.key_path.display())))
+            .ok()
+        }
+    };
     let sp_keys = match &app.sp.keys {
         None => Some(None),
         Some(files) => SpKeys::from_pem(files.key_pem.expose(), &files.cert_pem)
@@ -361,6 +385,7 @@ fn build_app(app: &AppConfig) -> Result<App, Vec<String>> {
         Some(headers),
         Some(sp_keys),
         Some(metadata_signers),
+        Some(jwt),
     ) = (
         idp,
         name_id_format,
@@ -368,6 +393,7 @@ fn build_app(app: &AppConfig) -> Result<App, Vec<String>> {
         headers,
         sp_keys,
         metadata_signers,
+        jwt,
     )
     else {
         return Err(errors);
@@ -424,6 +450,7 @@ fn build_app(app: &AppConfig) -> Result<App, Vec<String>> {
         sp_keys,
         sign_authn_requests: app.sp.sign_authn_requests,
         require_signed_logout: app.idp.require_signed_logout,
+        jwt,
     };
     if let Some(settings) = idp {
         match built.trust_for(settings, origin) {

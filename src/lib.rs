@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod headers;
 pub mod identity;
 pub mod inspect;
+pub mod jwt;
 pub mod logging;
 pub mod login;
 pub mod logout;

@@ -79,6 +79,7 @@ pub struct AppFile {
     pub strip_header_prefix: Option<String>,
     pub sp: Option<SpFile>,
     pub idp: Option<IdpFile>,
+    pub jwt: Option<JwtFile>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
@@ -125,6 +126,24 @@ pub struct IdpFile {
     pub want_response_signed: Option<bool>,
     /// Require the Redirect-binding signature on LogoutRequests/Responses (default true).
     pub require_signed_logout: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtFile {
+    /// Request header carrying the token (default `X-Ssogate-Jwt`).
+    pub header: Option<String>,
+    /// PEM private key that signs (RSA >= 2048: RS256; EC P-256: ES256).
+    pub key_file: Option<String>,
+    /// More PEM keys (public or private) published in the JWKS, for rotation.
+    #[serde(default)]
+    pub publish_key_files: Vec<String>,
+    /// Token lifetime (default 5m).
+    pub ttl: Option<String>,
+    /// `iss` (default: the app's public origin).
+    pub issuer: Option<String>,
+    /// `aud` (default: the app's name).
+    pub audience: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -217,6 +217,30 @@ pub struct AppConfig {
     /// alias -> Entra group object ID.
     pub groups: std::collections::BTreeMap<String, String>,
     pub routes: Vec<RouteConfig>,
+    pub jwt: Option<JwtConfig>,
+}
+
+/// `[app.jwt]`, key files read.
+#[derive(Clone)]
+pub struct JwtConfig {
+    pub header: String,
+    pub key_path: PathBuf,
+    pub key_pem: Secret<Vec<u8>>,
+    pub publish: Vec<(PathBuf, Vec<u8>)>,
+    pub ttl: Duration,
+    pub issuer: String,
+    pub audience: String,
+}
+
+impl fmt::Debug for JwtConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "JwtConfig(header: {}, key: {})",
+            self.header,
+            self.key_path.display()
+        )
+    }
 }
 
 /// Read, parse and validate a config file, with the process environment.

@@ -486,6 +486,50 @@ fn app_config(errs: &mut Errors, ctx: &str, app: &AppFile, base: &Path) -> Optio
     }
 
     let routes = routes(errs, ctx, &app.routes);
+    let jwt = app.jwt.as_ref().and_then(|j| {
+        let header = j.header.clone().unwrap_or_else(|| "X-Ssogate-Jwt".into());
+        if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+            errs.push(format!(
+                "{ctx}.jwt.header: \"{header}\" is not a header name"
+            ));
+        }
+        let ttl = duration(errs, &format!("{ctx}.jwt.ttl"), j.ttl.as_deref(), "5m");
+        if !(Duration::from_secs(30)..=Duration::from_secs(3600)).contains(&ttl) {
+            errs.push(format!("{ctx}.jwt.ttl: between 30s and 1h"));
+        }
+        let key = match &j.key_file {
+            Some(k) => read_file(errs, &format!("{ctx}.jwt.key_file"), base, k),
+            None => {
+                errs.push(format!(
+                    "{ctx}.jwt.key_file: missing (a PEM RSA or EC P-256 private key)"
+                ));
+                None
+            }
+        };
+        let publish: Vec<(PathBuf, Vec<u8>)> = j
+            .publish_key_files
+            .iter()
+            .filter_map(|p| read_file(errs, &format!("{ctx}.jwt.publish_key_files"), base, p))
+            .collect();
+        let issuer = j.issuer.clone().unwrap_or_else(|| {
+            app.sp
+                .as_ref()
+                .and_then(|sp| sp.acs_url.as_deref())
+                .and_then(|u| url::Url::parse(u).ok())
+                .map(|u| u.origin().ascii_serialization())
+                .unwrap_or_default()
+        });
+        let (key_path, key_pem) = key?;
+        Some(JwtConfig {
+            header,
+            key_path,
+            key_pem: Secret::new(key_pem),
+            publish,
+            ttl,
+            issuer,
+            audience: j.audience.clone().unwrap_or_else(|| name.clone()),
+        })
+    });
 
     if errs.0.len() != before {
         return None;
@@ -513,6 +557,7 @@ fn app_config(errs: &mut Errors, ctx: &str, app: &AppFile, base: &Path) -> Optio
             .collect(),
         groups: app.groups.clone(),
         routes,
+        jwt,
     })
 }
 

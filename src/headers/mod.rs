@@ -59,6 +59,8 @@ pub struct HeaderMapping {
     /// (lower-case header name, source)
     entries: Vec<(String, Source)>,
     strip_prefix: String,
+    /// Other injected headers (the identity JWT), lower-case.
+    also_strip: Vec<String>,
 }
 
 impl HeaderMapping {
@@ -91,10 +93,17 @@ impl HeaderMapping {
             Ok(HeaderMapping {
                 entries,
                 strip_prefix: strip_prefix.to_ascii_lowercase(),
+                also_strip: Vec::new(),
             })
         } else {
             Err(errors)
         }
+    }
+
+    /// Strip this client header too (another header the gateway injects).
+    pub fn also_strip(mut self, name: &str) -> Self {
+        self.also_strip.push(name.to_ascii_lowercase());
+        self
     }
 
     /// True for a client header that must not reach the upstream.
@@ -102,6 +111,7 @@ impl HeaderMapping {
         let lower = name.to_ascii_lowercase();
         (!self.strip_prefix.is_empty() && lower.starts_with(&self.strip_prefix))
             || self.entries.iter().any(|(n, _)| *n == lower)
+            || self.also_strip.contains(&lower)
     }
 
     /// Headers to inject for this identity. A value with CR, LF or NUL is left out.

@@ -45,6 +45,8 @@ const MAX_ACS_BODY: usize = 512 * 1024;
 const METADATA_PATH: &str = "/saml/metadata";
 /// Explicit sign-in (Entra's "Sign-on URL" may point here): `?return_to=/path`.
 const LOGIN_PATH: &str = "/saml/login";
+/// The app's identity-JWT signing keys.
+const JWKS_PATH: &str = "/.well-known/jwks.json";
 /// Sign-out (SP-initiated Single Logout when configured).
 const LOGOUT_PATH: &str = "/saml/logout";
 /// SCIM 2.0 (Entra provisioning "Tenant URL": `https://<host>/scim/v2`).
@@ -78,6 +80,8 @@ pub struct Ctx {
     app: Option<Arc<App>>,
     route: String,
     session: Option<Arc<SessionRecord>>,
+    /// Store key of the session (the identity JWT cache key).
+    session_key: Option<String>,
     reference: String,
     start: Instant,
     host: String,
@@ -98,6 +102,7 @@ impl ProxyHttp for GatewayProxy {
             app: None,
             route: String::new(),
             session: None,
+            session_key: None,
             reference: reference_id(),
             start: Instant::now(),
             host: String::new(),
@@ -151,6 +156,33 @@ impl ProxyHttp for GatewayProxy {
                 Bytes::from(xml),
             )
             .await?;
+            return Ok(true);
+        }
+        if path == JWKS_PATH && method == http::Method::GET {
+            ctx.route = "(jwks)".into();
+            match &app.jwt {
+                Some(j) => {
+                    let body = Bytes::from(serde_json::to_vec(j.jwks()).unwrap_or_default());
+                    respond(
+                        session,
+                        200,
+                        "application/jwk-set+json",
+                        &[("cache-control", "public, max-age=300".to_string())],
+                        body,
+                    )
+                    .await?;
+                }
+                None => {
+                    respond_page(
+                        session,
+                        404,
+                        "Not found",
+                        "This application has no identity JWT configured.",
+                        &ctx.reference,
+                    )
+                    .await?;
+                }
+            }
             return Ok(true);
         }
         if path == LOGIN_PATH && method == http::Method::GET {
@@ -255,6 +287,9 @@ impl ProxyHttp for GatewayProxy {
         match authz::decide(identity, route) {
             Decision::Allow => {
                 ctx.session = Some(record);
+                if app.jwt.is_some() {
+                    ctx.session_key = session_id.as_ref().map(|id| id.store_key());
+                }
                 Ok(false)
             }
             denial => {
@@ -303,6 +338,18 @@ impl ProxyHttp for GatewayProxy {
         if let Some(session) = &ctx.session {
             for (name, value) in app.headers.build(&session.identity) {
                 upstream.insert_header(name.to_string(), value.as_bytes())?;
+            }
+            if let (Some(jwt), Some(key)) = (&app.jwt, &ctx.session_key) {
+                let now = self.gw.clock.now().timestamp();
+                match jwt.token(key, &session.identity, now) {
+                    Ok(token) => upstream.insert_header(jwt.header.clone(), token.as_bytes())?,
+                    Err(e) => {
+                        return Err(Error::explain(
+                            InternalError,
+                            format!("identity JWT could not be signed: {e}"),
+                        ))
+                    }
+                }
             }
         }
         if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
