@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 . scripts/setup.sh
 . scripts/ports.sh
 
+# nginx (Debian) for the forward-auth test (nginx-light has auth_request).
+ssogate_apt_install nginx-light
+
 # Independent counterparts from PyPI for the interop tests, in a venv under target/:
 # pysaml2 (a real SAML IdP, signing and encrypting through xmlsec1) and scim2-tester
 # (a SCIM compliance checker, with its client scim2-client over httpx2), PyJWT (an

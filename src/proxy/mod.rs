@@ -45,6 +45,8 @@ const MAX_ACS_BODY: usize = 512 * 1024;
 const METADATA_PATH: &str = "/saml/metadata";
 /// Explicit sign-in (Entra's "Sign-on URL" may point here): `?return_to=/path`.
 const LOGIN_PATH: &str = "/saml/login";
+/// Forward-auth endpoint for proxies that keep their own routing.
+const FORWARD_AUTH_PATH: &str = "/_ssogate/auth";
 /// The app's identity-JWT signing keys.
 const JWKS_PATH: &str = "/.well-known/jwks.json";
 /// Sign-out (SP-initiated Single Logout when configured).
@@ -207,15 +209,25 @@ impl ProxyHttp for GatewayProxy {
             return Ok(true);
         }
 
-        let path_and_query = session
-            .req_header()
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_else(|| "/".into());
+        // Forward-auth (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz): judge
+        // the original request described by the proxy's headers, answer instead of proxying.
+        let forward = (path == FORWARD_AUTH_PATH).then(|| forward_mode(session.req_header()));
+        let path_and_query = match forward {
+            Some(_) => original_uri(session.req_header()),
+            None => session
+                .req_header()
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| "/".into()),
+        };
         let route = app.policy.route(&path_and_query);
         ctx.route = route.name.clone();
         if route.access == Access::Public {
+            if forward.is_some() {
+                respond(session, 200, "text/plain; charset=utf-8", &[], Bytes::new()).await?;
+                return Ok(true);
+            }
             return Ok(false);
         }
 
@@ -242,6 +254,17 @@ impl ProxyHttp for GatewayProxy {
         };
 
         let Some(record) = record else {
+            if forward == Some(ForwardMode::Status) {
+                respond(
+                    session,
+                    401,
+                    "text/plain; charset=utf-8",
+                    &[],
+                    Bytes::from_static(b"sign-in required\n"),
+                )
+                .await?;
+                return Ok(true);
+            }
             if is_navigational(session.req_header()) {
                 self.redirect_to_idp(session, ctx, &app, &path_and_query)
                     .await?;
@@ -286,6 +309,28 @@ impl ProxyHttp for GatewayProxy {
         };
         match authz::decide(identity, route) {
             Decision::Allow => {
+                if forward.is_some() {
+                    // The identity as response headers, for the proxy to pass on.
+                    let mut headers: Vec<(&str, String)> =
+                        app.headers.build(&record.identity).into_iter().collect();
+                    let token;
+                    if let (Some(jwt), Some(id)) = (&app.jwt, &session_id) {
+                        let now = self.gw.clock.now().timestamp();
+                        token = jwt
+                            .token(&id.store_key(), &record.identity, now)
+                            .map_err(|e| Error::explain(InternalError, e.to_string()))?;
+                        headers.push((jwt.header.as_str(), token.to_string()));
+                    }
+                    respond(
+                        session,
+                        200,
+                        "text/plain; charset=utf-8",
+                        &headers,
+                        Bytes::new(),
+                    )
+                    .await?;
+                    return Ok(true);
+                }
                 ctx.session = Some(record);
                 if app.jwt.is_some() {
                     ctx.session_key = session_id.as_ref().map(|id| id.store_key());
@@ -800,6 +845,44 @@ fn strip_client_identity(req: &mut RequestHeader, app: &App) {
     for name in doomed {
         req.remove_header(&name);
     }
+}
+
+/// How a forward-auth caller wants "not signed in" answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ForwardMode {
+    /// 401 (nginx `auth_request` turns it into its own redirect via `error_page`).
+    Status,
+    /// 302 to sign in for navigations (Traefik ForwardAuth passes the answer on).
+    Redirect,
+}
+
+/// nginx sends `X-Original-URI`; Traefik `X-Forwarded-Uri`. `?mode=401|redirect` wins.
+fn forward_mode(req: &RequestHeader) -> ForwardMode {
+    match req
+        .uri
+        .query()
+        .and_then(|q| form_value(q.as_bytes(), "mode"))
+        .as_deref()
+    {
+        Some("401") => return ForwardMode::Status,
+        Some("redirect") => return ForwardMode::Redirect,
+        _ => {}
+    }
+    if req.headers.contains_key("x-original-uri") {
+        ForwardMode::Status
+    } else {
+        ForwardMode::Redirect
+    }
+}
+
+/// The original request's path and query, from the forward-auth caller's headers.
+fn original_uri(req: &RequestHeader) -> String {
+    ["x-original-uri", "x-forwarded-uri", "x-envoy-original-path"]
+        .iter()
+        .find_map(|h| req.headers.get(*h).and_then(|v| v.to_str().ok()))
+        .filter(|u| u.starts_with('/'))
+        .unwrap_or("/")
+        .to_string()
 }
 
 /// A browser navigation: GET/HEAD whose Accept includes HTML.

@@ -1,0 +1,278 @@
+//! Forward-auth with a real nginx (Debian) in front of an echo upstream: nginx asks
+//! ssogate's `/_ssogate/auth` (auth_request) and passes the identity headers on. Signed
+//! in: 200 with the identity; not signed in: 401 → nginx redirects to sign in; denied: 403.
+//! The Traefik style (302 from the endpoint itself) is checked directly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails by panicking"
+)]
+
+mod utils;
+
+use ssogate::identity::claims;
+use ssogate::saml::{DevIdp, ResponseSpec, SpSettings};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use utils::echo::{echoed, EchoUpstream};
+use utils::gateway::{free_port, Gateway};
+
+const STAFF: &str = "5a1d2c3b-0000-4000-8000-000000000002";
+const ADMINS: &str = "e7f3c0ba-0000-4000-8000-000000000001";
+
+struct Nginx {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Nginx {
+    fn start(gateway_port: u16, echo_port: u16) -> Nginx {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let p = dir.path().display();
+        // The recipe from the README, on loopback ports.
+        let conf = format!(
+            r#"
+worker_processes 1;
+error_log {p}/error.log info;
+pid {p}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {p}/body;
+  proxy_temp_path {p}/proxy;
+  fastcgi_temp_path {p}/fastcgi;
+  uwsgi_temp_path {p}/uwsgi;
+  scgi_temp_path {p}/scgi;
+  upstream ssogate {{ server 127.0.0.1:{gateway_port}; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      auth_request /_ssogate/auth;
+      auth_request_set $sso_user $upstream_http_x_remote_user;
+      auth_request_set $sso_groups $upstream_http_x_remote_groups;
+      proxy_set_header X-Remote-User $sso_user;
+      proxy_set_header X-Remote-Groups $sso_groups;
+      error_page 401 = @signin;
+      proxy_pass http://127.0.0.1:{echo_port};
+    }}
+    location = /_ssogate/auth {{
+      internal;
+      proxy_pass http://ssogate;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Original-URI $request_uri;
+      proxy_set_header X-Original-Method $request_method;
+    }}
+    location /saml/ {{
+      proxy_pass http://ssogate;
+      proxy_set_header Host $host;
+    }}
+    location @signin {{
+      return 302 /saml/login?return_to=$request_uri;
+    }}
+  }}
+}}
+"#
+        );
+        let file = dir.path().join("nginx.conf");
+        std::fs::write(&file, conf).unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&file)
+            .args(["-e", "stderr", "-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+            .spawn()
+            .expect("nginx (scripts/test.sh installs nginx-light)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not start: {}",
+                std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Nginx { child, port, dir }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+}
+
+fn config(echo_port: u16) -> String {
+    format!(
+        r#"
+[listen]
+public = "127.0.0.1:{{public}}"
+admin = "127.0.0.1:{{admin}}"
+
+[session]
+store = "memory"
+cookie_secure = false
+
+[[app]]
+name = "wiki"
+hosts = ["127.0.0.1"]
+upstream = "http://127.0.0.1:{echo_port}"
+allow_idp_initiated = true
+
+[app.sp]
+entity_id = "https://wiki.example.test/saml"
+acs_url = "https://wiki.example.test/saml/acs"
+
+[app.idp]
+entity_id = "https://idp.example.test/"
+sso_url = "https://idp.example.test/saml2"
+certificate_file = "idp.pem"
+
+[app.headers]
+"X-Remote-User" = "name_id"
+"X-Remote-Groups" = "groups"
+
+[app.groups]
+admins = "{ADMINS}"
+
+[[app.route]]
+path = "/admin/"
+allow_groups = ["admins"]
+
+[[app.route]]
+path = "/public/"
+public = true
+"#
+    )
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_auth_request_protects_an_app() {
+    let echo = EchoUpstream::start().await;
+    let idp = DevIdp::generate("https://idp.example.test/").unwrap();
+    let pem = idp.certificate_pem();
+    let gw = Gateway::start(&config(echo.port), &[("idp.pem", pem.as_bytes())]).await;
+    let nginx = tokio::task::spawn_blocking({
+        let (g, e) = (gw.public, echo.port);
+        move || Nginx::start(g, e)
+    })
+    .await
+    .unwrap();
+
+    // Not signed in: nginx turns ssogate's 401 into a redirect to sign in.
+    let r = client()
+        .get(nginx.url("/private/page?x=1"))
+        .header("x-remote-user", "spoofed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        to.ends_with("/saml/login?return_to=/private/page?x=1"),
+        "{to}"
+    );
+    // ... and /saml/login, reached through nginx, goes to the IdP.
+    let r = client()
+        .get(nginx.url("/saml/login?return_to=/private/page"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert!(r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("https://idp.example.test/saml2?SAMLRequest="));
+
+    // Sign in through nginx (the ACS is proxied to ssogate).
+    let sp = SpSettings {
+        entity_id: "https://wiki.example.test/saml".into(),
+        acs_url: "https://wiki.example.test/saml/acs".into(),
+        name_id_format: "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".into(),
+    };
+    let mut spec = ResponseSpec::for_sp(&sp, "bob@contoso.example", chrono::Utc::now());
+    spec.attributes = vec![(claims::GROUPS.into(), vec![STAFF.into()])];
+    let r = client()
+        .post(nginx.url("/saml/acs"))
+        .form(&[("SAMLResponse", idp.sign_response(&spec).unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "{}", gw.log());
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+
+    // Signed in: the app gets the identity from ssogate, never the client's value.
+    let r = client()
+        .get(nginx.url("/private/page"))
+        .header("cookie", &cookie)
+        .header("x-remote-user", "spoofed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert_eq!(echoed(&body, "x-remote-user"), ["bob@contoso.example"]);
+    assert_eq!(echoed(&body, "x-remote-groups"), [STAFF]);
+
+    // Denied by route policy: 403.
+    let r = client()
+        .get(nginx.url("/admin/settings"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // A public route needs no session.
+    let r = client()
+        .get(nginx.url("/public/info"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Traefik style: the endpoint itself redirects navigations and answers the identity.
+    let r = client()
+        .get(gw.url("/_ssogate/auth"))
+        .header("x-forwarded-uri", "/private/report")
+        .header("x-forwarded-method", "GET")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let r = client()
+        .get(gw.url("/_ssogate/auth"))
+        .header("x-forwarded-uri", "/private/report")
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-remote-user"], "bob@contoso.example");
+}
