@@ -23,7 +23,8 @@ const ADMINS: &str = "e7f3c0ba-0000-4000-8000-000000000001";
 struct Nginx {
     child: Child,
     port: u16,
-    dir: tempfile::TempDir,
+    /// Holds the config and logs for as long as nginx runs.
+    _dir: tempfile::TempDir,
 }
 
 impl Drop for Nginx {
@@ -105,7 +106,11 @@ http {{
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Nginx { child, port, dir }
+        Nginx {
+            child,
+            port,
+            _dir: dir,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -275,4 +280,19 @@ async fn nginx_auth_request_protects_an_app() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-remote-user"], "bob@contoso.example");
+    // Envoy ext_authz style: the original path appended to the endpoint's path.
+    let r = client()
+        .get(gw.url("/_ssogate/auth/admin/settings"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = client()
+        .get(gw.url("/_ssogate/auth/private/report?q=1"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }

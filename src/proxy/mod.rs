@@ -47,6 +47,8 @@ const METADATA_PATH: &str = "/saml/metadata";
 const LOGIN_PATH: &str = "/saml/login";
 /// Forward-auth endpoint for proxies that keep their own routing.
 const FORWARD_AUTH_PATH: &str = "/_ssogate/auth";
+/// Envoy's ext_authz appends the original path to the endpoint's.
+const FORWARD_AUTH_PREFIX: &str = "/_ssogate/auth/";
 /// The app's identity-JWT signing keys.
 const JWKS_PATH: &str = "/.well-known/jwks.json";
 /// Sign-out (SP-initiated Single Logout when configured).
@@ -211,7 +213,8 @@ impl ProxyHttp for GatewayProxy {
 
         // Forward-auth (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz): judge
         // the original request described by the proxy's headers, answer instead of proxying.
-        let forward = (path == FORWARD_AUTH_PATH).then(|| forward_mode(session.req_header()));
+        let forward = (path == FORWARD_AUTH_PATH || path.starts_with(FORWARD_AUTH_PREFIX))
+            .then(|| forward_mode(session.req_header()));
         let path_and_query = match forward {
             Some(_) => original_uri(session.req_header()),
             None => session
@@ -875,14 +878,21 @@ fn forward_mode(req: &RequestHeader) -> ForwardMode {
     }
 }
 
-/// The original request's path and query, from the forward-auth caller's headers.
+/// The original request's path and query: from the forward-auth caller's headers, else
+/// the path after `/_ssogate/auth` (Envoy ext_authz's path_prefix).
 fn original_uri(req: &RequestHeader) -> String {
-    ["x-original-uri", "x-forwarded-uri", "x-envoy-original-path"]
+    if let Some(u) = ["x-original-uri", "x-forwarded-uri", "x-envoy-original-path"]
         .iter()
         .find_map(|h| req.headers.get(*h).and_then(|v| v.to_str().ok()))
         .filter(|u| u.starts_with('/'))
-        .unwrap_or("/")
-        .to_string()
+    {
+        return u.to_string();
+    }
+    let pq = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    match pq.strip_prefix(FORWARD_AUTH_PATH) {
+        Some(rest) if rest.starts_with('/') => rest.to_string(),
+        _ => "/".to_string(),
+    }
 }
 
 /// A browser navigation: GET/HEAD whose Accept includes HTML.
