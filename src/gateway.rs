@@ -341,13 +341,14 @@ fn build_app(app: &AppConfig) -> Result<App, Vec<String>> {
     let policy = Policy::compile(&app.routes, &app.groups)
         .map_err(|e| errors.extend(e))
         .ok();
-    let headers = HeaderMapping::compile(&app.headers, &app.strip_header_prefix)
-        .map(|h| match &app.jwt {
-            Some(j) => h.also_strip(&j.header),
-            None => h,
-        })
-        .map_err(|e| errors.extend(e.into_iter().map(|m| format!("headers: {m}"))))
-        .ok();
+    let headers =
+        HeaderMapping::compile_with_groups(&app.headers, &app.strip_header_prefix, &app.groups)
+            .map(|h| match &app.jwt {
+                Some(j) => h.also_strip(&j.header),
+                None => h,
+            })
+            .map_err(|e| errors.extend(e.into_iter().map(|m| format!("headers: {m}"))))
+            .ok();
     let jwt = match &app.jwt {
         None => Some(None),
         Some(j) => {

@@ -81,7 +81,7 @@ pub struct AppFile {
     pub idp: Option<IdpFile>,
     pub jwt: Option<JwtFile>,
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, HeaderFile>,
     #[serde(default)]
     pub groups: BTreeMap<String, String>,
     #[serde(default, rename = "route")]
@@ -126,6 +126,28 @@ pub struct IdpFile {
     pub want_response_signed: Option<bool>,
     /// Require the Redirect-binding signature on LogoutRequests/Responses (default true).
     pub require_signed_logout: Option<bool>,
+}
+
+/// `"X-Remote-User" = "name_id"`, or the table form with options.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum HeaderFile {
+    Source(String),
+    Table(HeaderTableFile),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderTableFile {
+    pub source: String,
+    /// utf8 | percent (default) | base64 | rfc2047
+    pub encoding: Option<String>,
+    /// Between the values of a multi-valued claim (default ",").
+    pub separator: Option<String>,
+    /// Sent when the claim is missing (default: no header).
+    pub default: Option<String>,
+    /// Groups as `id` (Entra object IDs, default) or `alias` (the `[app.groups]` names).
+    pub groups_as: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

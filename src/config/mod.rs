@@ -212,12 +212,34 @@ pub struct AppConfig {
     pub strip_header_prefix: String,
     pub sp: SpConfig,
     pub idp: IdpConfig,
-    /// (header name, source) in file order.
-    pub headers: Vec<(String, String)>,
+    /// (header name, what it carries) in file order.
+    pub headers: Vec<(String, HeaderSpec)>,
     /// alias -> Entra group object ID.
     pub groups: std::collections::BTreeMap<String, String>,
     pub routes: Vec<RouteConfig>,
     pub jwt: Option<JwtConfig>,
+}
+
+/// One injected header, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderSpec {
+    pub source: String,
+    pub encoding: Option<String>,
+    pub separator: Option<String>,
+    pub default: Option<String>,
+    pub groups_as: Option<String>,
+}
+
+impl From<&str> for HeaderSpec {
+    fn from(source: &str) -> Self {
+        HeaderSpec {
+            source: source.to_string(),
+            encoding: None,
+            separator: None,
+            default: None,
+            groups_as: None,
+        }
+    }
 }
 
 /// `[app.jwt]`, key files read.

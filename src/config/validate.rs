@@ -471,13 +471,25 @@ fn app_config(errs: &mut Errors, ctx: &str, app: &AppFile, base: &Path) -> Optio
         Some(idp) => idp_config(errs, ctx, idp, base),
     };
 
-    for (header, source) in &app.headers {
+    let mut headers = Vec::new();
+    for (header, spec) in &app.headers {
         if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
             errs.push(format!("{ctx}.headers: \"{header}\" is not a header name"));
         }
-        if source.is_empty() {
+        let spec = match spec {
+            super::file::HeaderFile::Source(s) => HeaderSpec::from(s.as_str()),
+            super::file::HeaderFile::Table(t) => HeaderSpec {
+                source: t.source.clone(),
+                encoding: t.encoding.clone(),
+                separator: t.separator.clone(),
+                default: t.default.clone(),
+                groups_as: t.groups_as.clone(),
+            },
+        };
+        if spec.source.is_empty() {
             errs.push(format!("{ctx}.headers.\"{header}\": empty source"));
         }
+        headers.push((header.clone(), spec));
     }
     for (alias, id) in &app.groups {
         if id.trim().is_empty() {
@@ -550,11 +562,7 @@ fn app_config(errs: &mut Errors, ctx: &str, app: &AppFile, base: &Path) -> Optio
         strip_header_prefix,
         sp,
         idp,
-        headers: app
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        headers,
         groups: app.groups.clone(),
         routes,
         jwt,

@@ -4,14 +4,73 @@
 //! Strip first: every header this app may inject, and every client header starting with
 //! the app's strip prefix (default `X-Remote-`), is removed before anything else, so a
 //! client can never pose as another user. Values are checked for CR, LF and NUL (such a
-//! value is dropped, never sent); multi-valued claims are comma-joined.
+//! value is dropped, never sent); multi-valued claims are joined (`,` unless configured).
+//!
+//! Encoding per header: `percent` (the default) percent-encodes only what is not printable
+//! ASCII (and `%` itself), so ASCII values such as e-mails and group IDs pass unchanged
+//! while Entra's non-ASCII names reach Apache, IIS and Tomcat intact (`Zoë` → `Zo%C3%AB`;
+//! decode with any URL decoder); `utf8` sends raw UTF-8 bytes; `base64` always encodes;
+//! `rfc2047` sends `=?UTF-8?B?…?=` for non-ASCII values.
 
-use crate::identity::{alias_uris, Identity, CLAIM_ALIASES};
+use crate::config::HeaderSpec;
+use crate::identity::{alias_uris, claims, Identity, CLAIM_ALIASES};
+use base64::Engine as _;
+use std::collections::{BTreeMap, HashMap};
+
+/// How a header value is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Utf8,
+    Percent,
+    Base64,
+    Rfc2047,
+}
+
+impl Encoding {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "utf8" | "utf-8" | "raw" => Ok(Self::Utf8),
+            "percent" => Ok(Self::Percent),
+            "base64" => Ok(Self::Base64),
+            "rfc2047" => Ok(Self::Rfc2047),
+            other => Err(format!(
+                "encoding \"{other}\": use utf8, percent, base64 or rfc2047"
+            )),
+        }
+    }
+
+    pub fn apply(self, v: &str) -> String {
+        match self {
+            Self::Utf8 => v.to_string(),
+            Self::Base64 => base64::engine::general_purpose::STANDARD.encode(v),
+            Self::Rfc2047 if v.is_ascii() => v.to_string(),
+            Self::Rfc2047 => format!(
+                "=?UTF-8?B?{}?=",
+                base64::engine::general_purpose::STANDARD.encode(v)
+            ),
+            Self::Percent => {
+                let mut out = String::with_capacity(v.len());
+                for b in v.bytes() {
+                    if (0x20..0x7f).contains(&b) && b != b'%' {
+                        out.push(char::from(b));
+                    } else {
+                        out.push_str(&format!("%{b:02X}"));
+                    }
+                }
+                out
+            }
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     NameId,
     SessionIndex,
+    /// AuthnInstant of the sign-in, RFC 3339.
+    AuthInstant,
+    /// A fixed value (`const:…`).
+    Const(String),
     /// Claim URIs tried in order (an alias may name several).
     Claim(Vec<String>),
 }
@@ -21,13 +80,15 @@ impl Source {
         match spec {
             "name_id" | "nameid" => Ok(Source::NameId),
             "session_index" => Ok(Source::SessionIndex),
+            "auth_instant" => Ok(Source::AuthInstant),
+            s if s.starts_with("const:") => Ok(Source::Const(s[6..].to_string())),
             s if s.contains("://") || s.starts_with("urn:") => Ok(Source::Claim(vec![s.into()])),
             // A claim name without a namespace, as Entra sends custom claims (`UserEmail`).
             s if s.starts_with("claim:") && s.len() > 6 => Ok(Source::Claim(vec![s[6..].into()])),
             s => match alias_uris(s) {
                 Some(uris) => Ok(Source::Claim(uris.iter().map(|u| u.to_string()).collect())),
                 None => Err(format!(
-                    "unknown source \"{s}\": use name_id, session_index, a claim URI, claim:NAME, or one of {}",
+                    "unknown source \"{s}\": use name_id, session_index, auth_instant, const:VALUE, a claim URI, claim:NAME, or one of {}",
                     CLAIM_ALIASES
                         .iter()
                         .map(|(a, _)| *a)
@@ -38,33 +99,74 @@ impl Source {
         }
     }
 
-    fn values<'a>(&self, id: &'a Identity) -> Vec<&'a str> {
+    fn values<'a>(&'a self, id: &'a Identity) -> Vec<std::borrow::Cow<'a, str>> {
+        use std::borrow::Cow;
         match self {
-            Source::NameId => vec![id.name_id.as_str()],
-            Source::SessionIndex => id.session_index.as_deref().into_iter().collect(),
+            Source::NameId => vec![Cow::Borrowed(id.name_id.as_str())],
+            Source::SessionIndex => id
+                .session_index
+                .as_deref()
+                .map(Cow::Borrowed)
+                .into_iter()
+                .collect(),
+            Source::AuthInstant => id
+                .auth_instant
+                .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                .map(|t| Cow::Owned(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+                .into_iter()
+                .collect(),
+            Source::Const(v) => vec![Cow::Borrowed(v.as_str())],
             Source::Claim(uris) => uris
                 .iter()
                 .map(|u| id.claim(u))
                 .find(|v| !v.is_empty())
                 .unwrap_or(&[])
                 .iter()
-                .map(String::as_str)
+                .map(|v| Cow::Borrowed(v.as_str()))
                 .collect(),
         }
     }
+
+    fn is_groups(&self) -> bool {
+        matches!(self, Source::Claim(uris) if uris.iter().any(|u| u == claims::GROUPS))
+    }
+}
+
+/// One header to inject.
+#[derive(Debug, Clone)]
+struct Entry {
+    /// Lower-case name.
+    name: String,
+    source: Source,
+    encoding: Encoding,
+    separator: String,
+    default: Option<String>,
+    /// Group object ID -> alias, when groups are sent as aliases.
+    aliases: Option<HashMap<String, String>>,
 }
 
 #[derive(Debug, Clone)]
 pub struct HeaderMapping {
-    /// (lower-case header name, source)
-    entries: Vec<(String, Source)>,
+    entries: Vec<Entry>,
     strip_prefix: String,
     /// Other injected headers (the identity JWT), lower-case.
     also_strip: Vec<String>,
 }
 
 impl HeaderMapping {
-    pub fn compile(headers: &[(String, String)], strip_prefix: &str) -> Result<Self, Vec<String>> {
+    pub fn compile(
+        headers: &[(String, HeaderSpec)],
+        strip_prefix: &str,
+    ) -> Result<Self, Vec<String>> {
+        Self::compile_with_groups(headers, strip_prefix, &BTreeMap::new())
+    }
+
+    /// Compile with the app's group aliases (alias -> object ID) for `groups_as = "alias"`.
+    pub fn compile_with_groups(
+        headers: &[(String, HeaderSpec)],
+        strip_prefix: &str,
+        groups: &BTreeMap<String, String>,
+    ) -> Result<Self, Vec<String>> {
         let mut errors = Vec::new();
         let mut entries = Vec::new();
         for (name, spec) in headers {
@@ -84,10 +186,58 @@ impl HeaderMapping {
                 errors.push(format!("header \"{name}\": may not be set by the gateway"));
                 continue;
             }
-            match Source::parse(spec) {
-                Ok(s) => entries.push((lower, s)),
-                Err(e) => errors.push(format!("header \"{name}\": {e}")),
+            let source = match Source::parse(&spec.source) {
+                Ok(s) => s,
+                Err(e) => {
+                    errors.push(format!("header \"{name}\": {e}"));
+                    continue;
+                }
+            };
+            let encoding = match spec.encoding.as_deref().map(Encoding::parse) {
+                None => Encoding::Percent,
+                Some(Ok(e)) => e,
+                Some(Err(e)) => {
+                    errors.push(format!("header \"{name}\": {e}"));
+                    continue;
+                }
+            };
+            let aliases = match spec.groups_as.as_deref() {
+                None | Some("id") => None,
+                Some("alias") if source.is_groups() => Some(
+                    groups
+                        .iter()
+                        .map(|(alias, id)| (id.to_ascii_lowercase(), alias.clone()))
+                        .collect(),
+                ),
+                Some("alias") => {
+                    errors.push(format!(
+                        "header \"{name}\": groups_as applies to the groups claim"
+                    ));
+                    continue;
+                }
+                Some(other) => {
+                    errors.push(format!(
+                        "header \"{name}\": groups_as \"{other}\": use id or alias"
+                    ));
+                    continue;
+                }
+            };
+            let default = spec.default.clone();
+            if default
+                .as_deref()
+                .is_some_and(|d| d.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'\0')))
+            {
+                errors.push(format!("header \"{name}\": default contains CR, LF or NUL"));
+                continue;
             }
+            entries.push(Entry {
+                name: lower,
+                source,
+                encoding,
+                separator: spec.separator.clone().unwrap_or_else(|| ",".into()),
+                default,
+                aliases,
+            });
         }
         if errors.is_empty() {
             Ok(HeaderMapping {
@@ -110,24 +260,38 @@ impl HeaderMapping {
     pub fn must_strip(&self, name: &str) -> bool {
         let lower = name.to_ascii_lowercase();
         (!self.strip_prefix.is_empty() && lower.starts_with(&self.strip_prefix))
-            || self.entries.iter().any(|(n, _)| *n == lower)
+            || self.entries.iter().any(|e| e.name == lower)
             || self.also_strip.contains(&lower)
     }
 
     /// Headers to inject for this identity. A value with CR, LF or NUL is left out.
     pub fn build(&self, identity: &Identity) -> Vec<(&str, String)> {
         let mut out = Vec::with_capacity(self.entries.len());
-        for (name, source) in &self.entries {
-            let values = source.values(identity);
-            if values.is_empty() {
-                continue;
-            }
-            let joined = values.join(",");
+        for e in &self.entries {
+            let values = e.source.values(identity);
+            let joined = if values.is_empty() {
+                match &e.default {
+                    Some(d) => d.clone(),
+                    None => continue,
+                }
+            } else {
+                let mapped: Vec<&str> = values
+                    .iter()
+                    .map(|v| match &e.aliases {
+                        Some(map) => map
+                            .get(&v.to_ascii_lowercase())
+                            .map(String::as_str)
+                            .unwrap_or(v.as_ref()),
+                        None => v.as_ref(),
+                    })
+                    .collect();
+                mapped.join(&e.separator)
+            };
             if joined.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'\0')) {
-                tracing::warn!(header = %name, "identity value with CR/LF/NUL dropped");
+                tracing::warn!(header = %e.name, "identity value with CR/LF/NUL dropped");
                 continue;
             }
-            out.push((name.as_str(), joined));
+            out.push((e.name.as_str(), e.encoding.apply(&joined)));
         }
         out
     }
@@ -191,5 +355,22 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(errs.len(), 2);
+    }
+}
+
+#[cfg(test)]
+mod encoding_tests {
+    use super::Encoding;
+
+    #[test]
+    fn encodings() {
+        assert_eq!(Encoding::Percent.apply("a@b.com, x"), "a@b.com, x");
+        assert_eq!(Encoding::Percent.apply("Zoë 100%"), "Zo%C3%AB 100%25");
+        assert_eq!(Encoding::Percent.apply("tab\there"), "tab%09here");
+        assert_eq!(Encoding::Rfc2047.apply("plain"), "plain");
+        assert_eq!(Encoding::Rfc2047.apply("Zoë"), "=?UTF-8?B?Wm/Dqw==?=");
+        assert_eq!(Encoding::Base64.apply("Zoë"), "Wm/Dqw==");
+        assert_eq!(Encoding::Utf8.apply("Zoë"), "Zoë");
+        assert!(Encoding::parse("latin1").is_err());
     }
 }

@@ -630,6 +630,9 @@ impl GatewayProxy {
         if let Some(l) = response.location {
             headers.push(("location", l));
         }
+        if response.status == 401 {
+            headers.push(("www-authenticate", "Bearer realm=\"ssogate SCIM\"".to_string()));
+        }
         let body = response
             .body
             .map(|b| Bytes::from(serde_json::to_vec(&b).unwrap_or_default()))
