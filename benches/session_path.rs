@@ -57,6 +57,7 @@ fn path() -> Path {
             } else {
                 vec![]
             },
+            ..Default::default()
         })
         .collect();
     let mut aliases = BTreeMap::new();
@@ -92,7 +93,7 @@ async fn request(p: &Path, m: &SessionManager, cookie_header: &str, now: i64) ->
         panic!("session")
     };
     let route = p.policy.route("/admin/settings/users?page=2");
-    let d = decide(&rec.identity, route);
+    let d = decide(&rec.identity, route, "GET");
     black_box(d);
     p.headers.build(&rec.identity).len()
 }

@@ -47,6 +47,11 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Route policy dry runs.
+    Authz {
+        #[command(subcommand)]
+        command: AuthzCommand,
+    },
     /// Debug SAML messages and metadata offline.
     Saml {
         #[command(subcommand)]
@@ -56,6 +61,25 @@ enum Command {
     Demo {
         #[arg(long, default_value_t = 8080)]
         port: u16,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuthzCommand {
+    /// Which route a path falls under, and what a user with these claims gets there.
+    /// Exit 0: allowed, 2: refused.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        app: String,
+        /// JSON: {"name_id": "...", "groups": [...], "roles": [...], "overage": false,
+        /// any claim alias or URI: [...]}
+        #[arg(long)]
+        user_claims: String,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        path: String,
     },
 }
 
@@ -105,6 +129,7 @@ fn main() -> ExitCode {
         Command::SpMetadata { config, app } => sp_metadata(&config, &app),
         Command::Saml { command } => saml_command(command),
         Command::Users { config, command } => users_command(&config, command),
+        Command::Authz { command } => authz_command(command),
         Command::Demo { port } => demo(port),
     }
 }
@@ -245,6 +270,112 @@ async fn users(gw: &Gateway, command: UsersCommand) -> Result<String, String> {
         }
     }
     Ok(out)
+}
+
+fn authz_command(command: AuthzCommand) -> ExitCode {
+    let AuthzCommand::Check {
+        config,
+        app,
+        user_claims,
+        method,
+        path,
+    } = command;
+    let result = (|| -> Result<(String, bool), String> {
+        let (_, gw) = assemble(&config)?;
+        let app = gw
+            .apps()
+            .iter()
+            .find(|a| a.name == app)
+            .ok_or_else(|| format!("no app named \"{app}\""))?;
+        let identity = identity_from_json(&user_claims)?;
+        let route = app.policy.route(&path);
+        let e = ssogate::authz::explain(&identity, route, &method.to_ascii_uppercase());
+        let allowed = e.decision == ssogate::authz::Decision::Allow;
+        Ok((
+            format!(
+                "app {}: {} {path}\n  route:    {}\n  decision: {}\n  rule:     {}\n",
+                app.name,
+                method.to_ascii_uppercase(),
+                route.name,
+                match e.decision {
+                    ssogate::authz::Decision::Allow => "ALLOW",
+                    ssogate::authz::Decision::NotInGroups => "DENY (403: no allow rule matches)",
+                    ssogate::authz::Decision::GroupsUnknown =>
+                        "DENY (403: groups unknown, group overage)",
+                    ssogate::authz::Decision::Denied => "DENY (403: deny rule)",
+                    ssogate::authz::Decision::MethodNotAllowed => "DENY (405: method not allowed)",
+                },
+                e.rule
+            ),
+            allowed,
+        ))
+    })();
+    match result {
+        Ok((out, allowed)) => {
+            print!("{out}");
+            ExitCode::from(if allowed { 0 } else { 2 })
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// An identity from `{"name_id": ..., "groups": [...], "roles": [...], "overage": bool,
+/// "<alias or claim URI>": [...]}`.
+fn identity_from_json(text: &str) -> Result<ssogate::identity::Identity, String> {
+    use ssogate::identity::{alias_uris, claims, Identity};
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("--user-claims: not JSON: {e}"))?;
+    let obj = v
+        .as_object()
+        .ok_or("--user-claims: a JSON object is expected")?;
+    let mut id = Identity {
+        name_id: obj
+            .get("name_id")
+            .and_then(|n| n.as_str())
+            .unwrap_or("user@example.com")
+            .to_string(),
+        ..Default::default()
+    };
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        match v {
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
+            serde_json::Value::String(s) => vec![s.clone()],
+            _ => Vec::new(),
+        }
+    };
+    for (k, val) in obj {
+        match k.as_str() {
+            "name_id" => {}
+            "overage" => {
+                if val.as_bool() == Some(true) {
+                    id.attributes.insert(
+                        claims::GROUPS_OVERAGE.into(),
+                        vec!["https://graph.microsoft.com".into()],
+                    );
+                }
+            }
+            "groups" => {
+                id.attributes.insert(claims::GROUPS.into(), strings(val));
+            }
+            "roles" => {
+                id.attributes.insert(claims::ROLES.into(), strings(val));
+            }
+            other => {
+                let uri = alias_uris(other)
+                    .and_then(|u| u.first().copied())
+                    .unwrap_or(other)
+                    .to_string();
+                id.attributes.insert(uri, strings(val));
+            }
+        }
+    }
+    Ok(id)
 }
 
 fn read_input(input: &str) -> Result<String, String> {

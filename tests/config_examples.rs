@@ -83,3 +83,83 @@ allow_groups = ["no-such-alias"]
         assert!(out.contains(needle), "missing {needle}: {out}");
     }
 }
+
+#[test]
+fn authz_check_prints_the_decision_and_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config/example-idp.pem"),
+        dir.path().join("idp.pem"),
+    )
+    .unwrap();
+    let cfg = dir.path().join("ssogate.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[listen]
+public = "127.0.0.1:8080"
+[[app]]
+name = "ops"
+hosts = ["ops.example.com"]
+upstream = "http://127.0.0.1:3000"
+[app.sp]
+entity_id = "https://ops.example.com/saml"
+acs_url = "https://ops.example.com/saml/acs"
+[app.idp]
+entity_id = "https://idp.example.com/"
+sso_url = "https://idp.example.com/sso"
+certificate_file = "idp.pem"
+[app.groups]
+oncall = "0a1b2c3d-0000-4000-8000-00000000000a"
+[[app.route]]
+path = "/deploy/"
+allow_roles = ["Deployer"]
+require_all_groups = ["oncall"]
+methods = ["GET", "POST"]
+deny_users = ["intern@example.com"]
+"#,
+    )
+    .unwrap();
+    let run = |claims: &str, method: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_ssogate"))
+            .args(["authz", "check", "-c"])
+            .arg(&cfg)
+            .args([
+                "--app",
+                "ops",
+                "--user-claims",
+                claims,
+                "--method",
+                method,
+                "/deploy/now",
+            ])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let deployer = r#"{"name_id":"dev@example.com","roles":["Deployer"],"groups":["0a1b2c3d-0000-4000-8000-00000000000a"]}"#;
+    let (code, out) = run(deployer, "POST");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("route:    /deploy/") && out.contains("allow_roles includes role Deployer"),
+        "{out}"
+    );
+    let (code, out) = run(deployer, "DELETE");
+    assert_eq!(code, Some(2));
+    assert!(out.contains("405"), "{out}");
+    let (code, out) = run(
+        r#"{"name_id":"dev@example.com","roles":["Deployer"]}"#,
+        "GET",
+    );
+    assert_eq!(code, Some(2));
+    assert!(out.contains("require_all_groups: not in group"), "{out}");
+    let (code, out) = run(
+        r#"{"name_id":"Intern@example.com","roles":["Deployer"],"groups":["0a1b2c3d-0000-4000-8000-00000000000a"]}"#,
+        "GET",
+    );
+    assert_eq!(code, Some(2));
+    assert!(out.contains("deny_users"), "{out}");
+}

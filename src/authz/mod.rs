@@ -14,10 +14,37 @@ use std::collections::BTreeMap;
 pub enum Access {
     /// No sign-in needed.
     Public,
-    /// Any signed-in user.
-    Authenticated,
-    /// A signed-in user in at least one of these Entra group object IDs.
-    AnyGroup(Vec<String>),
+    /// A signed-in user who passes the rules.
+    SignedIn(Rules),
+}
+
+/// The rules of a route, names resolved (group object IDs and user names lower-case).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rules {
+    pub allow_groups: Vec<String>,
+    pub allow_roles: Vec<String>,
+    pub allow_users: Vec<String>,
+    pub require_all_groups: Vec<String>,
+    /// Upper-case; empty: any method.
+    pub methods: Vec<String>,
+    pub deny_groups: Vec<String>,
+    pub deny_roles: Vec<String>,
+    pub deny_users: Vec<String>,
+}
+
+impl Rules {
+    /// Whether any rule looks at group membership (SCIM-authoritative groups apply).
+    pub fn uses_groups(&self) -> bool {
+        !self.allow_groups.is_empty()
+            || !self.require_all_groups.is_empty()
+            || !self.deny_groups.is_empty()
+    }
+
+    fn has_allow_list(&self) -> bool {
+        !self.allow_groups.is_empty()
+            || !self.allow_roles.is_empty()
+            || !self.allow_users.is_empty()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -25,15 +52,34 @@ pub struct Route {
     /// The configured path prefix, or "(default)"; used in metrics and denial pages.
     pub name: String,
     pub access: Access,
+    /// Allowed methods, also on public routes (upper-case; empty: any).
+    pub methods: Vec<String>,
+}
+
+impl Route {
+    pub fn uses_groups(&self) -> bool {
+        matches!(&self.access, Access::SignedIn(r) if r.uses_groups())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Allow,
-    /// The user is in none of the route's groups.
+    /// No allow rule matched (not in the groups, roles or users).
     NotInGroups,
     /// The token carried Entra's overage link instead of groups, so membership is unknown.
     GroupsUnknown,
+    /// A deny rule matched.
+    Denied,
+    /// The route does not take this method.
+    MethodNotAllowed,
+}
+
+/// A decision and the rule that made it (for `ssogate authz check` and audit lines).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explained {
+    pub decision: Decision,
+    pub rule: String,
 }
 
 #[derive(Debug)]
@@ -41,6 +87,25 @@ pub struct Policy {
     /// Longest prefix first.
     routes: Vec<(String, Route)>,
     default: Route,
+}
+
+fn resolve_groups(
+    names: &[String],
+    aliases: &BTreeMap<String, String>,
+    path: &str,
+    errors: &mut Vec<String>,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    for g in names {
+        match aliases.get(g) {
+            Some(id) => ids.push(id.trim().to_ascii_lowercase()),
+            None if looks_like_object_id(g) => ids.push(g.to_ascii_lowercase()),
+            None => errors.push(format!(
+                "route \"{path}\": group \"{g}\" is neither an alias in [app.groups] nor an Entra object ID"
+            )),
+        }
+    }
+    ids
 }
 
 impl Policy {
@@ -52,29 +117,32 @@ impl Policy {
         let mut errors = Vec::new();
         let mut compiled = Vec::new();
         for r in routes {
+            let lower = |v: &[String]| v.iter().map(|s| s.trim().to_lowercase()).collect();
             let access = if r.public {
                 Access::Public
-            } else if r.allow_groups.is_empty() {
-                Access::Authenticated
             } else {
-                let mut ids = Vec::new();
-                for g in &r.allow_groups {
-                    match aliases.get(g) {
-                        Some(id) => ids.push(id.trim().to_ascii_lowercase()),
-                        None if looks_like_object_id(g) => ids.push(g.to_ascii_lowercase()),
-                        None => errors.push(format!(
-                            "route \"{}\": group \"{g}\" is neither an alias in [app.groups] nor an Entra object ID",
-                            r.path
-                        )),
-                    }
-                }
-                Access::AnyGroup(ids)
+                Access::SignedIn(Rules {
+                    allow_groups: resolve_groups(&r.allow_groups, aliases, &r.path, &mut errors),
+                    allow_roles: r.allow_roles.clone(),
+                    allow_users: lower(&r.allow_users),
+                    require_all_groups: resolve_groups(
+                        &r.require_all_groups,
+                        aliases,
+                        &r.path,
+                        &mut errors,
+                    ),
+                    methods: r.methods.clone(),
+                    deny_groups: resolve_groups(&r.deny_groups, aliases, &r.path, &mut errors),
+                    deny_roles: r.deny_roles.clone(),
+                    deny_users: lower(&r.deny_users),
+                })
             };
             compiled.push((
                 normalize_path(&r.path),
                 Route {
                     name: r.path.clone(),
                     access,
+                    methods: r.methods.clone(),
                 },
             ));
         }
@@ -84,7 +152,8 @@ impl Policy {
                 routes: compiled,
                 default: Route {
                     name: "(default)".into(),
-                    access: Access::Authenticated,
+                    access: Access::SignedIn(Rules::default()),
+                    methods: Vec::new(),
                 },
             })
         } else {
@@ -118,23 +187,104 @@ fn looks_like_object_id(s: &str) -> bool {
             .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-pub fn decide(identity: &Identity, route: &Route) -> Decision {
-    match &route.access {
-        Access::Public | Access::Authenticated => Decision::Allow,
-        Access::AnyGroup(ids) => {
-            let member = identity
-                .groups()
-                .iter()
-                .any(|g| ids.iter().any(|id| id.eq_ignore_ascii_case(g)));
-            if member {
-                Decision::Allow
-            } else if identity.groups_overage() {
-                Decision::GroupsUnknown
-            } else {
-                Decision::NotInGroups
-            }
-        }
+/// May this method reach this route at all (public routes included)?
+pub fn method_allowed(route: &Route, method: &str) -> bool {
+    route.methods.is_empty() || route.methods.iter().any(|m| m.eq_ignore_ascii_case(method))
+}
+
+pub fn decide(identity: &Identity, route: &Route, method: &str) -> Decision {
+    explain(identity, route, method).decision
+}
+
+/// The decision for a signed-in identity, and which rule made it. Order: methods, deny
+/// rules, then the allow rules (any of groups, roles, users), then require_all_groups.
+pub fn explain(identity: &Identity, route: &Route, method: &str) -> Explained {
+    let done = |decision, rule: String| Explained { decision, rule };
+    if !method_allowed(route, method) {
+        return done(
+            Decision::MethodNotAllowed,
+            format!("methods = {:?} does not include {method}", route.methods),
+        );
     }
+    let rules = match &route.access {
+        Access::Public => return done(Decision::Allow, "public route".into()),
+        Access::SignedIn(r) => r,
+    };
+    let user = identity.name_id.to_lowercase();
+    let groups: Vec<String> = identity
+        .groups()
+        .iter()
+        .map(|g| g.to_ascii_lowercase())
+        .collect();
+    let in_group = |g: &String| groups.contains(g);
+    let roles = identity.roles();
+    if rules.deny_users.contains(&user) {
+        return done(Decision::Denied, format!("deny_users includes {user}"));
+    }
+    if let Some(r) = roles.iter().find(|r| rules.deny_roles.contains(r)) {
+        return done(Decision::Denied, format!("deny_roles includes role {r}"));
+    }
+    if let Some(g) = rules.deny_groups.iter().find(|g| in_group(g)) {
+        return done(Decision::Denied, format!("deny_groups includes group {g}"));
+    }
+    let overage = identity.groups_overage() && groups.is_empty();
+    if rules.has_allow_list() {
+        let by_user = rules.allow_users.contains(&user);
+        let by_role = roles.iter().find(|r| rules.allow_roles.contains(r));
+        let by_group = rules.allow_groups.iter().find(|g| in_group(g));
+        let reason = if by_user {
+            Some(format!("allow_users includes {user}"))
+        } else if let Some(r) = by_role {
+            Some(format!("allow_roles includes role {r}"))
+        } else {
+            by_group.map(|g| format!("allow_groups includes group {g}"))
+        };
+        let Some(reason) = reason else {
+            if overage && !rules.allow_groups.is_empty() {
+                return done(
+                    Decision::GroupsUnknown,
+                    "allow_groups, but the token has only the group overage link".into(),
+                );
+            }
+            return done(
+                Decision::NotInGroups,
+                "no allow_groups / allow_roles / allow_users rule matches".into(),
+            );
+        };
+        if let Some(missing) = rules.require_all_groups.iter().find(|g| !in_group(g)) {
+            if overage {
+                return done(
+                    Decision::GroupsUnknown,
+                    "require_all_groups, but the token has only the group overage link".into(),
+                );
+            }
+            return done(
+                Decision::NotInGroups,
+                format!("require_all_groups: not in group {missing}"),
+            );
+        }
+        return done(Decision::Allow, reason);
+    }
+    if let Some(missing) = rules.require_all_groups.iter().find(|g| !in_group(g)) {
+        if overage {
+            return done(
+                Decision::GroupsUnknown,
+                "require_all_groups, but the token has only the group overage link".into(),
+            );
+        }
+        return done(
+            Decision::NotInGroups,
+            format!("require_all_groups: not in group {missing}"),
+        );
+    }
+    done(
+        Decision::Allow,
+        if rules.require_all_groups.is_empty() {
+            "any signed-in user".into()
+        } else {
+            "in every group of require_all_groups".into()
+        },
+    )
 }
 
 /// Percent-decode, treat `\` as `/`, collapse `//`, resolve `.` and `..`.
@@ -173,17 +323,17 @@ mod tests {
             RouteConfig {
                 path: "/public/".into(),
                 public: true,
-                allow_groups: vec![],
+                ..Default::default()
             },
             RouteConfig {
                 path: "/admin/".into(),
-                public: false,
                 allow_groups: vec!["admins".into()],
+                ..Default::default()
             },
             RouteConfig {
                 path: "/admin/reports/".into(),
-                public: false,
                 allow_groups: vec!["0a1b2c3d-0000-0000-0000-00000000000f".into()],
+                ..Default::default()
             },
         ];
         let mut aliases = BTreeMap::new();
@@ -210,8 +360,11 @@ mod tests {
         assert_eq!(p.route("/admin/reports/x").name, "/admin/reports/");
         assert_eq!(p.route("/admin/x?y=1").name, "/admin/");
         assert_eq!(p.route("/admin").name, "/admin/");
-        assert_eq!(p.route("/").access, Access::Authenticated);
-        assert_eq!(p.route("/publicity").access, Access::Authenticated);
+        assert_eq!(p.route("/").access, Access::SignedIn(Rules::default()));
+        assert_eq!(
+            p.route("/publicity").access,
+            Access::SignedIn(Rules::default())
+        );
     }
 
     #[test]
@@ -234,24 +387,97 @@ mod tests {
         let p = policy();
         let admin = p.route("/admin/");
         assert_eq!(
-            decide(&user(&["e7f3c0ba-0000-0000-0000-000000000001"]), admin),
+            decide(
+                &user(&["e7f3c0ba-0000-0000-0000-000000000001"]),
+                admin,
+                "GET"
+            ),
             Decision::Allow
         );
-        assert_eq!(decide(&user(&["other"]), admin), Decision::NotInGroups);
-        assert_eq!(decide(&user(&[]), p.route("/x")), Decision::Allow);
+        assert_eq!(
+            decide(&user(&["other"]), admin, "GET"),
+            Decision::NotInGroups
+        );
+        assert_eq!(decide(&user(&[]), p.route("/x"), "GET"), Decision::Allow);
         let mut overage = user(&[]);
         overage
             .attributes
             .insert(claims::GROUPS_OVERAGE.into(), vec!["https://graph".into()]);
-        assert_eq!(decide(&overage, admin), Decision::GroupsUnknown);
+        assert_eq!(decide(&overage, admin, "GET"), Decision::GroupsUnknown);
+    }
+
+    #[test]
+    fn roles_users_all_groups_methods_and_deny() {
+        let mut aliases = BTreeMap::new();
+        aliases.insert(
+            "a".to_string(),
+            "0a1b2c3d-0000-0000-0000-00000000000a".to_string(),
+        );
+        aliases.insert(
+            "b".to_string(),
+            "0a1b2c3d-0000-0000-0000-00000000000b".to_string(),
+        );
+        let routes = vec![RouteConfig {
+            path: "/ops/".into(),
+            allow_roles: vec!["Operator".into()],
+            allow_users: vec!["Boss@Example.com".into()],
+            require_all_groups: vec!["a".into()],
+            methods: vec!["GET".into(), "POST".into()],
+            deny_groups: vec!["b".into()],
+            deny_users: vec!["mallory@example.com".into()],
+            ..Default::default()
+        }];
+        let p = Policy::compile(&routes, &aliases).unwrap();
+        let r = p.route("/ops/x");
+        let mk = |name: &str, groups: &[&str], roles: &[&str]| {
+            let mut id = user(groups);
+            id.name_id = name.into();
+            id.attributes.insert(
+                claims::ROLES.into(),
+                roles.iter().map(|r| r.to_string()).collect(),
+            );
+            id
+        };
+        let ga = "0a1b2c3d-0000-0000-0000-00000000000a";
+        let gb = "0a1b2c3d-0000-0000-0000-00000000000b";
+        assert_eq!(
+            decide(&mk("op@example.com", &[ga], &["Operator"]), r, "GET"),
+            Decision::Allow
+        );
+        assert_eq!(
+            decide(&mk("op@example.com", &[], &["Operator"]), r, "GET"),
+            Decision::NotInGroups
+        );
+        assert_eq!(
+            decide(&mk("boss@example.com", &[ga], &[]), r, "POST"),
+            Decision::Allow
+        );
+        assert_eq!(
+            decide(&mk("op@example.com", &[ga], &["Operator"]), r, "DELETE"),
+            Decision::MethodNotAllowed
+        );
+        assert_eq!(
+            decide(&mk("op@example.com", &[ga, gb], &["Operator"]), r, "GET"),
+            Decision::Denied
+        );
+        assert_eq!(
+            decide(&mk("mallory@example.com", &[ga], &["Operator"]), r, "GET"),
+            Decision::Denied
+        );
+        assert_eq!(
+            decide(&mk("x@example.com", &[ga], &["Reader"]), r, "GET"),
+            Decision::NotInGroups
+        );
+        let e = explain(&mk("op@example.com", &[ga], &["Operator"]), r, "GET");
+        assert_eq!(e.rule, "allow_roles includes role Operator");
     }
 
     #[test]
     fn unknown_alias_is_reported() {
         let routes = vec![RouteConfig {
             path: "/x/".into(),
-            public: false,
             allow_groups: vec!["nope".into(), "also-nope".into()],
+            ..Default::default()
         }];
         let errs = Policy::compile(&routes, &BTreeMap::new()).unwrap_err();
         assert_eq!(errs.len(), 2);

@@ -176,4 +176,18 @@ pub struct RouteFile {
     pub public: bool,
     #[serde(default)]
     pub allow_groups: Vec<String>,
+    #[serde(default)]
+    pub allow_roles: Vec<String>,
+    #[serde(default)]
+    pub allow_users: Vec<String>,
+    #[serde(default)]
+    pub require_all_groups: Vec<String>,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    #[serde(default)]
+    pub deny_groups: Vec<String>,
+    #[serde(default)]
+    pub deny_roles: Vec<String>,
+    #[serde(default)]
+    pub deny_users: Vec<String>,
 }

@@ -189,12 +189,23 @@ pub struct IdpConfig {
     pub metadata_signer: Option<(PathBuf, Vec<u8>)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RouteConfig {
     pub path: String,
     pub public: bool,
     /// Aliases (keys of `[app.groups]`) or raw Entra object IDs, as written.
     pub allow_groups: Vec<String>,
+    /// Entra app role values (the `roles` claim).
+    pub allow_roles: Vec<String>,
+    /// NameIDs (case-insensitive).
+    pub allow_users: Vec<String>,
+    /// Every one of these groups is required (on top of the allow rules).
+    pub require_all_groups: Vec<String>,
+    /// Allowed HTTP methods (upper-case); empty: any.
+    pub methods: Vec<String>,
+    pub deny_groups: Vec<String>,
+    pub deny_roles: Vec<String>,
+    pub deny_users: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -67,7 +67,7 @@ allow_groups = ["x"]
         "sp.acs_url",
         "idp.metadata_file",
         "route[0].path",
-        "public route cannot also have allow_groups",
+        "public route cannot also have allow_",
     ] {
         assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
     }

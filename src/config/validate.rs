@@ -766,15 +766,39 @@ fn routes(errs: &mut Errors, ctx: &str, routes: &[RouteFile]) -> Vec<RouteConfig
         if out.iter().any(|o| o.path == path) {
             errs.push(format!("{key}.path: \"{path}\" appears twice"));
         }
-        if r.public && !r.allow_groups.is_empty() {
+        let rules = [
+            &r.allow_groups,
+            &r.allow_roles,
+            &r.allow_users,
+            &r.require_all_groups,
+            &r.deny_groups,
+            &r.deny_roles,
+            &r.deny_users,
+        ];
+        if r.public && rules.iter().any(|v| !v.is_empty()) {
             errs.push(format!(
-                "{key}: a public route cannot also have allow_groups"
+                "{key}: a public route cannot also have allow_*, require_all_groups or deny_* rules"
             ));
+        }
+        let mut methods = Vec::new();
+        for m in &r.methods {
+            let up = m.trim().to_ascii_uppercase();
+            if up.is_empty() || !up.bytes().all(|b| b.is_ascii_uppercase()) {
+                errs.push(format!("{key}.methods: \"{m}\" is not an HTTP method"));
+            }
+            methods.push(up);
         }
         out.push(RouteConfig {
             path,
             public: r.public,
             allow_groups: r.allow_groups.clone(),
+            allow_roles: r.allow_roles.clone(),
+            allow_users: r.allow_users.clone(),
+            require_all_groups: r.require_all_groups.clone(),
+            methods,
+            deny_groups: r.deny_groups.clone(),
+            deny_roles: r.deny_roles.clone(),
+            deny_users: r.deny_users.clone(),
         });
     }
     out

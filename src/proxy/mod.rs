@@ -226,6 +226,21 @@ impl ProxyHttp for GatewayProxy {
         };
         let route = app.policy.route(&path_and_query);
         ctx.route = route.name.clone();
+        let route_method = match forward {
+            Some(_) => original_method(session.req_header()),
+            None => method.as_str().to_string(),
+        };
+        if !authz::method_allowed(route, &route_method) {
+            respond_page(
+                session,
+                405,
+                "Method not allowed",
+                &format!("\"{}\" does not accept this method.", route.name),
+                &ctx.reference,
+            )
+            .await?;
+            return Ok(true);
+        }
         if route.access == Access::Public {
             if forward.is_some() {
                 respond(session, 200, "text/plain; charset=utf-8", &[], Bytes::new()).await?;
@@ -287,7 +302,7 @@ impl ProxyHttp for GatewayProxy {
         // SCIM-authoritative groups replace the token's groups claim for group-guarded routes.
         let scim_identity;
         let identity = match (&self.gw.provisioning, &route.access) {
-            (Some(p), Access::AnyGroup(_)) if p.authoritative_groups => {
+            (Some(p), Access::SignedIn(rules)) if p.authoritative_groups && rules.uses_groups() => {
                 match p.groups_of(&record.identity.name_id).await {
                     Ok(Some(groups)) => {
                         scim_identity = crate::provisioning::with_groups(&record.identity, &groups);
@@ -310,7 +325,7 @@ impl ProxyHttp for GatewayProxy {
             }
             _ => &record.identity,
         };
-        match authz::decide(identity, route) {
+        match authz::decide(identity, route, &route_method) {
             Decision::Allow => {
                 if forward.is_some() {
                     // The identity as response headers, for the proxy to pass on.
@@ -344,6 +359,10 @@ impl ProxyHttp for GatewayProxy {
                 let (reason, message) = match denial {
                     Decision::GroupsUnknown => ("groups_unknown", format!(
                         "Access to \"{}\" depends on group membership, but your sign-in token listed too many groups to include them. An administrator can fix this in Entra: set the groups claim to \"Groups assigned to the application\".",
+                        route.name
+                    )),
+                    Decision::Denied => ("denied_by_rule", format!(
+                        "Your account may not open \"{}\". Ask an administrator if you need access.",
                         route.name
                     )),
                     _ => ("not_in_groups", format!(
@@ -631,7 +650,10 @@ impl GatewayProxy {
             headers.push(("location", l));
         }
         if response.status == 401 {
-            headers.push(("www-authenticate", "Bearer realm=\"ssogate SCIM\"".to_string()));
+            headers.push((
+                "www-authenticate",
+                "Bearer realm=\"ssogate SCIM\"".to_string(),
+            ));
         }
         let body = response
             .body
@@ -879,6 +901,16 @@ fn forward_mode(req: &RequestHeader) -> ForwardMode {
     } else {
         ForwardMode::Redirect
     }
+}
+
+/// The original request's method (forward-auth), default GET.
+fn original_method(req: &RequestHeader) -> String {
+    ["x-original-method", "x-forwarded-method"]
+        .iter()
+        .find_map(|h| req.headers.get(*h).and_then(|v| v.to_str().ok()))
+        .map(|m| m.trim().to_ascii_uppercase())
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "GET".into())
 }
 
 /// The original request's path and query: from the forward-auth caller's headers, else
