@@ -24,6 +24,10 @@ pub struct FileConfig {
 pub struct ListenFile {
     pub public: Option<String>,
     pub admin: Option<String>,
+    /// TLS on the public listener (HTTP/2 and HTTP/1.1 by ALPN): PEM certificate chain.
+    pub tls_cert_file: Option<String>,
+    /// Its PEM private key.
+    pub tls_key_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

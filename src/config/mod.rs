@@ -47,6 +47,8 @@ impl<T> fmt::Debug for Secret<T> {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen_public: SocketAddr,
+    /// (certificate chain, key) PEM paths: TLS with h2 on the public listener.
+    pub listen_tls: Option<(PathBuf, PathBuf)>,
     pub listen_admin: SocketAddr,
     pub threads: usize,
     pub grace_period: Duration,

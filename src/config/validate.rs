@@ -48,6 +48,38 @@ pub(super) fn validate(
     {
         errs.push("listen.public: missing (where browsers connect, e.g. \"0.0.0.0:8080\")");
     }
+    let listen_tls = match file
+        .listen
+        .as_ref()
+        .map(|l| (l.tls_cert_file.as_ref(), l.tls_key_file.as_ref()))
+    {
+        None | Some((None, None)) => None,
+        Some((Some(c), Some(k))) => {
+            let cert = read_file(&mut errs, "listen.tls_cert_file", base, c);
+            let key = read_file(&mut errs, "listen.tls_key_file", base, k);
+            if let (Some((cp, cb)), Some((kp, kb))) = (cert, key) {
+                if openssl::x509::X509::stack_from_pem(&cb).map_or(true, |v| v.is_empty()) {
+                    errs.push(format!(
+                        "listen.tls_cert_file {}: no PEM certificate",
+                        cp.display()
+                    ));
+                }
+                if openssl::pkey::PKey::private_key_from_pem(&kb).is_err() {
+                    errs.push(format!(
+                        "listen.tls_key_file {}: not a PEM private key",
+                        kp.display()
+                    ));
+                }
+                Some((cp, kp))
+            } else {
+                None
+            }
+        }
+        _ => {
+            errs.push("listen: tls_cert_file and tls_key_file go together");
+            None
+        }
+    };
     if listen_public == listen_admin {
         errs.push("listen.admin: must differ from listen.public");
     }
@@ -99,6 +131,7 @@ pub(super) fn validate(
     if errs.0.is_empty() {
         Ok(Config {
             listen_public,
+            listen_tls,
             listen_admin,
             threads,
             grace_period,

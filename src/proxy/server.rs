@@ -26,7 +26,27 @@ pub fn build_server(config: &Config, gw: Arc<Gateway>) -> Server {
         GatewayProxy::new(gw.clone()),
         "ssogate public",
     );
-    proxy.add_tcp(&config.listen_public.to_string());
+    match &config.listen_tls {
+        None => proxy.add_tcp(&config.listen_public.to_string()),
+        Some((cert, key)) => {
+            // Checked by the config; a failure here is a file changed since.
+            match pingora::listeners::tls::TlsSettings::intermediate(
+                &cert.display().to_string(),
+                &key.display().to_string(),
+            ) {
+                Ok(mut tls) => {
+                    tls.enable_h2();
+                    proxy.add_tls_with_settings(&config.listen_public.to_string(), None, tls);
+                }
+                Err(e) => {
+                    // Start-up only: refuse to run without the public listener.
+                    tracing::error!(error = %e, "TLS certificate or key unusable");
+                    eprintln!("listen.tls_cert_file / tls_key_file unusable: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+    }
     server.add_service(proxy);
 
     let mut admin = Service::new("ssogate admin".to_string(), AdminApp::new(gw.clone()));
