@@ -68,6 +68,8 @@ pub struct App {
     pub headers: HeaderMapping,
     pub allow_idp_initiated: bool,
     pub default_path: String,
+    /// Largest form body replayed after a sign-in interrupted a POST (0: off).
+    pub post_replay_max_bytes: usize,
     /// Lower-case hosts an IdP-initiated RelayState URL may point to.
     pub redirect_allow_hosts: Vec<String>,
     /// After sign-out: a path or URL; `None`: the signed-out page.
@@ -444,6 +446,7 @@ fn build_app(app: &AppConfig) -> Result<App, Vec<String>> {
         headers,
         allow_idp_initiated: app.allow_idp_initiated,
         default_path: app.default_path.clone(),
+        post_replay_max_bytes: app.post_replay_max_bytes,
         redirect_allow_hosts: app.redirect_allow_hosts.clone(),
         logout_return_path: app.logout_return_path.clone(),
         slo_url: app.sp.slo_url.clone(),

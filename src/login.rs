@@ -54,6 +54,17 @@ impl LoginError {
 
 /// Where to send the browser to sign in, for a request to `return_to` (path + query).
 pub async fn start(gw: &Gateway, app: &App, return_to: &str) -> Result<String, LoginError> {
+    start_with_replay(gw, app, return_to, None).await
+}
+
+/// As [`start`], keeping an urlencoded form body to post again to `return_to` after
+/// sign-in.
+pub async fn start_with_replay(
+    gw: &Gateway,
+    app: &App,
+    return_to: &str,
+    post_body: Option<String>,
+) -> Result<String, LoginError> {
     let now = gw.clock.now();
     let trust = app.trust();
     if !trust.is_ready() {
@@ -72,6 +83,7 @@ pub async fn start(gw: &Gateway, app: &App, return_to: &str) -> Result<String, L
         app: app.name.clone(),
         return_to: return_to.to_string(),
         created_at: now.timestamp(),
+        post_body,
     };
     gw.sessions
         .store()
@@ -83,6 +95,8 @@ pub async fn start(gw: &Gateway, app: &App, return_to: &str) -> Result<String, L
 pub struct Completed {
     pub session: SessionId,
     pub return_to: String,
+    /// A form body to post again to `return_to` (the session had expired on a POST).
+    pub post_body: Option<String>,
     /// For the audit log only.
     pub assertion_id: String,
 }
@@ -98,7 +112,7 @@ pub async fn finish(
     let trust = app.trust();
     let validated = trust.validator.validate(saml_response, now)?;
 
-    let return_to = match &validated.in_response_to {
+    let (return_to, post_body) = match &validated.in_response_to {
         Some(id) => {
             let pending = gw
                 .sessions
@@ -109,9 +123,9 @@ pub async fn finish(
             if pending.app != app.name {
                 return Err(LoginError::WrongApp);
             }
-            pending.return_to
+            (pending.return_to, pending.post_body)
         }
-        None if app.allow_idp_initiated => idp_relay_target(app, relay_state),
+        None if app.allow_idp_initiated => (idp_relay_target(app, relay_state), None),
         None => return Err(LoginError::Unsolicited),
     };
 
@@ -162,6 +176,7 @@ pub async fn finish(
     Ok(Completed {
         session,
         return_to,
+        post_body,
         assertion_id: validated.assertion_id,
     })
 }

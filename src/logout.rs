@@ -99,6 +99,7 @@ pub async fn start(
         app: app.name.clone(),
         return_to: app.logout_return_path.clone().unwrap_or_default(),
         created_at: now.timestamp(),
+        post_body: None,
     };
     gw.sessions
         .store()

@@ -282,6 +282,7 @@ async fn pending_once_only(store: &Arc<dyn SessionStore>) {
         app: "app".into(),
         return_to: "/deep/link?q=1".into(),
         created_at: T0,
+        post_body: None,
     };
     let id = rid();
     assert_eq!(store.take_pending(&id).await.unwrap(), None);
@@ -358,6 +359,7 @@ async fn ttl_expiry(store: &Arc<dyn SessionStore>) {
         app: "app".into(),
         return_to: "/".into(),
         created_at: T0,
+        post_body: None,
     };
     store.put_pending(&pending, &p, one).await.unwrap();
     assert!(store.remember_assertion(&assertion, one).await.unwrap());

@@ -75,6 +75,8 @@ pub struct AppFile {
     pub upstream: Option<String>,
     pub allow_idp_initiated: Option<bool>,
     pub default_path: Option<String>,
+    /// Largest urlencoded form body kept across a sign-in (default 65536; 0 disables).
+    pub post_replay_max_bytes: Option<usize>,
     /// Where the browser lands after sign-out (default: a signed-out page).
     pub logout_return_path: Option<String>,
     #[serde(default)]

@@ -218,6 +218,7 @@ pub struct AppConfig {
     pub upstream: UpstreamConfig,
     pub allow_idp_initiated: bool,
     pub default_path: String,
+    pub post_replay_max_bytes: usize,
     pub logout_return_path: Option<String>,
     /// Lower-case host names an IdP-initiated RelayState URL may point to.
     pub redirect_allow_hosts: Vec<String>,

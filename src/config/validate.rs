@@ -586,6 +586,10 @@ fn app_config(errs: &mut Errors, ctx: &str, app: &AppFile, base: &Path) -> Optio
         upstream: upstream?,
         allow_idp_initiated: app.allow_idp_initiated.unwrap_or(false),
         default_path,
+        post_replay_max_bytes: app
+            .post_replay_max_bytes
+            .unwrap_or(64 * 1024)
+            .min(1024 * 1024),
         logout_return_path,
         redirect_allow_hosts: app
             .redirect_allow_hosts

@@ -286,6 +286,9 @@ impl ProxyHttp for GatewayProxy {
             if is_navigational(session.req_header()) {
                 self.redirect_to_idp(session, ctx, &app, &path_and_query)
                     .await?;
+            } else if is_form_post(session.req_header()) && forward.is_none() {
+                self.replay_after_sign_in(session, ctx, &app, &path_and_query)
+                    .await?;
             } else {
                 respond_page(
                     session,
@@ -521,6 +524,67 @@ impl GatewayProxy {
         }
     }
 
+    /// A browser form POST without a session: keep the body (urlencoded, within the
+    /// limit) with the pending sign-in and post it again afterwards (PostReplay).
+    async fn replay_after_sign_in(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        app: &App,
+        return_to: &str,
+    ) -> Result<()> {
+        let urlencoded = session
+            .req_header()
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim()
+                    .to_ascii_lowercase()
+                    .starts_with("application/x-www-form-urlencoded")
+            });
+        let body = if urlencoded && app.post_replay_max_bytes > 0 {
+            read_body_limited(session, app.post_replay_max_bytes).await?
+        } else {
+            None
+        };
+        let Some(body) = body.and_then(|b| String::from_utf8(b).ok()) else {
+            return respond_page(
+                session,
+                401,
+                "Sign-in required",
+                "Your session had ended, and this submission could not be kept (it is not a plain form, or it is too large). Sign in again, then submit it once more.",
+                &ctx.reference,
+            )
+            .await;
+        };
+        match login::start_with_replay(&self.gw, app, return_to, Some(body)).await {
+            Ok(url) => {
+                // 303: the browser follows with GET.
+                respond(
+                    session,
+                    303,
+                    "text/html; charset=utf-8",
+                    &[("location", url)],
+                    Bytes::new(),
+                )
+                .await
+            }
+            Err(LoginError::Store(e)) => store_unavailable(session, ctx, "put_pending", &e).await,
+            Err(e) => {
+                warn!(target: "ssogate::audit", event = "login_start_failed", app = %app.name, error = %e, reference = %ctx.reference);
+                respond_page(
+                    session,
+                    503,
+                    "Sign-in unavailable",
+                    "The sign-in request could not be built.",
+                    &ctx.reference,
+                )
+                .await
+            }
+        }
+    }
+
     async fn acs(&self, session: &mut Session, ctx: &mut Ctx, app: &App) -> Result<()> {
         let body = match read_body_limited(session, MAX_ACS_BODY).await? {
             Some(b) => b,
@@ -558,6 +622,18 @@ impl GatewayProxy {
                     .inc();
                 info!(target: "ssogate::audit", event = "login", app = %app.name, result = "success", assertion_id = %done.assertion_id, reference = %ctx.reference);
                 let cookie = self.gw.cookie.set_cookie(&done.session);
+                if let Some(body) = &done.post_body {
+                    // Post the kept form again, from the browser, now signed in.
+                    let page = pages::replay_form(&done.return_to, body, &ctx.reference);
+                    return respond(
+                        session,
+                        200,
+                        "text/html; charset=utf-8",
+                        &[("set-cookie", cookie)],
+                        page,
+                    )
+                    .await;
+                }
                 respond(
                     session,
                     302,
@@ -928,6 +1004,17 @@ fn original_uri(req: &RequestHeader) -> String {
         Some(rest) if rest.starts_with('/') => rest.to_string(),
         _ => "/".to_string(),
     }
+}
+
+/// A browser form submission: POST whose Accept includes HTML.
+fn is_form_post(req: &RequestHeader) -> bool {
+    req.method == http::Method::POST
+        && req
+            .headers
+            .get_all(http::header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains("text/html"))
 }
 
 /// A browser navigation: GET/HEAD whose Accept includes HTML.

@@ -23,6 +23,29 @@ h1{{font-size:1.4rem}}code{{background:#f3f3f3;padding:.1rem .3rem}}</style></he
     Bytes::from(html)
 }
 
+/// The PostReplay page: a form that posts the kept fields to `action` at once (a button
+/// without JavaScript). Every name and value is HTML-escaped.
+pub fn replay_form(action: &str, urlencoded: &str, reference: &str) -> Bytes {
+    let attr = |s: &str| html_escape::encode_double_quoted_attribute(s).into_owned();
+    let mut inputs = String::new();
+    for (k, v) in url::form_urlencoded::parse(urlencoded.as_bytes()) {
+        inputs.push_str(&format!(
+            "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+            attr(&k),
+            attr(&v)
+        ));
+    }
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Continuing</title></head>\
+<body onload=\"document.forms[0].submit()\"><form method=\"post\" action=\"{a}\" accept-charset=\"utf-8\">{inputs}\
+<noscript><p>You are signed in again. Press Continue to send your form.</p><button type=\"submit\">Continue</button></noscript>\
+</form><p><small>Reference: <code>{r}</code> &middot; ssogate</small></p></body></html>\n",
+        a = attr(action),
+        r = escape(reference),
+    );
+    Bytes::from(html)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -28,6 +28,9 @@ pub struct PendingLogin {
     pub return_to: String,
     /// Unix seconds.
     pub created_at: i64,
+    /// An urlencoded form body to post again after sign-in (PostReplay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_body: Option<String>,
 }
 
 /// What the revocation feed announces.
