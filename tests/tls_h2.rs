@@ -19,6 +19,7 @@ use openssl::x509::{X509NameBuilder, X509};
 use ssogate::saml::{DevIdp, ResponseSpec, SpSettings};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_native_tls::native_tls;
 use utils::echo::{echoed, EchoUpstream};
 use utils::gateway::Gateway;
 
@@ -49,6 +50,10 @@ fn server_cert() -> (Vec<u8>, Vec<u8>) {
 }
 
 fn config(echo_port: u16, tls: bool) -> String {
+    config_upstream(&format!("http://127.0.0.1:{echo_port}"), "", tls)
+}
+
+fn config_upstream(upstream: &str, upstream_extra: &str, tls: bool) -> String {
     let tls = if tls {
         "tls_cert_file = \"cert.pem\"\ntls_key_file = \"key.pem\""
     } else {
@@ -68,7 +73,8 @@ cookie_secure = false
 [[app]]
 name = "wiki"
 hosts = ["127.0.0.1"]
-upstream = "http://127.0.0.1:{echo_port}"
+upstream = "{upstream}"
+{upstream_extra}
 allow_idp_initiated = true
 
 [app.sp]
@@ -264,4 +270,120 @@ async fn websocket_upgrades_need_a_session_and_carry_the_identity() {
         got.push_str(&String::from_utf8_lossy(&chunk[..n]));
     }
     assert!(got.starts_with("user=ann@contoso.example\n"), "{got}");
+}
+
+/// An https upstream with its own (self-signed) certificate: answers every request with
+/// the request line and the X-Remote-User it received.
+async fn tls_upstream(cert: &[u8], key: &[u8]) -> u16 {
+    let identity = native_tls::Identity::from_pkcs8(cert, key).unwrap();
+    let acceptor =
+        tokio_native_tls::TlsAcceptor::from(native_tls::TlsAcceptor::new(identity).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(sock).await else {
+                    return;
+                };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let Ok(n) = tls.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let head = String::from_utf8_lossy(&buf).to_string();
+                let user = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_lowercase()
+                            .strip_prefix("x-remote-user: ")
+                            .map(str::to_string)
+                    })
+                    .unwrap_or_default();
+                let body = format!(
+                    "{}\nx-remote-user: {user}\n",
+                    head.lines().next().unwrap_or("")
+                );
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(resp.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_upstream_is_verified_against_the_configured_ca() {
+    let (cert, key) = server_cert();
+    let port = tls_upstream(&cert, &key).await;
+    let idp = DevIdp::generate("https://idp.example.test/").unwrap();
+    let pem = idp.certificate_pem();
+    let upstream = format!("https://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let sign_in = |gw: &Gateway| {
+        let url = gw.url("/saml/acs");
+        let client = client.clone();
+        let form = [("SAMLResponse", response(&idp))];
+        async move {
+            let r = client.post(url).form(&form).send().await.unwrap();
+            r.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_string()
+        }
+    };
+
+    // Trusting the upstream's CA: proxied over TLS with the identity.
+    let trusted = Gateway::start(
+        &config_upstream(&upstream, "upstream_ca_file = \"ca.pem\"", false),
+        &[("idp.pem", pem.as_bytes()), ("ca.pem", &cert)],
+    )
+    .await;
+    let cookie = sign_in(&trusted).await;
+    let r = client
+        .get(trusted.url("/report"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", trusted.log());
+    let body = r.text().await.unwrap();
+    assert!(body.starts_with("GET /report HTTP/1.1"), "{body}");
+    assert!(
+        body.contains("x-remote-user: ann@contoso.example"),
+        "{body}"
+    );
+
+    // Without it (system CAs only): the upstream's certificate is refused, 502.
+    let untrusted = Gateway::start(
+        &config_upstream(&upstream, "", false),
+        &[("idp.pem", pem.as_bytes())],
+    )
+    .await;
+    let cookie = sign_in(&untrusted).await;
+    let r = client
+        .get(untrusted.url("/report"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
 }

@@ -73,6 +73,10 @@ pub struct AppFile {
     #[serde(default)]
     pub hosts: Vec<String>,
     pub upstream: Option<String>,
+    /// PEM CA bundle trusted for an https:// upstream (default: the system's CAs).
+    pub upstream_ca_file: Option<String>,
+    /// Offer HTTP/2 to an https:// upstream (ALPN; HTTP/1.1 stays possible).
+    pub upstream_http2: Option<bool>,
     pub allow_idp_initiated: Option<bool>,
     pub default_path: Option<String>,
     /// Largest urlencoded form body kept across a sign-in (default 65536; 0 disables).

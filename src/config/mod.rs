@@ -95,6 +95,10 @@ pub struct UpstreamConfig {
     pub host: String,
     pub port: u16,
     pub tls: bool,
+    /// DER certificates trusted for an `https://` upstream (instead of the system's).
+    pub ca: Vec<Vec<u8>>,
+    /// Offer HTTP/2 (ALPN) to an `https://` upstream.
+    pub http2: bool,
 }
 
 impl UpstreamConfig {

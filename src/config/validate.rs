@@ -364,7 +364,34 @@ fn app_config(errs: &mut Errors, ctx: &str, app: &AppFile, base: &Path) -> Optio
         }
     }
 
-    let upstream = upstream(errs, ctx, app.upstream.as_deref());
+    let mut upstream = upstream(errs, ctx, app.upstream.as_deref());
+    if let Some(u) = upstream.as_mut() {
+        if let Some(p) = &app.upstream_ca_file {
+            if !u.tls {
+                errs.push(format!(
+                    "{ctx}.upstream_ca_file: only for an https:// upstream"
+                ));
+            }
+            if let Some((path, pem)) = read_file(errs, &format!("{ctx}.upstream_ca_file"), base, p)
+            {
+                match openssl::x509::X509::stack_from_pem(&pem) {
+                    Ok(certs) if !certs.is_empty() => {
+                        u.ca = certs.iter().filter_map(|c| c.to_der().ok()).collect();
+                    }
+                    _ => errs.push(format!(
+                        "{ctx}.upstream_ca_file {}: no PEM certificate",
+                        path.display()
+                    )),
+                }
+            }
+        }
+        u.http2 = app.upstream_http2.unwrap_or(false);
+        if u.http2 && !u.tls {
+            errs.push(format!(
+                "{ctx}.upstream_http2: only for an https:// upstream (ALPN)"
+            ));
+        }
+    }
 
     let default_path = app.default_path.clone().unwrap_or_else(|| "/".into());
     if !default_path.starts_with('/') || default_path.starts_with("//") {
@@ -632,6 +659,8 @@ fn upstream(errs: &mut Errors, ctx: &str, value: Option<&str>) -> Option<Upstrea
             host,
             port: u.port_or_known_default()?,
             tls,
+            ca: Vec::new(),
+            http2: false,
         })
     });
     if ok.is_none() {

@@ -69,10 +69,20 @@ impl GatewayProxy {
             .iter()
             .map(|a| {
                 let u = &a.upstream;
-                (
-                    a.name.clone(),
-                    HttpPeer::new(u.authority(), u.tls, u.host.clone()),
-                )
+                let mut peer = HttpPeer::new(u.authority(), u.tls, u.host.clone());
+                if u.tls {
+                    let ca: Vec<pingora::tls::x509::X509> =
+                        u.ca.iter()
+                            .filter_map(|der| pingora::tls::x509::X509::from_der(der).ok())
+                            .collect();
+                    if !ca.is_empty() {
+                        peer.options.ca = Some(Arc::new(ca.into_boxed_slice()));
+                    }
+                    if u.http2 {
+                        peer.options.set_http_version(2, 1);
+                    }
+                }
+                (a.name.clone(), peer)
             })
             .collect();
         GatewayProxy { gw, peers }
