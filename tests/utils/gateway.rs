@@ -70,6 +70,12 @@ impl Gateway {
         panic!("gateway did not become healthy; log:\n{}", self.log());
     }
 
+    /// The gateway's process ID (for /proc measurements).
+    #[allow(dead_code, reason = "used by some test binaries only")]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("ssogate.log")).unwrap_or_default()
     }
