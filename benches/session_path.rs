@@ -2,6 +2,8 @@
 //! hit: cookie parse, session lookup (SessionManager with a live revocation feed), route
 //! match on the normalised path, the authorization decision, and building the identity
 //! headers. The target (issue "Performance") is a median at or under 2 µs.
+//! `session_path/cache_hit_jwt` adds the identity JWT on its reuse path (a token minted
+//! once per session, then a cache lookup), as `[app.jwt]` apps pay it.
 //!
 //! `session_path_store` is the same path on a cache miss against a real Redis on
 //! loopback (`SSOGATE_TEST_REDIS_URL`, else a redis-server started here).
@@ -86,6 +88,17 @@ fn path() -> Path {
 
 /// One request's worth of work after the headers are read.
 async fn request(p: &Path, m: &SessionManager, cookie_header: &str, now: i64) -> usize {
+    request_with(p, m, cookie_header, now, None).await
+}
+
+/// The same, plus the identity JWT when the app has one.
+async fn request_with(
+    p: &Path,
+    m: &SessionManager,
+    cookie_header: &str,
+    now: i64,
+    jwt: Option<&ssogate::jwt::JwtIssuer>,
+) -> usize {
     let Some(id) = p.cookie.read(&[cookie_header]) else {
         panic!("cookie")
     };
@@ -95,7 +108,16 @@ async fn request(p: &Path, m: &SessionManager, cookie_header: &str, now: i64) ->
     let route = p.policy.route("/admin/settings/users?page=2");
     let d = decide(&rec.identity, route, "GET");
     black_box(d);
-    p.headers.build(&rec.identity).len()
+    let n = p.headers.build(&rec.identity).len();
+    match jwt {
+        None => n,
+        Some(j) => {
+            let t = j
+                .token(&id.store_key(), &rec.identity, now)
+                .unwrap_or_else(|e| panic!("{e}"));
+            n + t.len()
+        }
+    }
 }
 
 async fn signed_in(m: &SessionManager, p: &Path, now: i64) -> String {
@@ -135,6 +157,26 @@ fn bench(c: &mut Criterion) {
     assert_eq!(m.cache().len(), 1, "the session is cached");
     c.bench_function("session_path/cache_hit", |b| {
         b.iter(|| rt.block_on(request(&p, &m, black_box(&cookie), now)))
+    });
+
+    // The same with the identity JWT (RS256), on its reuse path.
+    let key = openssl::pkey::PKey::from_rsa(
+        openssl::rsa::Rsa::generate(2048).unwrap_or_else(|e| panic!("{e}")),
+    )
+    .and_then(|k| k.private_key_to_pem_pkcs8())
+    .unwrap_or_else(|e| panic!("{e}"));
+    let jwt = ssogate::jwt::JwtIssuer::new(
+        "X-Ssogate-Jwt",
+        "https://wiki.example.com",
+        "wiki",
+        Duration::from_secs(300),
+        &key,
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    rt.block_on(request_with(&p, &m, &cookie, now, Some(&jwt))); // mint once
+    c.bench_function("session_path/cache_hit_jwt", |b| {
+        b.iter(|| rt.block_on(request_with(&p, &m, black_box(&cookie), now, Some(&jwt))))
     });
 
     // Cache miss: a real Redis, cache disabled.

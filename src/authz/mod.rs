@@ -40,6 +40,15 @@ impl Rules {
             || !self.deny_groups.is_empty()
     }
 
+    /// No rule but methods: any signed-in user.
+    fn is_open(&self) -> bool {
+        !self.has_allow_list()
+            && self.require_all_groups.is_empty()
+            && self.deny_groups.is_empty()
+            && self.deny_roles.is_empty()
+            && self.deny_users.is_empty()
+    }
+
     fn has_allow_list(&self) -> bool {
         !self.allow_groups.is_empty()
             || !self.allow_roles.is_empty()
@@ -79,7 +88,7 @@ pub enum Decision {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Explained {
     pub decision: Decision,
-    pub rule: String,
+    pub rule: std::borrow::Cow<'static, str>,
 }
 
 #[derive(Debug)]
@@ -187,80 +196,119 @@ fn looks_like_object_id(s: &str) -> bool {
             .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// `format!` only when explaining; a fixed word otherwise.
+macro_rules! rule_text {
+    ($explain:expr, $($arg:tt)*) => {
+        if $explain {
+            std::borrow::Cow::Owned(format!($($arg)*))
+        } else {
+            std::borrow::Cow::Borrowed("rule")
+        }
+    };
+}
+
 /// May this method reach this route at all (public routes included)?
 pub fn method_allowed(route: &Route, method: &str) -> bool {
     route.methods.is_empty() || route.methods.iter().any(|m| m.eq_ignore_ascii_case(method))
 }
 
 pub fn decide(identity: &Identity, route: &Route, method: &str) -> Decision {
-    explain(identity, route, method).decision
+    judge(identity, route, method, false).decision
 }
 
 /// The decision for a signed-in identity, and which rule made it. Order: methods, deny
 /// rules, then the allow rules (any of groups, roles, users), then require_all_groups.
 pub fn explain(identity: &Identity, route: &Route, method: &str) -> Explained {
-    let done = |decision, rule: String| Explained { decision, rule };
+    judge(identity, route, method, true)
+}
+
+/// The decision; the rule text only when `explain` (the request path never formats).
+fn judge(identity: &Identity, route: &Route, method: &str, explain: bool) -> Explained {
+    fn done(decision: Decision, rule: impl Into<std::borrow::Cow<'static, str>>) -> Explained {
+        Explained {
+            decision,
+            rule: rule.into(),
+        }
+    }
     if !method_allowed(route, method) {
         return done(
             Decision::MethodNotAllowed,
-            format!("methods = {:?} does not include {method}", route.methods),
+            rule_text!(
+                explain,
+                "methods = {:?} does not include {method}",
+                route.methods
+            ),
         );
     }
     let rules = match &route.access {
-        Access::Public => return done(Decision::Allow, "public route".into()),
+        Access::Public => return done(Decision::Allow, "public route"),
         Access::SignedIn(r) => r,
     };
-    let user = identity.name_id.to_lowercase();
-    let groups: Vec<String> = identity
-        .groups()
-        .iter()
-        .map(|g| g.to_ascii_lowercase())
-        .collect();
-    let in_group = |g: &String| groups.contains(g);
+    // The common case, no rules: nothing to compare (and nothing to allocate).
+    if rules.is_open() {
+        return done(Decision::Allow, "any signed-in user");
+    }
+    let groups = identity.groups();
+    // Group IDs were lower-cased at compile time; token values compare case-insensitively.
+    let in_group = |g: &String| groups.iter().any(|t| t.eq_ignore_ascii_case(g));
+    let user_is = |list: &[String]| {
+        list.iter()
+            .any(|u| u.eq_ignore_ascii_case(&identity.name_id))
+    };
+    let user = identity.name_id.as_str();
     let roles = identity.roles();
-    if rules.deny_users.contains(&user) {
-        return done(Decision::Denied, format!("deny_users includes {user}"));
+    if user_is(&rules.deny_users) {
+        return done(
+            Decision::Denied,
+            rule_text!(explain, "deny_users includes {user}"),
+        );
     }
     if let Some(r) = roles.iter().find(|r| rules.deny_roles.contains(r)) {
-        return done(Decision::Denied, format!("deny_roles includes role {r}"));
+        return done(
+            Decision::Denied,
+            rule_text!(explain, "deny_roles includes role {r}"),
+        );
     }
     if let Some(g) = rules.deny_groups.iter().find(|g| in_group(g)) {
-        return done(Decision::Denied, format!("deny_groups includes group {g}"));
+        return done(
+            Decision::Denied,
+            rule_text!(explain, "deny_groups includes group {g}"),
+        );
     }
     let overage = identity.groups_overage() && groups.is_empty();
     if rules.has_allow_list() {
-        let by_user = rules.allow_users.contains(&user);
+        let by_user = user_is(&rules.allow_users);
         let by_role = roles.iter().find(|r| rules.allow_roles.contains(r));
         let by_group = rules.allow_groups.iter().find(|g| in_group(g));
         let reason = if by_user {
-            Some(format!("allow_users includes {user}"))
+            Some(rule_text!(explain, "allow_users includes {user}"))
         } else if let Some(r) = by_role {
-            Some(format!("allow_roles includes role {r}"))
+            Some(rule_text!(explain, "allow_roles includes role {r}"))
         } else {
-            by_group.map(|g| format!("allow_groups includes group {g}"))
+            by_group.map(|g| rule_text!(explain, "allow_groups includes group {g}"))
         };
         let Some(reason) = reason else {
             if overage && !rules.allow_groups.is_empty() {
                 return done(
                     Decision::GroupsUnknown,
-                    "allow_groups, but the token has only the group overage link".into(),
+                    "allow_groups, but the token has only the group overage link",
                 );
             }
             return done(
                 Decision::NotInGroups,
-                "no allow_groups / allow_roles / allow_users rule matches".into(),
+                "no allow_groups / allow_roles / allow_users rule matches",
             );
         };
         if let Some(missing) = rules.require_all_groups.iter().find(|g| !in_group(g)) {
             if overage {
                 return done(
                     Decision::GroupsUnknown,
-                    "require_all_groups, but the token has only the group overage link".into(),
+                    "require_all_groups, but the token has only the group overage link",
                 );
             }
             return done(
                 Decision::NotInGroups,
-                format!("require_all_groups: not in group {missing}"),
+                rule_text!(explain, "require_all_groups: not in group {missing}"),
             );
         }
         return done(Decision::Allow, reason);
@@ -269,20 +317,20 @@ pub fn explain(identity: &Identity, route: &Route, method: &str) -> Explained {
         if overage {
             return done(
                 Decision::GroupsUnknown,
-                "require_all_groups, but the token has only the group overage link".into(),
+                "require_all_groups, but the token has only the group overage link",
             );
         }
         return done(
             Decision::NotInGroups,
-            format!("require_all_groups: not in group {missing}"),
+            rule_text!(explain, "require_all_groups: not in group {missing}"),
         );
     }
     done(
         Decision::Allow,
         if rules.require_all_groups.is_empty() {
-            "any signed-in user".into()
+            "any signed-in user"
         } else {
-            "in every group of require_all_groups".into()
+            "in every group of require_all_groups"
         },
     )
 }

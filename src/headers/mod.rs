@@ -40,6 +40,24 @@ impl Encoding {
     }
 
     pub fn apply(self, v: &str) -> String {
+        self.apply_owned(v.to_string())
+    }
+
+    /// As [`Encoding::apply`], reusing `v` when it needs no change (the common case:
+    /// printable ASCII under `percent`, `rfc2047` or `utf8`).
+    pub fn apply_owned(self, v: String) -> String {
+        // Branch-free over the bytes (vectorises), then a memchr-style search for '%'.
+        let plain = || {
+            v.bytes()
+                .fold(true, |ok, b| ok & (b.wrapping_sub(0x20) < 0x5f))
+                && !v.contains('%')
+        };
+        match self {
+            Self::Utf8 => return v,
+            Self::Percent | Self::Rfc2047 if plain() => return v,
+            _ => {}
+        }
+        let v = v.as_str();
         match self {
             Self::Utf8 => v.to_string(),
             Self::Base64 => base64::engine::general_purpose::STANDARD.encode(v),
@@ -269,29 +287,43 @@ impl HeaderMapping {
         let mut out = Vec::with_capacity(self.entries.len());
         for e in &self.entries {
             let values = e.source.values(identity);
-            let joined = if values.is_empty() {
-                match &e.default {
+            let joined = match (values.len(), &e.aliases) {
+                (0, _) => match &e.default {
                     Some(d) => d.clone(),
                     None => continue,
+                },
+                (1, None) => values
+                    .into_iter()
+                    .next()
+                    .map(|v| v.into_owned())
+                    .unwrap_or_default(),
+                _ => {
+                    let cap = values.iter().map(|v| v.len() + e.separator.len()).sum();
+                    let mut out = String::with_capacity(cap);
+                    for (i, v) in values.iter().enumerate() {
+                        if i > 0 {
+                            out.push_str(&e.separator);
+                        }
+                        let v = match &e.aliases {
+                            Some(map) => map
+                                .get(&v.to_ascii_lowercase())
+                                .map(String::as_str)
+                                .unwrap_or(v.as_ref()),
+                            None => v.as_ref(),
+                        };
+                        out.push_str(v);
+                    }
+                    out
                 }
-            } else {
-                let mapped: Vec<&str> = values
-                    .iter()
-                    .map(|v| match &e.aliases {
-                        Some(map) => map
-                            .get(&v.to_ascii_lowercase())
-                            .map(String::as_str)
-                            .unwrap_or(v.as_ref()),
-                        None => v.as_ref(),
-                    })
-                    .collect();
-                mapped.join(&e.separator)
             };
-            if joined.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'\0')) {
+            if joined
+                .bytes()
+                .fold(false, |bad, b| bad | matches!(b, b'\r' | b'\n' | b'\0'))
+            {
                 tracing::warn!(header = %e.name, "identity value with CR/LF/NUL dropped");
                 continue;
             }
-            out.push((e.name.as_str(), e.encoding.apply(&joined)));
+            out.push((e.name.as_str(), e.encoding.apply_owned(joined)));
         }
         out
     }
