@@ -12,6 +12,7 @@ use ssogate::saml::{self, DevIdp, ResponseSpec};
 use std::time::Duration;
 use utils::echo::{echoed, EchoUpstream};
 use utils::gateway::Gateway;
+use utils::http::client;
 use utils::redis::TestRedis;
 
 const ADMINS: &str = "e7f3c0ba-0000-4000-8000-000000000001";
@@ -98,14 +99,6 @@ async fn setup_with(redis: Option<TestRedis>, idle: &str) -> Setup {
 
 async fn setup() -> Setup {
     setup_with(None, "30m").await
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
 }
 
 async fn browse(url: &str, cookie: Option<&str>) -> reqwest::Response {

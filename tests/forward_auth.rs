@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use utils::echo::{echoed, EchoUpstream};
 use utils::gateway::{free_port, Gateway};
+use utils::http::client;
 
 const STAFF: &str = "5a1d2c3b-0000-4000-8000-000000000002";
 const ADMINS: &str = "e7f3c0ba-0000-4000-8000-000000000001";
@@ -160,14 +161,6 @@ path = "/public/"
 public = true
 "#
     )
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

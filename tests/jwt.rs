@@ -16,9 +16,9 @@ use openssl::pkey::PKey;
 use openssl::rsa::Rsa;
 use ssogate::identity::claims;
 use ssogate::saml::{DevIdp, ResponseSpec, SpSettings};
-use std::time::Duration;
 use utils::echo::{echoed, EchoUpstream};
 use utils::gateway::Gateway;
+use utils::http::client;
 
 const PUBLIC_URL: &str = "https://wiki.example.test";
 const GROUP: &str = "5a1d2c3b-0000-4000-8000-000000000002";
@@ -101,14 +101,6 @@ async fn start(
         ],
     )
     .await
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
 }
 
 async fn sign_in(gw: &Gateway, idp: &DevIdp) -> String {

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utils::echo::EchoUpstream;
 use utils::gateway::Gateway;
+use utils::http::client;
 
 const ENTITY: &str = "https://sts.windows.net/00000000-0000-0000-0000-00000000cafe/";
 const PUBLIC_URL: &str = "https://wiki.example.test";
@@ -118,14 +119,6 @@ metadata_file = "{backing}"
 refresh_interval = "1s"
 "#
     )
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
 }
 
 /// Does the gateway accept an (IdP-initiated) response signed by `idp`?

@@ -10,17 +10,9 @@
 mod utils;
 
 use ssogate::saml::{self, DevIdp, ResponseSpec, SpSettings};
-use std::time::Duration;
 use utils::echo::{echoed, EchoUpstream};
 use utils::gateway::Gateway;
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
+use utils::http::client;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_session_keeps_the_form_through_sign_in() {

@@ -17,6 +17,7 @@ use ssogate::saml::{DevIdp, ResponseSpec, SpSettings};
 use std::time::{Duration, Instant};
 use utils::echo::EchoUpstream;
 use utils::gateway::Gateway;
+use utils::http::client;
 
 const TOKEN: &str = "s3cret-token-for-entra-provisioning";
 const PUBLIC_URL: &str = "https://wiki.example.test";
@@ -78,14 +79,6 @@ async fn gateway(idp: &DevIdp, text: &str) -> Gateway {
         ],
     )
     .await
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
 }
 
 async fn scim(gw: &Gateway, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {

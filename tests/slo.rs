@@ -19,6 +19,7 @@ use ssogate::saml::{DevIdp, EncryptFor, ResponseSpec};
 use std::time::{Duration, Instant};
 use utils::echo::EchoUpstream;
 use utils::gateway::Gateway;
+use utils::http::client;
 
 const PUBLIC_URL: &str = "https://wiki.example.test";
 const IDP_SLO: &str = "https://login.example.test/tenant/saml2";
@@ -106,14 +107,6 @@ async fn setup() -> Setup {
         sp_public: cert.public_key().unwrap(),
         _echo: echo,
     }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
 }
 
 async fn get(gw: &Gateway, path_and_query: &str, cookie: Option<&str>) -> reqwest::Response {

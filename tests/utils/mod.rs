@@ -3,4 +3,5 @@
 
 pub mod echo;
 pub mod gateway;
+pub mod http;
 pub mod redis;
