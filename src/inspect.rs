@@ -10,6 +10,7 @@
 use crate::gateway::App;
 use crate::saml::logout::LogoutChecks;
 use crate::saml::redirect::{parse_redirect_query, public_keys, MessageParam};
+use crate::saml::xml::{child, text_of, NS_ASSERTION, NS_DSIG, NS_PROTOCOL};
 use crate::saml::{self, IdpSettings, SamlError};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -18,10 +19,6 @@ use openssl::hash::MessageDigest;
 use openssl::x509::X509;
 use roxmltree::Node;
 use std::fmt::Write as _;
-
-const NS_PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
-const NS_ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
-const NS_DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
 
 /// A message as given on the command line.
 enum Input {
@@ -81,22 +78,10 @@ fn ok(b: bool) -> &'static str {
     }
 }
 
-fn child<'a, 'i>(n: Node<'a, 'i>, ns: &str, local: &str) -> Option<Node<'a, 'i>> {
-    n.children().find(|c| {
-        c.is_element() && c.tag_name().name() == local && c.tag_name().namespace() == Some(ns)
-    })
-}
-
+/// An element's text for display, trimmed; `(none)` when absent.
 fn text(n: Option<Node<'_, '_>>) -> String {
-    n.map(|n| {
-        n.descendants()
-            .filter(|d| d.is_text())
-            .filter_map(|d| d.text())
-            .collect::<String>()
-            .trim()
-            .to_string()
-    })
-    .unwrap_or_else(|| "(none)".into())
+    n.map(|n| text_of(n).trim().to_string())
+        .unwrap_or_else(|| "(none)".into())
 }
 
 fn attr<'a>(n: Option<Node<'a, '_>>, name: &str) -> &'a str {

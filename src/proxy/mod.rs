@@ -259,14 +259,7 @@ impl ProxyHttp for GatewayProxy {
             return Ok(false);
         }
 
-        let cookie_values: Vec<&str> = session
-            .req_header()
-            .headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let session_id = self.gw.cookie.read(&cookie_values);
+        let session_id = self.session_cookie(session);
         let record = match &session_id {
             None => None,
             Some(id) => {
