@@ -3,19 +3,20 @@
 //! every check of the chain -> `Identity`). Store work (pending request, replay cache,
 //! session) is not included: see session_path_store for that side.
 //!
-//! Inputs: an Entra-shaped response signed by the development IdP (assertion signed,
-//! about 5 KB, 8 claims plus 20 group object IDs), and the real Entra response from
-//! ../shared/fixtures/entra at its 2022 instant.
+//! Inputs: an Entra-shaped response signed by the development IdP (about 6 KB, 8 claims
+//! plus 20 group object IDs), signed three ways (assertion, response, both), and the real
+//! Entra response from ../shared/fixtures/entra at its 2022 instant.
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use ssogate::identity::claims;
-use ssogate::saml::{DevIdp, IdpSettings, ResponseSpec, ResponseValidator, SpSettings};
+use ssogate::saml::{DevIdp, IdpSettings, ResponseSpec, ResponseValidator, Signing, SpSettings};
 use std::time::Duration;
 
-fn entra_shaped(idp: &DevIdp, sp: &SpSettings, now: DateTime<Utc>) -> String {
+fn entra_shaped(idp: &DevIdp, sp: &SpSettings, now: DateTime<Utc>, signing: Signing) -> String {
     let mut spec = ResponseSpec::for_sp(sp, "alice@contoso.example", now);
+    spec.signing = signing;
     spec.in_response_to = Some("_0123456789abcdef0123456789abcdef".into());
     spec.lifetime = Duration::from_secs(3600);
     let one = |uri: &str, v: &str| (uri.to_string(), vec![v.to_string()]);
@@ -54,23 +55,31 @@ fn bench(c: &mut Criterion) {
         name_id_format: "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".into(),
     };
     let now = Utc::now();
-    let response = entra_shaped(&idp, &sp, now);
     let idp_settings = idp.idp_settings("https://login.example.test/saml2");
-    let validator = ResponseValidator::new(sp.clone(), &idp_settings);
-    assert!(
-        validator.validate(&response, now).is_ok(),
-        "control must validate"
-    );
-    eprintln!(
-        "acs_verify: Entra-shaped response is {} bytes of XML",
-        base64::engine::general_purpose::STANDARD
-            .decode(&response)
-            .map(|x| x.len())
-            .unwrap_or(0)
-    );
-    c.bench_function("acs_verify/assertion_signed", |b| {
-        b.iter(|| black_box(validator.validate(black_box(&response), now)))
-    });
+    for (name, signing) in [
+        ("assertion_signed", Signing::Assertion),
+        ("response_signed", Signing::Response),
+        ("both_signed", Signing::Both),
+    ] {
+        let response = entra_shaped(&idp, &sp, now, signing);
+        let mut validator = ResponseValidator::new(sp.clone(), &idp_settings);
+        validator.want_assertions_signed = signing != Signing::Response;
+        validator.want_response_signed = signing != Signing::Assertion;
+        assert!(
+            validator.validate(&response, now).is_ok(),
+            "control must validate"
+        );
+        eprintln!(
+            "acs_verify/{name}: Entra-shaped response is {} bytes of XML",
+            base64::engine::general_purpose::STANDARD
+                .decode(&response)
+                .map(|x| x.len())
+                .unwrap_or(0)
+        );
+        c.bench_function(&format!("acs_verify/{name}"), |b| {
+            b.iter(|| black_box(validator.validate(black_box(&response), now)))
+        });
+    }
 
     // The real Entra fixture in its original context.
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/entra");

@@ -98,7 +98,7 @@ impl App {
         let keys = saml::redirect::public_keys(&settings.signing_certs)?;
         let mut validator = self.validator_base.clone();
         validator.idp_entity_id = settings.entity_id.clone();
-        validator.certs = settings.signing_certs.clone();
+        validator.set_signing_certs(settings.signing_certs.clone())?;
         Ok(IdpTrust {
             settings,
             validator,
@@ -406,17 +406,21 @@ fn build_app(app: &AppConfig) -> Result<App, Vec<String>> {
         acs_url: app.sp.acs_url.clone(),
         name_id_format: name_id_format.to_string(),
     };
-    let validator_base = ResponseValidator {
-        sp: sp.clone(),
-        idp_entity_id: String::new(),
-        certs: Vec::new(),
-        clock_skew: app.idp.clock_skew,
-        allow_sha1: app.idp.allow_sha1,
-        max_response_bytes: MAX_SAML_RESPONSE_BYTES,
-        want_assertions_signed: app.idp.want_assertions_signed,
-        want_response_signed: app.idp.want_response_signed,
-        decryption_key: sp_keys.as_ref().map(|k| k.key.clone()),
-    };
+    let mut validator_base = ResponseValidator::new(
+        sp.clone(),
+        &IdpSettings {
+            entity_id: String::new(),
+            sso_url: String::new(),
+            slo_url: None,
+            signing_certs: Vec::new(),
+        },
+    );
+    validator_base.clock_skew = app.idp.clock_skew;
+    validator_base.allow_sha1 = app.idp.allow_sha1;
+    validator_base.max_response_bytes = MAX_SAML_RESPONSE_BYTES;
+    validator_base.want_assertions_signed = app.idp.want_assertions_signed;
+    validator_base.want_response_signed = app.idp.want_response_signed;
+    validator_base.decryption_key = sp_keys.as_ref().map(|k| k.key.clone());
     let built = App {
         name: app.name.clone(),
         upstream: app.upstream.clone(),

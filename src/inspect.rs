@@ -366,13 +366,13 @@ fn inspect_response(app: &App, xml: &str, at: DateTime<Utc>) -> Result<(String, 
     let mut verifier = None;
     for (i, cert) in trust.settings.signing_certs.iter().enumerate() {
         let mut one = v.clone();
-        one.certs = vec![cert.clone()];
-        let verifies = !matches!(
-            one.validate(&b64, at),
-            Err(SamlError::Signature)
-                | Err(SamlError::NoSigningCerts)
-                | Err(SamlError::SignatureReference)
-        );
+        let verifies = one.set_signing_certs(vec![cert.clone()]).is_ok()
+            && !matches!(
+                one.validate(&b64, at),
+                Err(SamlError::Signature)
+                    | Err(SamlError::NoSigningCerts)
+                    | Err(SamlError::SignatureReference)
+            );
         if verifies && verifier.is_none() {
             verifier = Some(i);
         }

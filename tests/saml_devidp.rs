@@ -172,7 +172,9 @@ fn a_response_signed_by_another_key_is_refused() {
     );
     // trusting both keys (rollover) accepts both
     let mut v = validator();
-    v.certs.push(other_idp().certificate_der());
+    let mut certs = v.signing_certs().to_vec();
+    certs.push(other_idp().certificate_der());
+    v.set_signing_certs(certs).unwrap();
     assert!(v.validate(&forged, now()).is_ok());
 }
 

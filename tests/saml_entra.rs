@@ -183,16 +183,20 @@ fn another_issuer_is_refused() {
 fn a_wrong_certificate_is_refused() {
     let mut v = validator();
     let other = DevIdp::generate(IDP).unwrap();
-    v.certs = vec![other.certificate_der()];
+    v.set_signing_certs(vec![other.certificate_der()]).unwrap();
     assert_eq!(
         v.validate(&b64(RESPONSE), inside()).unwrap_err(),
         SamlError::Signature
     );
     // the right one among several (rollover) is found
-    v.certs.push(load_certificate(CERT_PEM).unwrap());
+    v.set_signing_certs(vec![
+        other.certificate_der(),
+        load_certificate(CERT_PEM).unwrap(),
+    ])
+    .unwrap();
     assert!(v.validate(&b64(RESPONSE), inside()).is_ok());
     // and no certificate at all refuses everything
-    v.certs.clear();
+    v.set_signing_certs(Vec::new()).unwrap();
     assert_eq!(
         v.validate(&b64(RESPONSE), inside()).unwrap_err(),
         SamlError::NoSigningCerts

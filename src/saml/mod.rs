@@ -11,6 +11,7 @@
 
 mod authn;
 pub mod devidp;
+pub mod dsig;
 pub mod encryption;
 mod error;
 pub mod logout;

@@ -12,6 +12,7 @@
 //! after checking that its root is that one Assertion (or the Response around it). Comments
 //! inside values are dropped by canonicalization, so `a<!---->b` reads `ab`, never `a`.
 
+use super::dsig::{self, VerifyKeys};
 use super::metadata::{IdpSettings, SpSettings};
 use super::redirect::SigningKey;
 use super::xml::{
@@ -24,10 +25,8 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use roxmltree::{Document, Node};
-use samael::crypto::{
-    AllowedSignatureAlgorithm, CertificateDer, Crypto, CryptoProvider, ReduceMode,
-};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default cap on the decoded SAMLResponse.
@@ -70,14 +69,6 @@ const TRANSFORMS: &[&str] = &[
     "http://www.w3.org/2006/12/xml-c14n11",
     "http://www.w3.org/2006/12/xml-c14n11#WithComments",
 ];
-const SAMAEL_SHA2: &[AllowedSignatureAlgorithm] = &[
-    AllowedSignatureAlgorithm::RsaSha256,
-    AllowedSignatureAlgorithm::RsaSha384,
-    AllowedSignatureAlgorithm::RsaSha512,
-    AllowedSignatureAlgorithm::EcdsaSha256,
-    AllowedSignatureAlgorithm::EcdsaSha384,
-    AllowedSignatureAlgorithm::EcdsaSha512,
-];
 
 /// Validates SAMLResponses for one app (SP) against one IdP.
 #[derive(Clone, Debug)]
@@ -85,7 +76,9 @@ pub struct ResponseValidator {
     pub sp: SpSettings,
     pub idp_entity_id: String,
     /// DER signing certificates of the IdP; all are tried. Empty: every response is refused.
-    pub certs: Vec<Vec<u8>>,
+    certs: Vec<Vec<u8>>,
+    /// The same, loaded into libxmlsec1 once (see `dsig`).
+    keys: Arc<VerifyKeys>,
     pub clock_skew: Duration,
     /// Accept rsa-sha1 / sha1 (operator opt-in only).
     pub allow_sha1: bool,
@@ -117,11 +110,22 @@ pub struct ValidatedAssertion {
 
 impl ResponseValidator {
     /// A validator with the defaults: 3 min skew, SHA-256+ only, 256 KiB.
+    ///
+    /// A certificate libxmlsec1 cannot load leaves the validator with no keys (every response
+    /// refused) and is logged; [`Self::set_signing_certs`] reports it instead.
     pub fn new(sp: SpSettings, idp: &IdpSettings) -> Self {
+        let (certs, keys) = match VerifyKeys::from_certificates(&idp.signing_certs) {
+            Ok(keys) => (idp.signing_certs.clone(), keys),
+            Err(e) => {
+                tracing::error!(error = %e, "IdP signing certificate refused by libxmlsec1");
+                (Vec::new(), VerifyKeys::empty())
+            }
+        };
         Self {
             sp,
             idp_entity_id: idp.entity_id.clone(),
-            certs: idp.signing_certs.clone(),
+            certs,
+            keys: Arc::new(keys),
             clock_skew: DEFAULT_CLOCK_SKEW,
             allow_sha1: false,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
@@ -131,13 +135,29 @@ impl ResponseValidator {
         }
     }
 
+    /// Trust these DER signing certificates (and only these) from now on.
+    pub fn set_signing_certs(&mut self, certs: Vec<Vec<u8>>) -> Result<(), SamlError> {
+        let keys = VerifyKeys::from_certificates(&certs).map_err(|e| {
+            tracing::error!(error = %e, "IdP signing certificate refused by libxmlsec1");
+            SamlError::Certificate
+        })?;
+        self.certs = certs;
+        self.keys = Arc::new(keys);
+        Ok(())
+    }
+
+    /// The DER signing certificates trusted.
+    pub fn signing_certs(&self) -> &[Vec<u8>] {
+        &self.certs
+    }
+
     /// Validate the base64 `SAMLResponse` form field at instant `now`.
     pub fn validate(
         &self,
         saml_response_b64: &str,
         now: DateTime<Utc>,
     ) -> Result<ValidatedAssertion, SamlError> {
-        if self.certs.is_empty() {
+        if self.keys.is_empty() {
             return Err(SamlError::NoSigningCerts);
         }
         let xml = self.decode(saml_response_b64)?;
@@ -337,26 +357,23 @@ impl ResponseValidator {
         String::from_utf8(bytes).map_err(|_| SamlError::BadEncoding)
     }
 
-    /// xmlsec verification against the IdP's certificates; returns the pre-digest XML of
-    /// the single verified reference (or of the Response when both are signed).
+    /// xmlsec verification against the IdP's keys; returns the pre-digest XML of the single
+    /// verified reference, or of the Response when both it and the Assertion are signed.
     fn verify(&self, xml: &str) -> Result<String, SamlError> {
-        let certs: Vec<CertificateDer> = self
-            .certs
-            .iter()
-            .map(|c| CertificateDer::from(c.clone()))
-            .collect();
-        let allowed = if self.allow_sha1 {
-            None // samael has no SHA-1 entry; our own allow-list check ran before.
-        } else {
-            Some(SAMAEL_SHA2)
-        };
-        Crypto::reduce_xml_to_signed_with_allowed_algorithms(
-            xml,
-            &certs,
-            ReduceMode::PreDigest,
-            allowed,
-        )
-        .map_err(|_| SamlError::Signature)
+        let mut predigests = dsig::verify(xml, &self.keys, self.allow_sha1).map_err(|e| {
+            tracing::debug!(target: "ssogate::xmlsec", error = %e, "signature refused");
+            SamlError::Signature
+        })?;
+        if predigests.len() == 1 {
+            return Ok(predigests.swap_remove(0));
+        }
+        let mut responses = predigests
+            .into_iter()
+            .filter(|p| xml::parse(p).is_ok_and(|d| is(d.root_element(), NS_PROTOCOL, "Response")));
+        match (responses.next(), responses.next()) {
+            (Some(response), None) => Ok(response),
+            _ => Err(SamlError::Signature),
+        }
     }
 
     /// Steps 3 (Issuer), 4 (Recipient, bearer), 6 (time) and 7 (audience) on the verified

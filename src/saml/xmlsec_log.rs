@@ -52,7 +52,8 @@ unsafe extern "C" fn to_tracing(
     });
 }
 
-/// Install the reporter once per process; later calls do nothing.
+/// Initialise libxmlsec1 (through samael, so that it is initialised exactly once) and
+/// install the reporter, once per process; later calls do nothing. `dsig` relies on it.
 ///
 /// libxmlsec1-openssl installs its own stderr reporter when samael first initialises
 /// the library (lazily, on first use), so initialise it here first: load a throwaway
@@ -60,10 +61,11 @@ unsafe extern "C" fn to_tracing(
 pub fn route_xmlsec_errors_to_tracing() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        if let Ok(der) = throwaway_certificate() {
-            use samael::crypto::{CertificateDer, Crypto, CryptoProvider};
-            let _ = Crypto::verify_signed_xml("<a/>", &CertificateDer::from(der), None);
-        }
+        use samael::crypto::{CertificateDer, Crypto, CryptoProvider};
+        // samael initialises before loading the key, so an empty one (which fails to load,
+        // noisily) still initialises the library if the throwaway cannot be made.
+        let der = throwaway_certificate().unwrap_or_default();
+        let _ = Crypto::verify_signed_xml("<a/>", &CertificateDer::from(der), None);
         // SAFETY: sets a global function pointer inside libxmlsec1; `to_tracing` has the
         // exact C signature of xmlSecErrorsCallback and is valid for the process lifetime.
         unsafe { xmlSecErrorsSetCallback(Some(to_tracing)) }
