@@ -2,11 +2,17 @@
 //! from the same pingora version, with no authentication at all. Used by
 //! benches/load/compare.sh as the baseline ssogate is measured against.
 //!
+//! It uses the same allocator as the ssogate binary (mimalloc), so that the comparison
+//! measures ssogate's own work and nothing else.
+//!
 //! Usage: passthrough LISTEN_ADDR UPSTREAM_ADDR [THREADS]
 
 use async_trait::async_trait;
 use pingora::prelude::*;
 use pingora::server::configuration::ServerConf;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct PassThrough {
     upstream: String,

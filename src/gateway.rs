@@ -85,6 +85,8 @@ pub struct App {
     pub jwt: Option<JwtIssuer>,
     /// "https" when the app's public URL (its ACS URL) is https.
     pub public_scheme: &'static str,
+    /// This app's series of `ssogate_upstream_latency_seconds` (looked up once).
+    pub upstream_latency: prometheus::Histogram,
 }
 
 impl App {
@@ -422,6 +424,9 @@ fn build_app(app: &AppConfig) -> Result<App, Vec<String>> {
     validator_base.want_response_signed = app.idp.want_response_signed;
     validator_base.decryption_key = sp_keys.as_ref().map(|k| k.key.clone());
     let built = App {
+        upstream_latency: crate::metrics::METRICS
+            .upstream_latency
+            .with_label_values(&[app.name.as_str()]),
         name: app.name.clone(),
         upstream: app.upstream.clone(),
         public_scheme: if app.sp.acs_url.starts_with("https://") {

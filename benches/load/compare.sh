@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Side-by-side load comparison on this machine (README "Performance"):
-#   A = a bare pingora pass-through (examples/passthrough.rs, same pingora version)
-#   B = ssogate with a signed-in session on the Redis store
-# both in front of the same fast upstream (examples/upstream.rs), driven in turn by wrk at
-# 50 and at 1000 connections, ROUNDS times alternately. Prints requests/s, p50 and p99 per
-# run, the medians, and the ratios B/A. Fails if any response was not a 200.
+#   passthrough = a bare pingora pass-through (examples/passthrough.rs, same pingora
+#                 version, same allocator)
+#   ssogate     = ssogate with a signed-in session on the Redis store, injecting three
+#                 identity headers (user, e-mail, 20 group IDs) and X-Forwarded-*
+#   ssogate_noid = the same gateway and session without identity headers (authentication,
+#                 route and group check, X-Forwarded-* only): where the rest of the gap goes
+# all in front of the same fast upstream (examples/upstream.rs), driven in turn by wrk at
+# 50 and at 1000 connections, ROUNDS times alternately. Prints requests/s, p50, p99 and the
+# proxy's own CPU time per request (user+sys from /proc, steadier than requests/s on a
+# noisy machine) per run, the medians, and the ratios to the pass-through. Fails if any
+# response was not a 200.
 #
 #   benches/load/compare.sh            # DURATION=10s ROUNDS=3 by default
 set -euo pipefail
@@ -29,10 +35,12 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 
 RP=$(free_port); UP=$(free_port); PT=$(free_port); GW=$(free_port); AD=$(free_port)
+GN=$(free_port); AN=$(free_port)
 redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >/dev/null 2>&1 &
 PIDS+=($!)
 "$BIN/examples/upstream" "127.0.0.1:$UP" 1 2>"$WORK/upstream.log" & PIDS+=($!)
 "$BIN/examples/passthrough" "127.0.0.1:$PT" "127.0.0.1:$UP" 2 2>"$WORK/passthrough.log" & PIDS+=($!)
+PT_PID=$!
 cp config/example-idp.pem "$WORK/idp.pem"
 cat >"$WORK/ssogate.toml" <<TOML
 [listen]
@@ -67,17 +75,31 @@ path = "/"
 allow_groups = ["staff"]
 TOML
 RUST_LOG=warn "$BIN/ssogate" run --config "$WORK/ssogate.toml" 2>"$WORK/ssogate.log" & PIDS+=($!)
-for p in "$RP" "$UP" "$PT" "$GW"; do wait_port "$p"; done
+GW_PID=$!
+# The same without [app.headers]: no identity headers.
+sed -e "s/127.0.0.1:$GW/127.0.0.1:$GN/g" -e "s/127.0.0.1:$AD/127.0.0.1:$AN/" \
+    -e '/^\[app.headers\]/,/^"X-Remote-Groups"/d' "$WORK/ssogate.toml" >"$WORK/ssogate-noid.toml"
+RUST_LOG=warn "$BIN/ssogate" run --config "$WORK/ssogate-noid.toml" 2>"$WORK/ssogate-noid.log" & PIDS+=($!)
+GN_PID=$!
+for p in "$RP" "$UP" "$PT" "$GW" "$GN"; do wait_port "$p"; done
 
 COOKIE=$("$BIN/examples/mint_session" "redis://127.0.0.1:$RP/0" load alice@contoso.example e7f3c0ba-0000-4000-8000-000000000001)
 got=$(curl -s -H "Cookie: $COOKIE" "http://127.0.0.1:$GW/app/page")
 [ "$got" = "hello alice@contoso.example" ] || { echo "ssogate did not proxy the signed-in request: $got" >&2; cat "$WORK/ssogate.log" >&2; exit 1; }
 got=$(curl -s "http://127.0.0.1:$PT/app/page")
 [ "$got" = "hello " ] || { echo "pass-through broken: $got" >&2; exit 1; }
+got=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "http://127.0.0.1:$GN/app/page")
+[ "$got" = "200" ] || { echo "ssogate (no identity headers) did not proxy: $got" >&2; exit 1; }
 
-run() { # name url conns
-  local out
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+run() { # name url conns pid
+  local out before after
+  before=$(cpu_ticks "$4")
   out=$(wrk -t2 -c"$3" -d"$DURATION" --latency -s benches/load/status.lua -H "Cookie: $COOKIE" "$2" | grep '^RESULT')
+  after=$(cpu_ticks "$4")
+  out="$out $(echo "$out" | awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" '{
+    for (i = 1; i <= NF; i++) if ($i ~ /^requests=/) { split($i, kv, "="); n = kv[2] }
+    printf "cpu_us=%.1f", (n > 0) ? t / hz * 1e6 / n : 0 }')"
   echo "$1 c=$3 $out"
   case "$out" in *" bad=0 errors=0"*) ;; *) echo "FAIL: $1 at $3 connections had non-200 responses or errors: $out" >&2; exit 1;; esac
 }
@@ -88,25 +110,25 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB; duration 
 RESULTS="$WORK/results"
 for c in $CONNS; do
   for r in $(seq 1 "$ROUNDS"); do
-    run passthrough "http://127.0.0.1:$PT/app/page" "$c" | tee -a "$RESULTS"
-    run ssogate "http://127.0.0.1:$GW/app/page" "$c" | tee -a "$RESULTS"
+    run passthrough "http://127.0.0.1:$PT/app/page" "$c" "$PT_PID" | tee -a "$RESULTS"
+    run ssogate "http://127.0.0.1:$GW/app/page" "$c" "$GW_PID" | tee -a "$RESULTS"
+    run ssogate_noid "http://127.0.0.1:$GN/app/page" "$c" "$GN_PID" | tee -a "$RESULTS"
   done
 done
 
 echo
-printf '%-12s %6s %12s %10s %10s\n' target conns "req/s" "p50 µs" "p99 µs"
+printf '%-13s %6s %12s %10s %10s %14s\n' target conns "req/s" "p50 µs" "p99 µs" "proxy CPU µs/req"
+med() { grep "^$1 c=$2 " "$RESULTS" | field "$3" | median; }
 for c in $CONNS; do
-  for t in passthrough ssogate; do
-    rows=$(grep "^$t c=$c " "$RESULTS")
-    printf '%-12s %6s %12s %10s %10s\n' "$t" "$c" \
-      "$(echo "$rows" | field rps | median)" "$(echo "$rows" | field p50_us | median)" "$(echo "$rows" | field p99_us | median)"
+  for t in passthrough ssogate ssogate_noid; do
+    printf '%-13s %6s %12s %10s %10s %14s\n' "$t" "$c" \
+      "$(med "$t" "$c" rps)" "$(med "$t" "$c" p50_us)" "$(med "$t" "$c" p99_us)" "$(med "$t" "$c" cpu_us)"
   done
-  a=$(grep "^passthrough c=$c " "$RESULTS" | field rps | median)
-  b=$(grep "^ssogate c=$c " "$RESULTS" | field rps | median)
-  a99=$(grep "^passthrough c=$c " "$RESULTS" | field p99_us | median)
-  b99=$(grep "^ssogate c=$c " "$RESULTS" | field p99_us | median)
-  a50=$(grep "^passthrough c=$c " "$RESULTS" | field p50_us | median)
-  b50=$(grep "^ssogate c=$c " "$RESULTS" | field p50_us | median)
-  awk -v a="$a" -v b="$b" -v a99="$a99" -v b99="$b99" -v a50="$a50" -v b50="$b50" -v c="$c" 'BEGIN {
-    printf "ratio ssogate/passthrough at %s connections: throughput %.3f; added latency p50 %+d µs, p99 %+d µs\n", c, b/a, b50-a50, b99-a99 }'
+  for t in ssogate ssogate_noid; do
+    awk -v a="$(med passthrough "$c" rps)" -v b="$(med "$t" "$c" rps)" \
+        -v a50="$(med passthrough "$c" p50_us)" -v b50="$(med "$t" "$c" p50_us)" \
+        -v a99="$(med passthrough "$c" p99_us)" -v b99="$(med "$t" "$c" p99_us)" \
+        -v acpu="$(med passthrough "$c" cpu_us)" -v bcpu="$(med "$t" "$c" cpu_us)" -v c="$c" -v t="$t" 'BEGIN {
+      printf "ratio %s/passthrough at %s connections: throughput %.3f; added latency p50 %+d µs, p99 %+d µs; proxy CPU %+.1f µs/req\n", t, c, b/a, b50-a50, b99-a99, bcpu-acpu }'
+  done
 done

@@ -147,7 +147,7 @@ impl Policy {
                 })
             };
             compiled.push((
-                normalize_path(&r.path),
+                normalize_path(&r.path).into_owned(),
                 Route {
                     name: r.path.clone(),
                     access,
@@ -337,7 +337,35 @@ fn judge(identity: &Identity, route: &Route, method: &str, explain: bool) -> Exp
 
 /// Percent-decode, treat `\` as `/`, collapse `//`, resolve `.` and `..`.
 /// The result is only used for matching; the request goes upstream unchanged.
-pub fn normalize_path(raw: &str) -> String {
+/// A path that is already normal (nearly every request) is returned as it is.
+pub fn normalize_path(raw: &str) -> std::borrow::Cow<'_, str> {
+    if is_normal(raw) {
+        std::borrow::Cow::Borrowed(raw)
+    } else {
+        std::borrow::Cow::Owned(normalize_slow(raw))
+    }
+}
+
+/// What [`normalize_slow`] would return unchanged: a leading `/`, no `%` or `\`, and no
+/// empty, `.` or `..` segment (one trailing `/` allowed).
+fn is_normal(raw: &str) -> bool {
+    let Some(rest) = raw.strip_prefix('/') else {
+        return false;
+    };
+    if raw.bytes().any(|b| b == b'%' || b == b'\\') {
+        return false;
+    }
+    if rest.is_empty() {
+        return true;
+    }
+    let body = rest.strip_suffix('/').unwrap_or(rest);
+    !body.is_empty()
+        && body
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+}
+
+fn normalize_slow(raw: &str) -> String {
     let decoded = percent_encoding::percent_decode_str(raw).collect::<Vec<u8>>();
     let decoded = String::from_utf8_lossy(&decoded).replace('\\', "/");
     let mut out: Vec<&str> = Vec::new();
@@ -365,6 +393,39 @@ pub fn normalize_path(raw: &str) -> String {
 mod tests {
     use super::*;
     use crate::identity::claims;
+
+    #[test]
+    fn the_fast_path_agrees_with_full_normalization() {
+        for p in [
+            "/",
+            "/a",
+            "/a/",
+            "/a/b",
+            "/a/b/",
+            "//",
+            "/a//b",
+            "/a/./b",
+            "/a/../b",
+            "/..",
+            "/a/..",
+            "/%2e%2e/x",
+            "/a%2Fb",
+            "/a\\b",
+            "a/b",
+            "",
+            "/.",
+            "/a/.",
+            "/a/b//",
+            "/ä/ö",
+            "/a..b/c.d",
+        ] {
+            assert_eq!(normalize_path(p), normalize_slow(p), "{p:?}");
+            if is_normal(p) {
+                assert!(matches!(normalize_path(p), std::borrow::Cow::Borrowed(_)));
+            }
+        }
+        assert!(is_normal("/app/page") && is_normal("/a/b/") && !is_normal("/a//b"));
+    }
 
     fn policy() -> Policy {
         let routes = vec![

@@ -155,6 +155,8 @@ impl Source {
 struct Entry {
     /// Lower-case name.
     name: String,
+    /// The same as shared bytes: inserted into each upstream request without a copy.
+    wire: bytes::Bytes,
     source: Source,
     encoding: Encoding,
     separator: String,
@@ -249,6 +251,7 @@ impl HeaderMapping {
                 continue;
             }
             entries.push(Entry {
+                wire: bytes::Bytes::from(lower.clone().into_bytes()),
                 name: lower,
                 source,
                 encoding,
@@ -276,14 +279,32 @@ impl HeaderMapping {
 
     /// True for a client header that must not reach the upstream.
     pub fn must_strip(&self, name: &str) -> bool {
-        let lower = name.to_ascii_lowercase();
+        self.must_strip_lowercase(&name.to_ascii_lowercase())
+    }
+
+    /// [`Self::must_strip`] for a name already in lower case (as `http::HeaderName`s are):
+    /// no allocation, on every header of every request.
+    pub fn must_strip_lowercase(&self, lower: &str) -> bool {
         (!self.strip_prefix.is_empty() && lower.starts_with(&self.strip_prefix))
             || self.entries.iter().any(|e| e.name == lower)
-            || self.also_strip.contains(&lower)
+            || self.also_strip.iter().any(|n| n == lower)
     }
 
     /// Headers to inject for this identity. A value with CR, LF or NUL is left out.
     pub fn build(&self, identity: &Identity) -> Vec<(&str, String)> {
+        self.build_with(identity, |e| e.name.as_str())
+    }
+
+    /// [`Self::build`] with each name as shared bytes, ready for the upstream request.
+    pub fn build_wire(&self, identity: &Identity) -> Vec<(bytes::Bytes, String)> {
+        self.build_with(identity, |e| e.wire.clone())
+    }
+
+    fn build_with<'a, N>(
+        &'a self,
+        identity: &Identity,
+        name: impl Fn(&'a Entry) -> N,
+    ) -> Vec<(N, String)> {
         let mut out = Vec::with_capacity(self.entries.len());
         for e in &self.entries {
             let values = e.source.values(identity);
@@ -323,7 +344,7 @@ impl HeaderMapping {
                 tracing::warn!(header = %e.name, "identity value with CR/LF/NUL dropped");
                 continue;
             }
-            out.push((e.name.as_str(), e.encoding.apply_owned(joined)));
+            out.push((name(e), e.encoding.apply_owned(joined)));
         }
         out
     }

@@ -96,13 +96,37 @@ pub struct Ctx {
     session: Option<Arc<SessionRecord>>,
     /// Store key of the session (the identity JWT cache key).
     session_key: Option<String>,
-    reference: String,
+    reference: Reference,
     start: Instant,
     host: String,
 }
 
-fn reference_id() -> String {
-    format!("{:016x}", rand::random::<u64>())
+/// The reference shown on error pages and logged with the request: 16 hex digits, kept
+/// inline (made for every request, shown on few).
+#[derive(Clone, Copy)]
+pub struct Reference([u8; 16]);
+
+impl Reference {
+    fn new() -> Self {
+        let mut out = [0u8; 16];
+        // hex::encode_to_slice only fails on a wrong length: 8 bytes -> 16 digits.
+        let _ = hex::encode_to_slice(rand::random::<u64>().to_be_bytes(), &mut out);
+        Reference(out)
+    }
+}
+
+impl std::ops::Deref for Reference {
+    type Target = str;
+    fn deref(&self) -> &str {
+        // Hex digits are ASCII.
+        std::str::from_utf8(&self.0).unwrap_or("0000000000000000")
+    }
+}
+
+impl std::fmt::Display for Reference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
 }
 
 // === impl ProxyHttp ===
@@ -117,7 +141,7 @@ impl ProxyHttp for GatewayProxy {
             route: String::new(),
             session: None,
             session_key: None,
-            reference: reference_id(),
+            reference: Reference::new(),
             start: Instant::now(),
             host: String::new(),
         }
@@ -409,8 +433,8 @@ impl ProxyHttp for GatewayProxy {
             return Ok(());
         };
         if let Some(session) = &ctx.session {
-            for (name, value) in app.headers.build(&session.identity) {
-                upstream.insert_header(name.to_string(), value.as_bytes())?;
+            for (name, value) in app.headers.build_wire(&session.identity) {
+                upstream.insert_header(name, value)?;
             }
             if let (Some(jwt), Some(key)) = (&app.jwt, &ctx.session_key) {
                 let now = self.gw.clock.now().timestamp();
@@ -426,20 +450,23 @@ impl ProxyHttp for GatewayProxy {
             }
         }
         if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
-            let ip = addr.ip().to_string();
-            let xff = match upstream
+            use std::fmt::Write as _;
+            let mut xff = String::with_capacity(64);
+            if let Some(prev) = upstream
                 .headers
                 .get("x-forwarded-for")
                 .and_then(|v| v.to_str().ok())
             {
-                Some(prev) => format!("{prev}, {ip}"),
-                None => ip,
-            };
+                xff.push_str(prev);
+                xff.push_str(", ");
+            }
+            let _ = write!(xff, "{}", addr.ip()); // infallible into a String
             upstream.insert_header("x-forwarded-for", xff)?;
         }
         upstream.insert_header("x-forwarded-proto", app.public_scheme)?;
         if !ctx.host.is_empty() {
-            upstream.insert_header("x-forwarded-host", ctx.host.clone())?;
+            // Nothing reads ctx.host after this point of a proxied request.
+            upstream.insert_header("x-forwarded-host", std::mem::take(&mut ctx.host))?;
         }
         Ok(())
     }
@@ -451,23 +478,20 @@ impl ProxyHttp for GatewayProxy {
         ctx: &mut Ctx,
     ) -> Result<()> {
         if let Some(app) = &ctx.app {
-            METRICS
-                .upstream_latency
-                .with_label_values(&[&app.name])
+            app.upstream_latency
                 .observe(ctx.start.elapsed().as_secs_f64());
         }
         Ok(())
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
-        let status = session
-            .response_written()
-            .map(|r| r.status.as_u16())
-            .unwrap_or(0);
+        let status = session.response_written().map(|r| r.status);
+        let status_label = status.as_ref().map_or("0", http::StatusCode::as_str);
+        let status = status.map_or(0, |s| s.as_u16());
         let app = ctx.app.as_ref().map(|a| a.name.as_str()).unwrap_or("-");
         METRICS
             .requests
-            .with_label_values(&[app, &ctx.route, &status.to_string()])
+            .with_label_values(&[app, &ctx.route, status_label])
             .inc();
         tracing::debug!(
             target: "ssogate::access",
@@ -943,11 +967,12 @@ fn request_host(req: &RequestHeader) -> String {
 
 /// Removes every client header the gateway may inject, and the strip prefix.
 fn strip_client_identity(req: &mut RequestHeader, app: &App) {
-    let doomed: Vec<String> = req
+    // HeaderName is lower case already; nothing is allocated unless a header goes.
+    let doomed: Vec<http::HeaderName> = req
         .headers
         .keys()
-        .filter(|name| app.headers.must_strip(name.as_str()))
-        .map(|n| n.as_str().to_string())
+        .filter(|name| app.headers.must_strip_lowercase(name.as_str()))
+        .cloned()
         .collect();
     for name in doomed {
         req.remove_header(&name);

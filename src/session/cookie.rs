@@ -28,6 +28,15 @@ impl CookieSettings {
         }
     }
 
+    /// `n == self.cookie_name()`, without building the name (every request reads it).
+    fn is_cookie_name(&self, n: &str) -> bool {
+        if self.secure && !self.name.starts_with(HOST_PREFIX) {
+            n.strip_prefix(HOST_PREFIX) == Some(self.name.as_str())
+        } else {
+            n == self.name
+        }
+    }
+
     fn base(&self, value: String) -> Cookie<'static> {
         Cookie::build((self.cookie_name(), value))
             .http_only(true)
@@ -55,12 +64,11 @@ impl CookieSettings {
     /// The session ID from all `Cookie` header values of a request; the first value
     /// under our name that parses wins.
     pub fn read(&self, cookie_headers: &[&str]) -> Option<SessionId> {
-        let name = self.cookie_name();
         cookie_headers
             .iter()
             .flat_map(|h| h.split(';'))
             .filter_map(|pair| pair.split_once('='))
-            .filter(|(n, _)| n.trim() == name)
+            .filter(|(n, _)| self.is_cookie_name(n.trim()))
             .find_map(|(_, v)| {
                 let v = v.trim();
                 // RFC 6265 allows a DQUOTE-wrapped value.
