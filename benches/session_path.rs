@@ -99,7 +99,7 @@ async fn request_with(
     now: i64,
     jwt: Option<&ssogate::jwt::JwtIssuer>,
 ) -> usize {
-    let Some(id) = p.cookie.read(&[cookie_header]) else {
+    let Some(id) = p.cookie.read([cookie_header]) else {
         panic!("cookie")
     };
     let Ok(Some(rec)) = m.load(&id, "wiki", now).await else {
@@ -108,7 +108,7 @@ async fn request_with(
     let route = p.policy.route("/admin/settings/users?page=2");
     let d = decide(&rec.identity, route, "GET");
     black_box(d);
-    let n = p.headers.build(&rec.identity).len();
+    let n = p.headers.build_wire(&rec.identity).len();
     match jwt {
         None => n,
         Some(j) => {

@@ -148,8 +148,7 @@ impl ProxyHttp for GatewayProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        let host = request_host(session.req_header());
-        ctx.host = host.clone();
+        ctx.host = request_host(session.req_header());
         if self.gw.provisioning.is_some() {
             let path = session.req_header().uri.path();
             if path == SCIM_PREFIX || path.starts_with(SCIM_PREFIX_SLASH) {
@@ -158,7 +157,7 @@ impl ProxyHttp for GatewayProxy {
                 return Ok(true);
             }
         }
-        let Some(app) = self.gw.app_for_host(&host).cloned() else {
+        let Some(app) = self.gw.app_for_host(&ctx.host).cloned() else {
             ctx.route = "(no app)".into();
             respond_page(
                 session,
@@ -174,11 +173,14 @@ impl ProxyHttp for GatewayProxy {
 
         strip_client_identity(session.req_header_mut(), &app);
 
+        // Cloning the Uri shares its bytes: no copy of the path.
         let method = session.req_header().method.clone();
-        let path = session.req_header().uri.path().to_string();
-        let query = session.req_header().uri.query().map(str::to_string);
+        let uri = session.req_header().uri.clone();
+        let path = uri.path();
+        let query = uri.query();
 
-        if path == app.acs_path && query == app.acs_query && method == http::Method::POST {
+        if path == app.acs_path && query == app.acs_query.as_deref() && method == http::Method::POST
+        {
             ctx.route = "(acs)".into();
             self.acs(session, ctx, &app).await?;
             return Ok(true);
@@ -226,7 +228,6 @@ impl ProxyHttp for GatewayProxy {
         if path == LOGIN_PATH && method == http::Method::GET {
             ctx.route = "(login)".into();
             let return_to = query
-                .as_deref()
                 .and_then(|q| form_value(q.as_bytes(), "return_to"))
                 .filter(|r| login::is_safe_relative_path(r))
                 .unwrap_or_else(|| app.default_path.clone());
@@ -238,10 +239,9 @@ impl ProxyHttp for GatewayProxy {
             self.sign_out(session, ctx, &app).await?;
             return Ok(true);
         }
-        if app.slo_path.as_deref() == Some(path.as_str()) && method == http::Method::GET {
+        if app.slo_path.as_deref() == Some(path) && method == http::Method::GET {
             ctx.route = "(slo)".into();
-            self.slo(session, ctx, &app, query.as_deref().unwrap_or(""))
-                .await?;
+            self.slo(session, ctx, &app, query.unwrap_or("")).await?;
             return Ok(true);
         }
 
@@ -249,20 +249,15 @@ impl ProxyHttp for GatewayProxy {
         // the original request described by the proxy's headers, answer instead of proxying.
         let forward = (path == FORWARD_AUTH_PATH || path.starts_with(FORWARD_AUTH_PREFIX))
             .then(|| forward_mode(session.req_header()));
-        let path_and_query = match forward {
-            Some(_) => original_uri(session.req_header()),
-            None => session
-                .req_header()
-                .uri
-                .path_and_query()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_else(|| "/".into()),
+        let path_and_query: std::borrow::Cow<'_, str> = match forward {
+            Some(_) => original_uri(session.req_header()).into(),
+            None => uri.path_and_query().map_or("/", |p| p.as_str()).into(),
         };
         let route = app.policy.route(&path_and_query);
         ctx.route = route.name.clone();
-        let route_method = match forward {
-            Some(_) => original_method(session.req_header()),
-            None => method.as_str().to_string(),
+        let route_method: std::borrow::Cow<'_, str> = match forward {
+            Some(_) => original_method(session.req_header()).into(),
+            None => method.as_str().into(),
         };
         if !authz::method_allowed(route, &route_method) {
             respond_page(
@@ -778,14 +773,13 @@ impl GatewayProxy {
     }
 
     fn session_cookie(&self, session: &Session) -> Option<crate::session::SessionId> {
-        let cookie_values: Vec<&str> = session
+        let cookie_values = session
             .req_header()
             .headers
             .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        self.gw.cookie.read(&cookie_values)
+            .into_iter()
+            .filter_map(|v| v.to_str().ok());
+        self.gw.cookie.read(cookie_values)
     }
 
     async fn sign_out(&self, session: &mut Session, ctx: &mut Ctx, app: &App) -> Result<()> {

@@ -63,9 +63,9 @@ impl CookieSettings {
 
     /// The session ID from all `Cookie` header values of a request; the first value
     /// under our name that parses wins.
-    pub fn read(&self, cookie_headers: &[&str]) -> Option<SessionId> {
+    pub fn read<'a>(&self, cookie_headers: impl IntoIterator<Item = &'a str>) -> Option<SessionId> {
         cookie_headers
-            .iter()
+            .into_iter()
             .flat_map(|h| h.split(';'))
             .filter_map(|pair| pair.split_once('='))
             .filter(|(n, _)| self.is_cookie_name(n.trim()))
@@ -136,19 +136,22 @@ mod tests {
         let s = settings(true);
         let h1 = "a=b; junk; =; ssogate=notit; __Host-ssogateX=1".to_string();
         let h2 = format!("x=y;__Host-ssogate={v} ; z=1");
-        assert_eq!(s.read(&[&h1, &h2]), Some(id.clone()));
+        assert_eq!(s.read([h1.as_str(), h2.as_str()]), Some(id.clone()));
         assert_eq!(
-            s.read(&[&format!("__Host-ssogate=\"{v}\"")]),
+            s.read([format!("__Host-ssogate=\"{v}\"").as_str()]),
             Some(id.clone())
         );
         // a bad value first, then a good one
         let h3 = format!("__Host-ssogate=bad; __Host-ssogate={v}");
-        assert_eq!(s.read(&[&h3]), Some(id.clone()));
+        assert_eq!(s.read([h3.as_str()]), Some(id.clone()));
         // not secure: the unprefixed name
-        assert_eq!(settings(false).read(&[&format!("ssogate={v}")]), Some(id));
-        assert_eq!(s.read(&[]), None);
-        assert_eq!(s.read(&[""]), None);
-        assert_eq!(s.read(&[";;;==;"]), None);
+        assert_eq!(
+            settings(false).read([format!("ssogate={v}").as_str()]),
+            Some(id)
+        );
+        assert_eq!(s.read([]), None);
+        assert_eq!(s.read([""]), None);
+        assert_eq!(s.read([";;;==;"]), None);
     }
 
     #[test]
@@ -164,9 +167,9 @@ mod tests {
             format!("ssogate={}", "é".repeat(22)),
             "ssogate=".to_string(),
         ] {
-            assert_eq!(s.read(&[&bad]), None, "{bad}");
+            assert_eq!(s.read([bad.as_str()]), None, "{bad}");
         }
         // the right value under the prefixed name is not read when not secure
-        assert_eq!(s.read(&[&format!("__Host-ssogate={v}")]), None);
+        assert_eq!(s.read([format!("__Host-ssogate={v}").as_str()]), None);
     }
 }

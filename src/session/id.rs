@@ -37,9 +37,11 @@ impl SessionId {
         {
             return None;
         }
-        // Rejects non-canonical trailing bits, so one ID has exactly one spelling.
-        match URL_SAFE_NO_PAD.decode(cookie_value) {
-            Ok(bytes) if bytes.len() == ID_BYTES => Some(Self(cookie_value.to_owned())),
+        // Rejects non-canonical trailing bits, so one ID has exactly one spelling. Decoded
+        // on the stack: this runs on every request.
+        let mut bytes = [0u8; ID_BYTES];
+        match URL_SAFE_NO_PAD.decode_slice(cookie_value, &mut bytes) {
+            Ok(ID_BYTES) => Some(Self(cookie_value.to_owned())),
             _ => None,
         }
     }
@@ -52,7 +54,14 @@ impl SessionId {
     /// What the store keys on: lowercase hex SHA-256 of the cookie value (the 43
     /// characters), so a leaked store dump holds no usable cookie.
     pub fn store_key(&self) -> String {
-        hex::encode(Sha256::digest(self.0.as_bytes()))
+        // Into a buffer, then one String: hex::encode builds its String char by char, and
+        // this runs on every request.
+        let mut out = [0u8; 64];
+        // Only fails on a wrong length: 32 bytes -> 64 digits.
+        let _ = hex::encode_to_slice(Sha256::digest(self.0.as_bytes()), &mut out);
+        std::str::from_utf8(&out)
+            .map(str::to_owned)
+            .unwrap_or_default()
     }
 }
 
