@@ -383,12 +383,22 @@ fn build_app(app: &AppConfig) -> Result<App, Vec<String>> {
             })
             .ok(),
     };
+    let previous_files = app.sp.keys.iter().flat_map(|files| &files.previous);
+    let mut previous_keys = Vec::new();
+    for (path, pem) in previous_files.clone() {
+        match SigningKey::from_pem(pem.expose()) {
+            Ok(k) => previous_keys.push(k),
+            Err(e) => errors.push(format!("sp.previous_key_files {}: {e}", path.display())),
+        }
+    }
+    let previous_sp_keys = (previous_keys.len() == previous_files.count()).then_some(previous_keys);
     let (
         Some((idp, origin)),
         Some(name_id_format),
         Some(policy),
         Some(headers),
         Some(sp_keys),
+        Some(previous_sp_keys),
         Some(metadata_signers),
         Some(jwt),
     ) = (
@@ -397,6 +407,7 @@ fn build_app(app: &AppConfig) -> Result<App, Vec<String>> {
         policy,
         headers,
         sp_keys,
+        previous_sp_keys,
         metadata_signers,
         jwt,
     )
@@ -423,6 +434,7 @@ fn build_app(app: &AppConfig) -> Result<App, Vec<String>> {
     validator_base.want_assertions_signed = app.idp.want_assertions_signed;
     validator_base.want_response_signed = app.idp.want_response_signed;
     validator_base.decryption_key = sp_keys.as_ref().map(|k| k.key.clone());
+    validator_base.previous_decryption_keys = previous_sp_keys;
     let built = App {
         upstream_latency: crate::metrics::METRICS
             .upstream_latency

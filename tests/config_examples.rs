@@ -85,6 +85,50 @@ allow_groups = ["no-such-alias"]
 }
 
 #[test]
+fn a_previous_sp_key_that_is_no_key_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+    for f in [
+        "example-sp-key.pem",
+        "example-sp-cert.pem",
+        "example-idp.pem",
+    ] {
+        std::fs::copy(format!("{examples}/{f}"), dir.path().join(f)).unwrap();
+    }
+    let path = dir.path().join("rollover.toml");
+    let text = r#"
+[listen]
+public = "127.0.0.1:8080"
+[[app]]
+name = "a"
+hosts = ["a.example"]
+upstream = "http://127.0.0.1:1"
+[app.sp]
+entity_id = "https://a.example/saml"
+acs_url = "https://a.example/saml/acs"
+signing_key_file = "example-sp-key.pem"
+certificate_file = "example-sp-cert.pem"
+previous_key_files = ["PREVIOUS"]
+[app.idp]
+entity_id = "https://sts.windows.net/x/"
+sso_url = "https://login.microsoftonline.com/x/saml2"
+certificate_file = "example-idp.pem"
+"#;
+    // A certificate where a private key belongs: refused, naming the file.
+    std::fs::write(&path, text.replace("PREVIOUS", "example-sp-cert.pem")).unwrap();
+    let (ok, out) = check(&[path.to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("sp.previous_key_files") && out.contains("example-sp-cert.pem"),
+        "{out}"
+    );
+    // A real key: fine.
+    std::fs::write(&path, text.replace("PREVIOUS", "example-sp-key.pem")).unwrap();
+    let (ok, out) = check(&[path.to_str().unwrap()]);
+    assert!(ok, "{out}");
+}
+
+#[test]
 fn authz_check_prints_the_decision_and_the_rule() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(

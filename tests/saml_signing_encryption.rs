@@ -226,6 +226,39 @@ fn encrypted_assertion_failures_fail_closed() {
     );
 }
 
+#[test]
+fn a_previous_sp_key_still_decrypts_during_a_rollover() {
+    // Entra still encrypts for the old certificate (sp_key) while the SP already runs with
+    // its new key pair: the old key, kept as a previous key, opens the assertion.
+    let r = response(Signing::Assertion, Some(ContentAlgorithm::Aes256Cbc));
+    let new_key =
+        || SigningKey::from_pkey(PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap()).unwrap();
+    let old_key = || SigningKey::from_pkey(sp_key().0.clone()).unwrap();
+
+    let mut v = validator();
+    v.decryption_key = Some(new_key());
+    assert_eq!(reason(v.validate(&r, now())), "decryption");
+    v.previous_decryption_keys = vec![new_key(), old_key()];
+    let ok = v.validate(&r, now()).unwrap();
+    assert_eq!(ok.identity.name_id, NAME_ID);
+
+    // Keys of nobody involved still refuse it, and a refused algorithm stays refused
+    // whichever key is tried (it is not turned into a key failure).
+    v.previous_decryption_keys = vec![new_key()];
+    assert_eq!(reason(v.validate(&r, now())), "decryption");
+    let tripledes =
+        r#"<xenc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#tripledes-cbc"/>"#;
+    let xml = String::from_utf8(STANDARD.decode(&r).unwrap()).unwrap();
+    let start = xml.find("<xenc:EncryptionMethod").unwrap();
+    let end = start + xml[start..].find("/>").unwrap() + 2;
+    let weak = format!("{}{}{}", &xml[..start], tripledes, &xml[end..]);
+    v.previous_decryption_keys = vec![old_key()];
+    assert_eq!(
+        reason(v.validate(&STANDARD.encode(&weak), now())),
+        "encryption_algorithm"
+    );
+}
+
 fn xmlsec1() -> Command {
     // setup.sh installs xmlsec1; a missing tool is a failed test, not a skipped one.
     Command::new("xmlsec1")

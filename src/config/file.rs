@@ -110,6 +110,9 @@ pub struct SpFile {
     pub signing_key_file: Option<String>,
     /// PEM certificate of that key, published in the SP metadata.
     pub certificate_file: Option<String>,
+    /// Earlier SP private keys (PEM), still tried to decrypt assertions while Entra's
+    /// "Token encryption" certificate changes over; never used to sign or published.
+    pub previous_key_files: Option<Vec<String>>,
     /// Sign AuthnRequests (default: true when a key is configured).
     pub sign_authn_requests: Option<bool>,
 }

@@ -136,15 +136,22 @@ pub struct SpKeyFiles {
     pub key_pem: Secret<Vec<u8>>,
     pub cert_path: PathBuf,
     pub cert_pem: Vec<u8>,
+    /// `previous_key_files`: keys that still decrypt (a token-encryption rollover).
+    pub previous: Vec<(PathBuf, Secret<Vec<u8>>)>,
 }
 
 impl fmt::Debug for SpKeyFiles {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "SpKeyFiles(key: {}, cert: {})",
+            "SpKeyFiles(key: {}, cert: {}, previous: [{}])",
             self.key_path.display(),
-            self.cert_path.display()
+            self.cert_path.display(),
+            self.previous
+                .iter()
+                .map(|(p, _)| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     }
 }

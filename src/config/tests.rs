@@ -191,3 +191,59 @@ want_response_signed = true
     let debug = format!("{:?}", app.sp.keys);
     assert!(!debug.contains("PRIVATE KEY"), "{debug}");
 }
+
+#[test]
+fn previous_sp_keys_need_the_current_one_and_stay_hidden() {
+    let base = r#"
+[listen]
+public = "127.0.0.1:8080"
+[[app]]
+name = "a"
+hosts = ["a.example.com"]
+upstream = "http://127.0.0.1:3000"
+[app.sp]
+entity_id = "https://a.example.com/saml"
+acs_url = "https://a.example.com/saml/acs"
+[app.idp]
+metadata_file = "entra-metadata.xml"
+"#;
+    let alone = base.replace(
+        "[app.idp]",
+        "previous_key_files = [\"example-sp-key.pem\"]\n[app.idp]",
+    );
+    let all = from_str(&alone, &dir(), &no_env())
+        .unwrap_err()
+        .0
+        .join("\n");
+    assert!(
+        all.contains("app[0] (a).sp.previous_key_files: needs the current key"),
+        "{all}"
+    );
+
+    let missing = base.replace(
+        "[app.idp]",
+        concat!(
+            "signing_key_file = \"example-sp-key.pem\"\n",
+            "certificate_file = \"example-sp-cert.pem\"\n",
+            "previous_key_files = [\"example-sp-key.pem\", \"no-such-key.pem\"]\n[app.idp]"
+        ),
+    );
+    let all = from_str(&missing, &dir(), &no_env())
+        .unwrap_err()
+        .0
+        .join("\n");
+    assert!(
+        all.contains("sp.previous_key_files[1]: cannot read"),
+        "{all}"
+    );
+
+    let ok = missing.replace(", \"no-such-key.pem\"", "");
+    let c = from_str(&ok, &dir(), &no_env()).unwrap();
+    let keys = c.apps[0].sp.keys.as_ref().unwrap();
+    assert_eq!(keys.previous.len(), 1);
+    let debug = format!("{keys:?}");
+    assert!(
+        debug.contains("example-sp-key.pem") && !debug.contains("PRIVATE KEY"),
+        "{debug}"
+    );
+}

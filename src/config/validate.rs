@@ -479,6 +479,16 @@ fn app_config(errs: &mut Errors, ctx: &str, app: &AppFile, base: &Path) -> Optio
                 (Some(k), Some(c)) => {
                     let key = read_file(errs, &format!("{ctx}.sp.signing_key_file"), base, k);
                     let cert = read_file(errs, &format!("{ctx}.sp.certificate_file"), base, c);
+                    let previous: Vec<_> = sp
+                        .previous_key_files
+                        .iter()
+                        .flatten()
+                        .enumerate()
+                        .filter_map(|(i, f)| {
+                            read_file(errs, &format!("{ctx}.sp.previous_key_files[{i}]"), base, f)
+                                .map(|(path, pem)| (path, Secret::new(pem)))
+                        })
+                        .collect();
                     match (key, cert) {
                         (Some((key_path, key_pem)), Some((cert_path, cert_pem))) => {
                             Some(SpKeyFiles {
@@ -486,6 +496,7 @@ fn app_config(errs: &mut Errors, ctx: &str, app: &AppFile, base: &Path) -> Optio
                                 key_pem: Secret::new(key_pem),
                                 cert_path,
                                 cert_pem,
+                                previous,
                             })
                         }
                         _ => None,
@@ -498,6 +509,11 @@ fn app_config(errs: &mut Errors, ctx: &str, app: &AppFile, base: &Path) -> Optio
                     None
                 }
             };
+            if sp.previous_key_files.is_some() && sp.signing_key_file.is_none() {
+                errs.push(format!(
+                    "{ctx}.sp.previous_key_files: needs the current key too (signing_key_file and certificate_file)"
+                ));
+            }
             if sp.sign_authn_requests == Some(true) && keys.is_none() {
                 errs.push(format!(
                     "{ctx}.sp.sign_authn_requests: needs signing_key_file and certificate_file"

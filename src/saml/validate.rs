@@ -90,6 +90,8 @@ pub struct ResponseValidator {
     pub want_response_signed: bool,
     /// The SP key that decrypts `EncryptedAssertion`s; `None`: they are refused.
     pub decryption_key: Option<SigningKey>,
+    /// Earlier SP keys, tried after `decryption_key` (a token-encryption rollover).
+    pub previous_decryption_keys: Vec<SigningKey>,
 }
 
 /// The facts of a validated assertion. The caller still does InResponseTo consumption
@@ -132,6 +134,7 @@ impl ResponseValidator {
             want_assertions_signed: true,
             want_response_signed: false,
             decryption_key: None,
+            previous_decryption_keys: Vec::new(),
         }
     }
 
@@ -247,7 +250,16 @@ impl ResponseValidator {
         } else {
             encrypted
         };
-        let plaintext = super::encryption::decrypt_assertion(trusted, key.pkey())?;
+        // The current key, then the previous ones. A refused algorithm is refused whatever
+        // the key; only a key that does not open it moves on to the next.
+        let mut opened = Err(SamlError::Decryption);
+        for k in std::iter::once(key).chain(&self.previous_decryption_keys) {
+            opened = super::encryption::decrypt_assertion(trusted, k.pkey());
+            if !matches!(opened, Err(SamlError::Decryption)) {
+                break;
+            }
+        }
+        let plaintext = opened?;
 
         // The plaintext may use prefixes declared around the EncryptedAssertion: re-declare
         // them on a wrapper so it parses standalone.
