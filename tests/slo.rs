@@ -10,6 +10,8 @@
 
 mod utils;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use openssl::pkey::{PKey, Public};
 use openssl::rsa::Rsa;
 use ssogate::saml::devidp::self_signed_certificate;
@@ -84,26 +86,45 @@ public = true
 }
 
 async fn setup() -> Setup {
+    setup_with(false).await
+}
+
+/// With `rollover`, the gateways run with a new SP key pair and keep the old key in
+/// `previous_key_files`, while the IdP still encrypts for the old certificate
+/// (`sp_cert_der`); signatures come from the new key (`sp_public`).
+async fn setup_with(rollover: bool) -> Setup {
     let echo = EchoUpstream::start().await;
     let idp = DevIdp::generate("https://idp.example.test/").unwrap();
     let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
     let cert = self_signed_certificate(&key).unwrap();
     let key_pem = key.private_key_to_pem_pkcs8().unwrap();
     let cert_pem = cert.to_pem().unwrap();
+    let old_key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+    let old_cert = self_signed_certificate(&old_key).unwrap();
+    let old_key_pem = old_key.private_key_to_pem_pkcs8().unwrap();
     let idp_pem = idp.certificate_pem();
-    let files: [(&str, &[u8]); 3] = [
+    let files: [(&str, &[u8]); 4] = [
         ("idp.pem", idp_pem.as_bytes()),
         ("sp-key.pem", &key_pem),
         ("sp-cert.pem", &cert_pem),
+        ("old-sp-key.pem", &old_key_pem),
     ];
-    let text = config(&utils::redis::shared_url(), echo.port);
+    let mut text = config(&utils::redis::shared_url(), echo.port);
+    if rollover {
+        text = text.replace(
+            "certificate_file = \"sp-cert.pem\"",
+            "certificate_file = \"sp-cert.pem\"\nprevious_key_files = [\"old-sp-key.pem\"]",
+        );
+    }
     let a = Gateway::start(&text, &files).await;
     let b = Gateway::start(&text, &files).await;
     Setup {
         replicas: [a, b],
         user: format!("alice-{}@contoso.example", uuid::Uuid::new_v4()),
         idp,
-        sp_cert_der: cert.to_der().unwrap(),
+        sp_cert_der: if rollover { old_cert } else { cert.clone() }
+            .to_der()
+            .unwrap(),
         sp_public: cert.public_key().unwrap(),
         _echo: echo,
     }
@@ -340,6 +361,20 @@ async fn forged_or_unsigned_logout_requests_end_nothing() {
     assert_eq!(deliver(a, &url).await.status(), 400);
 
     assert!(is_signed_in(a, &cookie).await, "log: {}", a.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assertion_for_the_previous_sp_certificate_still_signs_in() {
+    // Mid-rollover: the gateway signs with its new key and Entra still encrypts for the
+    // old certificate. The old key, kept in previous_key_files, opens it.
+    let s = setup_with(true).await;
+    let [a, _] = &s.replicas;
+    let (cookie, _) = sign_in(&s, a, true).await;
+    assert!(is_signed_in(a, &cookie).await, "log: {}", a.log());
+    // The SP metadata publishes the current certificate, never the previous one.
+    let xml = get(a, "/saml/metadata", None).await.text().await.unwrap();
+    assert!(xml.contains("X509Certificate"), "{xml}");
+    assert!(!xml.contains(&STANDARD.encode(&s.sp_cert_der)), "{xml}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
