@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use utils::echo::{echoed, EchoUpstream};
 use utils::gateway::{free_port, Gateway};
-use utils::http::client;
+use utils::http::{client, cookie_of};
 
 const STAFF: &str = "5a1d2c3b-0000-4000-8000-000000000002";
 const ADMINS: &str = "e7f3c0ba-0000-4000-8000-000000000001";
@@ -216,13 +216,7 @@ async fn nginx_auth_request_protects_an_app() {
         .await
         .unwrap();
     assert_eq!(r.status(), 302, "{}", gw.log());
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = cookie_of(&r);
 
     // Signed in: the app gets the identity from ssogate, never the client's value.
     let r = client()

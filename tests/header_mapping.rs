@@ -16,6 +16,7 @@ use ssogate::saml::{DevIdp, ResponseSpec, SpSettings};
 use std::time::Duration;
 use utils::echo::{echoed, EchoUpstream};
 use utils::gateway::Gateway;
+use utils::http::cookie_of;
 
 const ADMINS: &str = "e7f3c0ba-0000-4000-8000-000000000001";
 const STAFF: &str = "5a1d2c3b-0000-4000-8000-000000000002";
@@ -100,13 +101,7 @@ staff = "{STAFF}"
         .await
         .unwrap();
     assert_eq!(r.status(), 302, "{}", gw.log());
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = cookie_of(&r);
     let body = client
         .get(gw.url("/"))
         .header("cookie", cookie)

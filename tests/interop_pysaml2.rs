@@ -22,6 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use utils::echo::{echoed, EchoUpstream};
 use utils::gateway::{free_port, Gateway};
+use utils::http::cookie_of;
 
 struct Idp {
     port: u16,
@@ -224,18 +225,6 @@ async fn post_form(html: &str) -> reqwest::Response {
         fields.push(("RelayState", relay));
     }
     client().post(action).form(&fields).send().await.unwrap()
-}
-
-fn cookie_of(r: &reqwest::Response) -> String {
-    r.headers()
-        .get("set-cookie")
-        .expect("a session cookie")
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 /// SP-initiated sign-in at /private through the pysaml2 IdP; returns the ACS answer.

@@ -18,7 +18,7 @@ use ssogate::identity::claims;
 use ssogate::saml::{DevIdp, ResponseSpec, SpSettings};
 use utils::echo::{echoed, EchoUpstream};
 use utils::gateway::Gateway;
-use utils::http::client;
+use utils::http::{client, cookie_of};
 
 const PUBLIC_URL: &str = "https://wiki.example.test";
 const GROUP: &str = "5a1d2c3b-0000-4000-8000-000000000002";
@@ -126,13 +126,7 @@ async fn sign_in(gw: &Gateway, idp: &DevIdp) -> String {
         .await
         .unwrap();
     assert_eq!(r.status(), 302, "{}", gw.log());
-    r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
+    cookie_of(&r)
 }
 
 /// The token the app received for one request (a client-sent token is sent along).

@@ -12,7 +12,7 @@ mod utils;
 use ssogate::saml::{self, DevIdp, ResponseSpec, SpSettings};
 use utils::echo::{echoed, EchoUpstream};
 use utils::gateway::Gateway;
-use utils::http::client;
+use utils::http::{client, cookie_of};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_session_keeps_the_form_through_sign_in() {
@@ -95,13 +95,7 @@ certificate_file = "idp.pem"
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", gw.log());
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = cookie_of(&r);
     let page = r.text().await.unwrap();
     assert!(
         page.contains("<form method=\"post\" action=\"/wiki/edit?page=7\""),

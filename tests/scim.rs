@@ -17,7 +17,7 @@ use ssogate::saml::{DevIdp, ResponseSpec, SpSettings};
 use std::time::{Duration, Instant};
 use utils::echo::EchoUpstream;
 use utils::gateway::Gateway;
-use utils::http::client;
+use utils::http::{client, cookie_of};
 
 const TOKEN: &str = "s3cret-token-for-entra-provisioning";
 const PUBLIC_URL: &str = "https://wiki.example.test";
@@ -136,15 +136,7 @@ async fn sign_in(gw: &Gateway, idp: &DevIdp, user: &str, overage: bool) -> Resul
     if r.status() != 302 {
         return Err(r.status().as_u16());
     }
-    Ok(r.headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string())
+    Ok(cookie_of(&r))
 }
 
 async fn status_of(gw: &Gateway, path: &str, cookie: &str) -> u16 {

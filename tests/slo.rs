@@ -21,7 +21,7 @@ use ssogate::saml::{DevIdp, EncryptFor, ResponseSpec};
 use std::time::{Duration, Instant};
 use utils::echo::EchoUpstream;
 use utils::gateway::Gateway;
-use utils::http::client;
+use utils::http::{client, cookie_of};
 
 const PUBLIC_URL: &str = "https://wiki.example.test";
 const IDP_SLO: &str = "https://login.example.test/tenant/saml2";
@@ -204,16 +204,7 @@ async fn sign_in(s: &Setup, gw: &Gateway, encrypt: bool) -> (String, String) {
         .unwrap();
     assert_eq!(r.status(), 302, "log: {}", gw.log());
     assert_eq!(location(&r), "/private");
-    let cookie = r
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = cookie_of(&r);
     (cookie, session_index)
 }
 

@@ -13,6 +13,7 @@ use ssogate::saml::{DevIdp, ResponseSpec, SpSettings};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utils::gateway::Gateway;
+use utils::http::cookie_of;
 
 const SIZE: u64 = 256 * 1024 * 1024;
 
@@ -133,13 +134,7 @@ certificate_file = "idp.pem"
         .send()
         .await
         .unwrap();
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = cookie_of(&r);
     let before = peak_rss_kib(gw.pid());
 
     // Upload: a generated stream, never held whole by the client either.

@@ -22,6 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_native_tls::native_tls;
 use utils::echo::{echoed, EchoUpstream};
 use utils::gateway::Gateway;
+use utils::http::cookie_of;
 
 fn server_cert() -> (Vec<u8>, Vec<u8>) {
     let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
@@ -136,13 +137,7 @@ async fn h2_over_tls_reaches_the_upstream_with_identity() {
         .unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_2, "ALPN must pick h2");
     assert_eq!(r.status(), 302, "{}", gw.log());
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = cookie_of(&r);
     let r = client
         .get(format!("{base}/page"))
         .header("cookie", cookie)
@@ -245,13 +240,7 @@ async fn websocket_upgrades_need_a_session_and_carry_the_identity() {
         .send()
         .await
         .unwrap();
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = cookie_of(&r);
     let (head, mut s) = upgrade(gw.public, Some(&cookie)).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     // Bytes after the head: the identity line, then our echo.
@@ -341,13 +330,7 @@ async fn https_upstream_is_verified_against_the_configured_ca() {
         let form = [("SAMLResponse", response(&idp))];
         async move {
             let r = client.post(url).form(&form).send().await.unwrap();
-            r.headers()["set-cookie"]
-                .to_str()
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .to_string()
+            cookie_of(&r)
         }
     };
 
