@@ -277,17 +277,19 @@ impl HeaderMapping {
         self
     }
 
-    /// True for a client header that must not reach the upstream.
+    /// True for a client header that must not reach the upstream, in any letter case.
+    /// Runs on every header of every request: compares without allocating.
     pub fn must_strip(&self, name: &str) -> bool {
-        self.must_strip_lowercase(&name.to_ascii_lowercase())
-    }
-
-    /// [`Self::must_strip`] for a name already in lower case (as `http::HeaderName`s are):
-    /// no allocation, on every header of every request.
-    pub fn must_strip_lowercase(&self, lower: &str) -> bool {
-        (!self.strip_prefix.is_empty() && lower.starts_with(&self.strip_prefix))
-            || self.entries.iter().any(|e| e.name == lower)
-            || self.also_strip.iter().any(|n| n == lower)
+        let prefix = &self.strip_prefix;
+        (!prefix.is_empty()
+            && name
+                .get(..prefix.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(prefix)))
+            || self
+                .entries
+                .iter()
+                .any(|e| e.name.eq_ignore_ascii_case(name))
+            || self.also_strip.iter().any(|n| n.eq_ignore_ascii_case(name))
     }
 
     /// Headers to inject for this identity. A value with CR, LF or NUL is left out.

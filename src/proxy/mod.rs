@@ -961,11 +961,11 @@ fn request_host(req: &RequestHeader) -> String {
 
 /// Removes every client header the gateway may inject, and the strip prefix.
 fn strip_client_identity(req: &mut RequestHeader, app: &App) {
-    // HeaderName is lower case already; nothing is allocated unless a header goes.
+    // Nothing is allocated unless a header goes.
     let doomed: Vec<http::HeaderName> = req
         .headers
         .keys()
-        .filter(|name| app.headers.must_strip_lowercase(name.as_str()))
+        .filter(|name| app.headers.must_strip(name.as_str()))
         .cloned()
         .collect();
     for name in doomed {
