@@ -19,6 +19,7 @@ mod admin;
 pub mod demo;
 mod pages;
 mod server;
+pub mod wire;
 
 pub use admin::AdminApp;
 pub use server::build_server;

@@ -1,5 +1,6 @@
 //! Builds the pingora `Server`: the public proxy service and the admin service.
 
+use super::wire::PublicEntry;
 use super::{AdminApp, GatewayProxy};
 use crate::config::Config;
 use crate::gateway::Gateway;
@@ -21,10 +22,13 @@ pub fn build_server(config: &Config, gw: Arc<Gateway>) -> Server {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        GatewayProxy::new(gw.clone()),
-        "ssogate public",
+    // HTTP/1 request lines pass through `wire` first (Entra's raw `"` in SCIM queries).
+    let mut proxy = Service::new(
+        "ssogate public".to_string(),
+        PublicEntry::new(pingora::proxy::http_proxy(
+            &server.configuration,
+            GatewayProxy::new(gw.clone()),
+        )),
     );
     match &config.listen_tls {
         None => proxy.add_tcp(&config.listen_public.to_string()),

@@ -89,7 +89,7 @@ enum Tok {
     RBracket,
     Word(String),
     Str(String),
-    Num(f64),
+    Num(serde_json::Number),
 }
 
 fn lex(s: &str) -> Result<Vec<Tok>, ScimError> {
@@ -160,11 +160,11 @@ fn lex(s: &str) -> Result<Vec<Tok>, ScimError> {
                     i += 1;
                 }
                 let w: String = chars[start..i].iter().collect();
-                match w.parse::<f64>() {
-                    Ok(n) if w.starts_with(|c: char| c.is_ascii_digit() || c == '-') => {
-                        out.push(Tok::Num(n))
-                    }
-                    _ => out.push(Tok::Word(w)),
+                // A JSON number keeps its own text (`12345` stays an integer); anything
+                // else that starts like one (a GUID, `007`) is a word.
+                match serde_json::from_str::<serde_json::Number>(&w) {
+                    Ok(n) => out.push(Tok::Num(n)),
+                    Err(_) => out.push(Tok::Word(w)),
                 }
             }
         }
@@ -296,16 +296,29 @@ impl Parser {
         let op = op_of(&op).ok_or_else(|| ScimError::invalid_filter("unknown operator"))?;
         let value = match self.next() {
             Some(Tok::Str(s)) => Value::String(s),
-            Some(Tok::Num(n)) => serde_json::Number::from_f64(n)
-                .map(Value::Number)
-                .unwrap_or(Value::Null),
+            Some(Tok::Num(n)) => Value::Number(n),
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("true") => Value::Bool(true),
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("false") => Value::Bool(false),
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("null") => Value::Null,
+            // Unquoted, as in Microsoft's own examples (`externalId eq 6b2e…`): a bare word
+            // is a string, unless it is a keyword of the grammar.
+            Some(Tok::Word(w)) if is_bare_value(&w) => Value::String(w),
             _ => return Err(ScimError::invalid_filter("expected a value")),
         };
         Ok(Filter::Compare(attr, op, value))
     }
+}
+
+/// A word that may stand as an unquoted comparison value: not an operator or keyword,
+/// and made of the characters of identifiers, e-mail addresses and GUIDs.
+fn is_bare_value(w: &str) -> bool {
+    const KEYWORDS: [&str; 13] = [
+        "eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le", "pr", "and", "or", "not",
+    ];
+    !w.is_empty()
+        && !KEYWORDS.iter().any(|k| w.eq_ignore_ascii_case(k))
+        && w.chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | '+' | '#' | ':'))
 }
 
 /// Parse a filter expression.
@@ -406,6 +419,10 @@ fn compare(actual: &Value, op: Op, expected: &Value, exact: bool) -> bool {
             "false" => false.cmp(b),
             _ => return op == Op::Ne,
         },
+        // An unquoted number against a string attribute (`externalId eq 12345`).
+        (Value::String(a), Value::Number(b)) if matches!(op, Op::Eq | Op::Ne) => {
+            a.cmp(&b.to_string())
+        }
         (Value::Null, Value::Null) => Ordering::Equal,
         _ => return op == Op::Ne,
     };
@@ -499,6 +516,28 @@ mod tests {
         assert!(!m("title pr"));
         assert!(m("emails pr"));
         assert!(m("USERNAME EQ \"ALICE@CONTOSO.COM\""));
+    }
+
+    #[test]
+    fn unquoted_values_as_in_microsofts_examples() {
+        let mut u = user();
+        u["externalId"] = json!("6b2e5f7a-31f4-4c2b-9b5e-0e6c8d2b1f3a");
+        let m = |f: &str| matches(&parse(f).unwrap(), &u);
+        assert!(m("externalId eq 6b2e5f7a-31f4-4c2b-9b5e-0e6c8d2b1f3a"));
+        assert!(!m("externalId eq 6B2E5F7A-31F4-4C2B-9B5E-0E6C8D2B1F3A"));
+        assert!(m("userName eq alice@contoso.com"));
+        assert!(m("active eq true"), "keywords keep their JSON meaning");
+        u["externalId"] = json!("12345");
+        assert!(matches(&parse("externalId eq 12345").unwrap(), &u));
+        assert!(!matches(&parse("externalId eq 1234").unwrap(), &u));
+        for bad in [
+            "userName eq and",
+            "userName eq eq",
+            "userName eq a,b",
+            "userName eq {x}",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use super::filter::is_core_urn;
 use super::filter::{self, get_ci, parse_attr_path, AttrPath, Filter};
-use super::resource::{canonical, coerce_booleans, Kind};
+use super::resource::{canonical, coerce_booleans, unwrap_single, Kind};
 use super::ScimError;
 use serde_json::{Map, Value};
 
@@ -219,6 +219,13 @@ fn apply_one(
         (None, _) => {
             let value =
                 value.ok_or_else(|| ScimError::bad_request("invalidValue", "value missing"))?;
+            let leaf = p.attr.sub.as_deref().unwrap_or(&p.attr.attr);
+            let mut value = unwrap_single(leaf, value);
+            if leaf.eq_ignore_ascii_case("active") {
+                if let Some(b) = super::resource::coerce_bool(&value) {
+                    value = Value::Bool(b);
+                }
+            }
             match &p.attr.sub {
                 None => put(target, &name, value, op),
                 Some(sub) => {
@@ -506,6 +513,37 @@ mod tests {
         )
         .is_err());
         assert!(patch(&mut u, json!([{"op": "frobnicate", "path": "x"}])).is_err());
+    }
+
+    #[test]
+    fn single_valued_attributes_sent_as_a_value_list_are_stored_as_the_value() {
+        let mut u = user();
+        patch(
+            &mut u,
+            json!([
+                {"op": "Add", "path": "nickName", "value": [{"value": "Babs"}]},
+                {"op": "Replace", "path": "name.familyName", "value": [{"value": "Jensen"}]},
+                {"op": "Replace", "path": "active", "value": [{"value": "False"}]},
+                {"op": "Add", "value": {"title": [{"value": "CEO"}]}},
+                {"op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "value": [{"value": "R&D"}]}
+            ]),
+        )
+        .unwrap();
+        assert_eq!(u["nickName"], "Babs");
+        assert_eq!(u["name"]["familyName"], "Jensen");
+        assert_eq!(u["active"], json!(false));
+        assert_eq!(u["title"], "CEO");
+        assert_eq!(
+            u["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"],
+            "R&D"
+        );
+        // Multi-valued attributes keep their lists.
+        patch(
+            &mut u,
+            json!([{"op": "Add", "path": "roles", "value": [{"value": "Reader"}]}]),
+        )
+        .unwrap();
+        assert_eq!(u["roles"], json!([{"value": "Reader"}]));
     }
 
     #[test]

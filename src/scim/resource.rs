@@ -121,6 +121,59 @@ pub fn canonical(name: &str) -> String {
         })
 }
 
+/// Single-valued simple attributes (RFC 7643 §4.1, §4.3, §4.2; the enterprise extension),
+/// top level or under `name`, as `(parent, attribute)`.
+const SINGLE_VALUED: &[&str] = &[
+    "userName",
+    "displayName",
+    "nickName",
+    "profileUrl",
+    "title",
+    "userType",
+    "preferredLanguage",
+    "locale",
+    "timezone",
+    "active",
+    "externalId",
+    "formatted",
+    "familyName",
+    "givenName",
+    "middleName",
+    "honorificPrefix",
+    "honorificSuffix",
+    "employeeNumber",
+    "costCenter",
+    "organization",
+    "division",
+    "department",
+];
+
+/// Whether `name` (the last part of a path, `nickName` or `name.givenName`'s `givenName`)
+/// is a single-valued simple attribute.
+pub fn is_single_valued(name: &str) -> bool {
+    SINGLE_VALUED.iter().any(|a| a.eq_ignore_ascii_case(name))
+}
+
+/// Entra sends some single-valued attributes as a one-element list of `{"value": x}`
+/// (`{"op":"Add","path":"nickName","value":[{"value":"Babs"}]}`): that is `x`.
+pub fn unwrap_single(name: &str, value: Value) -> Value {
+    if !is_single_valued(name) {
+        return value;
+    }
+    match value {
+        Value::Array(mut items) if items.len() == 1 => match items.pop() {
+            Some(Value::Object(o))
+                if o.len() == 1 && o.keys().all(|k| k.eq_ignore_ascii_case("value")) =>
+            {
+                o.into_iter().next().map_or(Value::Null, |(_, v)| v)
+            }
+            Some(other) => Value::Array(vec![other]),
+            None => Value::Array(items),
+        },
+        other => other,
+    }
+}
+
 /// `"True"`/`"False"` (any case) to a boolean, as Entra sends them without
 /// `aadOptscim062020`.
 pub fn coerce_bool(v: &Value) -> Option<bool> {

@@ -4,4 +4,5 @@
 pub mod echo;
 pub mod gateway;
 pub mod http;
+pub mod raw;
 pub mod redis;
