@@ -97,7 +97,7 @@ async fn request_with(
     m: &SessionManager,
     cookie_header: &str,
     now: i64,
-    jwt: Option<&ssogate::jwt::JwtIssuer>,
+    jwt: Option<&ssogate::headers::jwt::JwtIssuer>,
 ) -> usize {
     let Some(id) = p.cookie.read([cookie_header]) else {
         panic!("cookie")
@@ -165,7 +165,7 @@ fn bench(c: &mut Criterion) {
     )
     .and_then(|k| k.private_key_to_pem_pkcs8())
     .unwrap_or_else(|e| panic!("{e}"));
-    let jwt = ssogate::jwt::JwtIssuer::new(
+    let jwt = ssogate::headers::jwt::JwtIssuer::new(
         "X-Ssogate-Jwt",
         "https://wiki.example.com",
         "wiki",

@@ -12,6 +12,8 @@
 //! decode with any URL decoder); `utf8` sends raw UTF-8 bytes; `base64` always encodes;
 //! `rfc2047` sends `=?UTF-8?B?…?=` for non-ASCII values.
 
+pub mod jwt;
+
 use crate::config::HeaderSpec;
 use crate::identity::{alias_uris, claims, Identity, CLAIM_ALIASES};
 use base64::Engine as _;

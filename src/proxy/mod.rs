@@ -17,7 +17,7 @@
 
 mod admin;
 pub mod demo;
-mod pages;
+
 mod server;
 pub mod wire;
 
@@ -25,9 +25,10 @@ pub use admin::AdminApp;
 pub use server::build_server;
 
 use crate::authz::{self, Access, Decision};
+use crate::gateway::login::{self, LoginError};
+use crate::gateway::logout::{self, LogoutError, SignOut, SloOutcome};
+use crate::gateway::pages;
 use crate::gateway::{App, Gateway};
-use crate::login::{self, LoginError};
-use crate::logout::{self, LogoutError, SignOut, SloOutcome};
 use crate::metrics::METRICS;
 use crate::session::{SessionError, SessionRecord};
 use async_trait::async_trait;
@@ -331,7 +332,8 @@ impl ProxyHttp for GatewayProxy {
             (Some(p), Access::SignedIn(rules)) if p.authoritative_groups && rules.uses_groups() => {
                 match p.groups_of(&record.identity.name_id).await {
                     Ok(Some(groups)) => {
-                        scim_identity = crate::provisioning::with_groups(&record.identity, &groups);
+                        scim_identity =
+                            crate::scim::effects::with_groups(&record.identity, &groups);
                         &scim_identity
                     }
                     Ok(None) => &record.identity,
@@ -743,7 +745,7 @@ impl GatewayProxy {
         if response.status == 401 {
             warn!(target: "ssogate::audit", event = "scim_unauthorized", reference = %ctx.reference);
         }
-        crate::provisioning::apply_events(&self.gw, &response.events).await;
+        p.apply_events(&response.events).await;
         let mut headers = Vec::new();
         if let Some(l) = response.location {
             headers.push(("location", l));

@@ -79,7 +79,7 @@ struct MetadataFollower {
 impl BackgroundService for MetadataFollower {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         tokio::select! {
-            _ = crate::metadata_refresh::follow(self.gw.clone()) => {}
+            _ = crate::gateway::metadata::follow(self.gw.clone()) => {}
             _ = shutdown.changed() => {}
         }
     }

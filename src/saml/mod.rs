@@ -34,40 +34,4 @@ pub use validate::{
 };
 pub use xmlsec_log::route_xmlsec_errors_to_tracing;
 
-/// Source of the current time; injected so tests can validate at a fixed instant.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> chrono::DateTime<chrono::Utc>;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        chrono::Utc::now()
-    }
-}
-
-/// A clock stopped at one instant (tests, replays of recorded responses).
-#[derive(Debug, Clone, Copy)]
-pub struct FixedClock(pub chrono::DateTime<chrono::Utc>);
-
-impl Clock for FixedClock {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn clocks() {
-        let t = chrono::DateTime::from_timestamp(1_645_638_600, 0).unwrap();
-        let clocks: [&dyn Clock; 2] = [&FixedClock(t), &SystemClock];
-        assert_eq!(clocks[0].now(), t);
-        assert!(clocks[1].now() > t);
-    }
-}
+pub use crate::clock::{Clock, FixedClock, SystemClock};

@@ -7,6 +7,7 @@
 //! memory for one instance). Lookups by userName use the store's unique index; list
 //! queries scan the collection (fine for the thousands of users a legacy app has).
 
+pub mod effects;
 pub mod filter;
 pub mod patch;
 pub mod resource;

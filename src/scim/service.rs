@@ -168,6 +168,11 @@ impl ScimService {
         Self { store, tokens }
     }
 
+    /// The store holding the directory (and the sessions its effects end).
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.store
+    }
+
     /// Bearer token against every configured token, in constant time per comparison.
     fn authorized(&self, header: Option<&[u8]>) -> bool {
         let Some(h) = header else { return false };

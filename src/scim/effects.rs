@@ -14,11 +14,10 @@
 //! Users are joined by NameID = SCIM userName (Entra's defaults: NameID
 //! user.userprincipalname, provisioning userName <- userPrincipalName), case-insensitive.
 
-use crate::gateway::Gateway;
 use crate::identity::{claims, Identity};
 use crate::metrics::METRICS;
 use crate::scim::{Kind, ScimError, ScimEvent, ScimService};
-use crate::session::SessionError;
+use crate::session::{SessionError, SessionStore};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -39,6 +38,8 @@ pub struct Provisioning {
     pub require_provisioned_user: bool,
     groups_ttl: Duration,
     groups: Mutex<GroupCache>,
+    /// Every app's name: a revocation ends the user's sessions in all of them.
+    apps: Vec<String>,
 }
 
 impl Provisioning {
@@ -47,8 +48,10 @@ impl Provisioning {
         authoritative_groups: bool,
         require_provisioned_user: bool,
         groups_ttl: Duration,
+        apps: Vec<String>,
     ) -> Self {
         Self {
+            apps,
             service,
             authoritative_groups,
             require_provisioned_user,
@@ -118,29 +121,34 @@ pub fn with_groups(identity: &Identity, groups: &[String]) -> Identity {
     id
 }
 
-/// End every session of `user_name` in every app; returns how many ended.
-pub async fn revoke_user(gw: &Gateway, user_name: &str) -> Result<usize, SessionError> {
+/// End every session of `user_name` in each of `apps`; returns how many ended.
+pub async fn revoke_user<'a>(
+    store: &dyn SessionStore,
+    apps: impl IntoIterator<Item = &'a str>,
+    user_name: &str,
+) -> Result<usize, SessionError> {
     let mut ended = 0;
-    for app in gw.apps() {
-        ended += gw
-            .sessions
-            .store()
-            .delete_user_sessions(&app.name, user_name)
-            .await?;
+    for app in apps {
+        ended += store.delete_user_sessions(app, user_name).await?;
     }
     Ok(ended)
 }
 
-/// Act on SCIM events: sessions of deactivated or deleted users end; audit lines.
-pub async fn apply_events(gw: &Gateway, events: &[ScimEvent]) {
+impl Provisioning {
+    /// Act on SCIM events: sessions of deactivated or deleted users end in every app;
+    /// audit lines.
+    pub async fn apply_events(&self, events: &[ScimEvent]) {
+        apply_events(self, events).await
+    }
+}
+
+async fn apply_events(p: &Provisioning, events: &[ScimEvent]) {
     for e in events {
         match e {
             ScimEvent::Changed { resource, id, op } => {
                 tracing::info!(target: "ssogate::audit", event = "scim_change", resource, id = %id, op);
                 if *resource == "Groups" || *op == "delete" {
-                    if let Some(p) = &gw.provisioning {
-                        p.forget_groups();
-                    }
+                    p.forget_groups();
                 }
             }
             ScimEvent::UserDeactivated { id, user_name, .. }
@@ -150,7 +158,8 @@ pub async fn apply_events(gw: &Gateway, events: &[ScimEvent]) {
                 } else {
                     "scim_deactivated"
                 };
-                match revoke_user(gw, user_name).await {
+                let apps = p.apps.iter().map(String::as_str);
+                match revoke_user(p.service.store().as_ref(), apps, user_name).await {
                     Ok(n) => {
                         METRICS
                             .sessions_revoked
@@ -162,18 +171,15 @@ pub async fn apply_events(gw: &Gateway, events: &[ScimEvent]) {
                         tracing::error!(target: "ssogate::audit", event = "sessions_revoked", cause, scim_id = %id, error = %err, "could not end the user's sessions");
                     }
                 }
-                if let Some(p) = &gw.provisioning {
-                    p.forget_groups();
-                }
+                p.forget_groups();
             }
         }
     }
 }
 
 /// Record (or update) a just-in-time user after a successful sign-in.
-pub async fn record_sign_in(gw: &Gateway, app: &str, identity: &Identity, now: i64) {
+pub async fn record_sign_in(store: &dyn SessionStore, app: &str, identity: &Identity, now: i64) {
     let id = identity.name_id.to_lowercase();
-    let store = gw.sessions.store();
     let previous: Option<Value> = match store.doc_get(JIT_USERS, &id).await {
         Ok(Some(b)) => serde_json::from_slice(&b).ok(),
         Ok(None) => None,

@@ -160,8 +160,13 @@ pub async fn finish(
             _ => {}
         }
     } else {
-        crate::provisioning::record_sign_in(gw, &app.name, &validated.identity, now.timestamp())
-            .await;
+        crate::scim::effects::record_sign_in(
+            gw.sessions.store().as_ref(),
+            &app.name,
+            &validated.identity,
+            now.timestamp(),
+        )
+        .await;
     }
 
     let (session, _) = gw

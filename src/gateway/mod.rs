@@ -2,14 +2,19 @@
 //! keys, compiled route policies and header mappings, the session store). Everything
 //! that can be wrong is reported at once, so `check-config` and `run` agree.
 
+pub mod login;
+pub mod logout;
+pub mod metadata;
+pub mod pages;
+
 use crate::authz::Policy;
 use crate::config::{AppConfig, Config, ConfigError, IdpSource, StoreConfig, UpstreamConfig};
+use crate::headers::jwt::JwtIssuer;
 use crate::headers::HeaderMapping;
-use crate::jwt::JwtIssuer;
-use crate::provisioning::Provisioning;
 use crate::saml::{
     self, Clock, IdpSettings, ResponseValidator, SamlError, SigningKey, SpKeys, SpSettings,
 };
+use crate::scim::effects::Provisioning;
 use crate::scim::ScimService;
 use crate::session::{CookieSettings, MemoryStore, RedisStore, SessionManager, SessionStore};
 use openssl::pkey::{PKey, Public};
@@ -217,6 +222,7 @@ impl Gateway {
                 config.scim.authoritative_groups,
                 config.scim.require_provisioned_user,
                 config.session.cache_ttl,
+                apps.iter().map(|a| a.name.clone()).collect(),
             )
         });
         Ok(Gateway {
