@@ -1,20 +1,19 @@
 //! Guards what every authenticated request pays before it is proxied, on a session-cache
-//! hit: cookie parse, session lookup (SessionManager with a live revocation feed), route
-//! match on the normalised path, the authorization decision, and building the identity
-//! headers. The target (issue "Performance") is a median at or under 2 µs.
-//! `session_path/cache_hit_jwt` adds the identity JWT on its reuse path (a token minted
-//! once per session, then a cache lookup), as `[app.jwt]` apps pay it.
+//! hit, by calling the real access layer (`gateway::access::admit`) on a gateway built
+//! from a config: target parse and canonical check, app by host, cookie parse, session
+//! lookup (SessionManager with a live revocation feed), route match, the authorization
+//! decision; then building the identity headers as the proxy does. The target (issue
+//! "Performance") is a median at or under 2 µs. `session_path/cache_hit_jwt` adds the
+//! identity JWT on its reuse path (a token minted once per session, then a cache
+//! lookup), as `[app.jwt]` apps pay it.
 //!
 //! `session_path_store` is the same path on a cache miss against a real Redis on
 //! loopback (`SSOGATE_TEST_REDIS_URL`, else a redis-server started here).
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use ssogate::authz::{decide, Policy};
-use ssogate::config::RouteConfig;
-use ssogate::headers::HeaderMapping;
+use ssogate::gateway::access::{admit, Outcome, RequestFacts};
+use ssogate::gateway::Gateway;
 use ssogate::identity::{claims, Identity};
-use ssogate::session::{CookieSettings, MemoryStore, RedisStore, SessionManager};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,95 +40,119 @@ fn identity() -> Identity {
     id
 }
 
-struct Path {
-    policy: Policy,
-    headers: HeaderMapping,
-    cookie: CookieSettings,
-}
-
-fn path() -> Path {
-    let routes: Vec<RouteConfig> = ["/public/", "/admin/", "/api/", "/reports/"]
-        .iter()
-        .enumerate()
-        .map(|(i, p)| RouteConfig {
-            path: p.to_string(),
-            public: i == 0,
-            allow_groups: if i == 1 {
-                vec!["admins".into()]
-            } else {
-                vec![]
-            },
-            ..Default::default()
-        })
-        .collect();
-    let mut aliases = BTreeMap::new();
-    aliases.insert(
-        "admins".to_string(),
-        "e7f3c0ba-0000-4000-8000-000000000019".to_string(),
-    );
-    Path {
-        policy: Policy::compile(&routes, &aliases).unwrap_or_else(|e| panic!("{e:?}")),
-        headers: HeaderMapping::compile(
-            &[
-                ("X-Remote-User".into(), "name_id".into()),
-                ("X-Remote-Email".into(), "email".into()),
-                ("X-Remote-Name".into(), "display_name".into()),
-                ("X-Remote-Groups".into(), "groups".into()),
-            ],
-            "X-Remote-",
+/// A gateway from a config: one app with four routes and four identity headers (20
+/// groups), and the same app with an identity JWT on another host.
+fn gateway(store: &str, cache_ttl: &str, dir: &std::path::Path) -> Gateway {
+    let idp = ssogate::saml::DevIdp::generate("https://idp.example.com/")
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join("idp.pem"), idp.certificate_pem()).unwrap_or_else(|e| panic!("{e}"));
+    let key = openssl::pkey::PKey::from_rsa(
+        openssl::rsa::Rsa::generate(2048).unwrap_or_else(|e| panic!("{e}")),
+    )
+    .and_then(|k| k.private_key_to_pem_pkcs8())
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join("jwt.pem"), key).unwrap_or_else(|e| panic!("{e}"));
+    let app = |name: &str, host: &str, jwt: &str| {
+        format!(
+            r#"
+[[app]]
+name = "{name}"
+hosts = ["{host}"]
+upstream = "http://127.0.0.1:3000"
+[app.sp]
+entity_id = "https://{host}/saml"
+acs_url = "https://{host}/saml/acs"
+[app.idp]
+entity_id = "https://idp.example.com/"
+sso_url = "https://idp.example.com/sso"
+certificate_file = "idp.pem"
+[app.headers]
+"X-Remote-User" = "name_id"
+"X-Remote-Email" = "email"
+"X-Remote-Name" = "display_name"
+"X-Remote-Groups" = "groups"
+[app.groups]
+admins = "e7f3c0ba-0000-4000-8000-000000000019"
+[[app.route]]
+path = "/public/"
+public = true
+[[app.route]]
+path = "/admin/"
+allow_groups = ["admins"]
+[[app.route]]
+path = "/api/"
+[[app.route]]
+path = "/reports/"
+{jwt}
+"#
         )
-        .unwrap_or_else(|e| panic!("{e:?}")),
-        cookie: CookieSettings {
-            name: "ssogate".into(),
-            secure: true,
-        },
-    }
+    };
+    let text = format!(
+        "[listen]\npublic = \"127.0.0.1:8080\"\n[session]\n{store}\ncache_ttl = \"{cache_ttl}\"\n{}{}",
+        app("wiki", "wiki.example.com", ""),
+        app("wiki-jwt", "jwt.example.com", "[app.jwt]\nkey_file = \"jwt.pem\""),
+    );
+    let env = std::collections::HashMap::<String, String>::new();
+    let config = ssogate::config::from_str(&text, dir, &env).unwrap_or_else(|e| panic!("{e}"));
+    Gateway::build(&config, Arc::new(ssogate::saml::SystemClock)).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// One request's worth of work after the headers are read.
-async fn request(p: &Path, m: &SessionManager, cookie_header: &str, now: i64) -> usize {
-    request_with(p, m, cookie_header, now, None).await
+/// The request headers of a signed-in browser on `host`.
+async fn signed_in(gw: &Gateway, app: &str, host: &str) -> http::HeaderMap {
+    let now = chrono::Utc::now().timestamp();
+    let (id, _) = gw
+        .sessions
+        .create(app, identity(), now, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let set = gw.cookie.set_cookie(&id);
+    let mut h = http::HeaderMap::new();
+    h.insert(
+        http::header::HOST,
+        host.parse().unwrap_or_else(|e| panic!("{e}")),
+    );
+    h.insert(
+        http::header::ACCEPT,
+        http::HeaderValue::from_static("text/html,application/xhtml+xml"),
+    );
+    h.insert(
+        http::header::COOKIE,
+        format!(
+            "theme=dark; {}; _ga=GA1.2.3",
+            set.split(';').next().unwrap_or_default()
+        )
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}")),
+    );
+    h
 }
 
-/// The same, plus the identity JWT when the app has one.
-async fn request_with(
-    p: &Path,
-    m: &SessionManager,
-    cookie_header: &str,
-    now: i64,
-    jwt: Option<&ssogate::headers::jwt::JwtIssuer>,
-) -> usize {
-    let Some(id) = p.cookie.read([cookie_header]) else {
-        panic!("cookie")
+/// One request's worth of work after the headers are read: the access decision, then
+/// the identity headers (and JWT) the proxy inserts.
+async fn request(gw: &Gateway, headers: &http::HeaderMap) -> usize {
+    let facts = RequestFacts {
+        method: &http::Method::GET,
+        target: b"/admin/settings/users?page=2",
+        headers,
+        authority: None,
+        peer: None,
     };
-    let Ok(Some(rec)) = m.load(&id, "wiki", now).await else {
-        panic!("session")
+    let Outcome::Forward(a) = admit(gw, &facts).await else {
+        panic!("not admitted")
     };
-    let route = p.policy.route("/admin/settings/users?page=2");
-    let d = decide(&rec.identity, route, "GET");
-    black_box(d);
-    let n = p.headers.build_wire(&rec.identity).len();
-    match jwt {
-        None => n,
-        Some(j) => {
+    let Some(user) = &a.user else {
+        panic!("no identity")
+    };
+    let n = a.app.headers.build_wire(user.identity()).len();
+    match (&a.app.jwt, &user.jwt_key) {
+        (Some(j), Some(key)) => {
             let t = j
-                .token(&id.store_key(), &rec.identity, now)
+                .token(key, user.identity(), chrono::Utc::now().timestamp())
                 .unwrap_or_else(|e| panic!("{e}"));
             n + t.len()
         }
+        _ => n,
     }
-}
-
-async fn signed_in(m: &SessionManager, p: &Path, now: i64) -> String {
-    let (id, _) = m
-        .create("wiki", identity(), now, None)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let set = p.cookie.set_cookie(&id);
-    format!(
-        "theme=dark; {}; _ga=GA1.2.3",
-        set.split(';').next().unwrap_or_default()
-    )
 }
 
 fn bench(c: &mut Criterion) {
@@ -137,70 +160,48 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
-    let p = path();
-    let now = chrono::Utc::now().timestamp();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
 
     // Cache hit: memory store behind the manager, revocation feed live.
-    let m = Arc::new(SessionManager::new(
-        Arc::new(MemoryStore::new()),
-        Duration::from_secs(1800),
-        Duration::from_secs(8 * 3600),
-    ));
-    let follower = m.clone();
-    rt.spawn(async move { follower.follow_revocations().await });
-    let cookie = rt.block_on(async {
+    let gw = Arc::new(gateway("store = \"memory\"", "10s", dir.path()));
+    let follower = gw.clone();
+    rt.spawn(async move { follower.sessions.follow_revocations().await });
+    let (plain, jwt) = rt.block_on(async {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let cookie = signed_in(&m, &p, now).await;
-        request(&p, &m, &cookie, now).await; // warm the cache
-        cookie
+        let plain = signed_in(&gw, "wiki", "wiki.example.com").await;
+        let jwt = signed_in(&gw, "wiki-jwt", "jwt.example.com").await;
+        request(&gw, &plain).await; // warm the cache
+        request(&gw, &jwt).await; // and mint the token once
+        (plain, jwt)
     });
-    assert_eq!(m.cache().len(), 1, "the session is cached");
+    assert_eq!(gw.sessions.cache().len(), 2, "the sessions are cached");
     c.bench_function("session_path/cache_hit", |b| {
-        b.iter(|| rt.block_on(request(&p, &m, black_box(&cookie), now)))
+        b.iter(|| rt.block_on(request(&gw, black_box(&plain))))
     });
-
-    // The same with the identity JWT (RS256), on its reuse path.
-    let key = openssl::pkey::PKey::from_rsa(
-        openssl::rsa::Rsa::generate(2048).unwrap_or_else(|e| panic!("{e}")),
-    )
-    .and_then(|k| k.private_key_to_pem_pkcs8())
-    .unwrap_or_else(|e| panic!("{e}"));
-    let jwt = ssogate::headers::jwt::JwtIssuer::new(
-        "X-Ssogate-Jwt",
-        "https://wiki.example.com",
-        "wiki",
-        Duration::from_secs(300),
-        &key,
-        &[],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    rt.block_on(request_with(&p, &m, &cookie, now, Some(&jwt))); // mint once
     c.bench_function("session_path/cache_hit_jwt", |b| {
-        b.iter(|| rt.block_on(request_with(&p, &m, black_box(&cookie), now, Some(&jwt))))
+        b.iter(|| rt.block_on(request(&gw, black_box(&jwt))))
     });
 
     // Cache miss: a real Redis, cache disabled.
     let url = std::env::var("SSOGATE_TEST_REDIS_URL").ok();
     let _redis = url.is_none().then(start_redis);
     let url = url.unwrap_or_else(|| format!("redis://127.0.0.1:{}/0", REDIS_PORT));
-    let store = RedisStore::new(&url, None).unwrap_or_else(|e| panic!("{e}"));
-    let m = SessionManager::new(
-        Arc::new(store),
-        Duration::from_secs(1800),
-        Duration::from_secs(8 * 3600),
-    )
-    .with_cache(Duration::ZERO, 0);
-    let cookie = rt.block_on(async {
+    let gw = gateway(
+        &format!("store = \"redis\"\nredis_url = \"{url}\""),
+        "0s",
+        dir.path(),
+    );
+    let headers = rt.block_on(async {
         for _ in 0..50 {
-            if m.store().ping().await.is_ok() {
+            if gw.sessions.store().ping().await.is_ok() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        signed_in(&m, &p, now).await
+        signed_in(&gw, "wiki", "wiki.example.com").await
     });
     c.bench_function("session_path_store/redis_miss", |b| {
-        b.iter(|| rt.block_on(request(&p, &m, black_box(&cookie), now)))
+        b.iter(|| rt.block_on(request(&gw, black_box(&headers))))
     });
 }
 

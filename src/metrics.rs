@@ -17,6 +17,9 @@ pub struct Metrics {
     pub login_failures: IntCounterVec,
     /// Requests refused by route policy.
     pub denials: IntCounterVec,
+    /// Requests refused before any policy: ambiguous targets, untrusted forward-auth
+    /// callers, cross-site requests (a fixed set of reasons).
+    pub requests_refused: IntCounterVec,
     /// Sign-outs by app, initiator ("sp" | "idp") and result ("success" | reason).
     pub logouts: IntCounterVec,
     /// Sessions ended by IdP-initiated Single Logout.
@@ -67,6 +70,13 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "Requests refused by route policy",
         ),
         &["app", "route", "reason"],
+    )?;
+    let requests_refused = IntCounterVec::new(
+        Opts::new(
+            "ssogate_requests_refused_total",
+            "Requests refused before any route policy, by reason",
+        ),
+        &["reason"],
     )?;
     let logouts = IntCounterVec::new(
         Opts::new("ssogate_logouts_total", "Sign-outs by initiator and result"),
@@ -135,6 +145,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(logins.clone()))?;
     registry.register(Box::new(login_failures.clone()))?;
     registry.register(Box::new(denials.clone()))?;
+    registry.register(Box::new(requests_refused.clone()))?;
     registry.register(Box::new(logouts.clone()))?;
     registry.register(Box::new(slo_sessions_ended.clone()))?;
     registry.register(Box::new(scim_requests.clone()))?;
@@ -152,6 +163,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         logins,
         login_failures,
         denials,
+        requests_refused,
         logouts,
         slo_sessions_ended,
         scim_requests,

@@ -119,12 +119,18 @@ http {{
     }
 }
 
-fn config(echo_port: u16) -> String {
+fn config(echo_port: u16, style: &str) -> String {
     format!(
         r#"
 [listen]
 public = "127.0.0.1:{{public}}"
 admin = "127.0.0.1:{{admin}}"
+
+[server]
+trusted_proxies = ["127.0.0.1"]
+
+[forward_auth]
+style = "{style}"
 
 [session]
 store = "memory"
@@ -168,7 +174,7 @@ async fn nginx_auth_request_protects_an_app() {
     let echo = EchoUpstream::start().await;
     let idp = DevIdp::generate("https://idp.example.test/").unwrap();
     let pem = idp.certificate_pem();
-    let gw = Gateway::start(&config(echo.port), &[("idp.pem", pem.as_bytes())]).await;
+    let gw = Gateway::start(&config(echo.port, "nginx"), &[("idp.pem", pem.as_bytes())]).await;
     let nginx = tokio::task::spawn_blocking({
         let (g, e) = (gw.public, echo.port);
         move || Nginx::start(g, e)
@@ -202,22 +208,7 @@ async fn nginx_auth_request_protects_an_app() {
         .starts_with("https://idp.example.test/saml2?SAMLRequest="));
 
     // Sign in through nginx (the ACS is proxied to ssogate).
-    let sp = SpSettings {
-        entity_id: "https://wiki.example.test/saml".into(),
-        acs_url: "https://wiki.example.test/saml/acs".into(),
-        name_id_format: "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".into(),
-    };
-    let mut spec = ResponseSpec::for_sp(&sp, "bob@contoso.example", chrono::Utc::now());
-    spec.attributes = vec![(claims::GROUPS.into(), vec![STAFF.into()])];
-    let r = client()
-        .post(nginx.url("/saml/acs"))
-        .form(&[("SAMLResponse", idp.sign_response(&spec).unwrap())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 302, "{}", gw.log());
-    let cookie = cookie_of(&r);
-
+    let cookie = sign_in(&idp, &nginx.url("/saml/acs")).await;
     // Signed in: the app gets the identity from ssogate, never the client's value.
     let r = client()
         .get(nginx.url("/private/page"))
@@ -247,8 +238,40 @@ async fn nginx_auth_request_protects_an_app() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+/// Sign in (IdP-initiated) at `acs` as bob, in the staff group; the session cookie.
+async fn sign_in(idp: &DevIdp, acs: &str) -> String {
+    let sp = SpSettings {
+        entity_id: "https://wiki.example.test/saml".into(),
+        acs_url: "https://wiki.example.test/saml/acs".into(),
+        name_id_format: "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".into(),
+    };
+    let mut spec = ResponseSpec::for_sp(&sp, "bob@contoso.example", chrono::Utc::now());
+    spec.attributes = vec![(claims::GROUPS.into(), vec![STAFF.into()])];
+    let r = client()
+        .post(acs)
+        .form(&[("SAMLResponse", idp.sign_response(&spec).unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    cookie_of(&r)
+}
+
+#[tokio::test]
+async fn traefik_and_envoy_styles_read_their_own_headers() {
+    let echo = EchoUpstream::start().await;
+    let idp = DevIdp::generate("https://idp.example.test/").unwrap();
+    let pem = idp.certificate_pem();
 
     // Traefik style: the endpoint itself redirects navigations and answers the identity.
+    let gw = Gateway::start(
+        &config(echo.port, "traefik"),
+        &[("idp.pem", pem.as_bytes())],
+    )
+    .await;
+    let cookie = sign_in(&idp, &gw.url("/saml/acs")).await;
     let r = client()
         .get(gw.url("/_ssogate/auth"))
         .header("x-forwarded-uri", "/private/report")
@@ -267,7 +290,20 @@ async fn nginx_auth_request_protects_an_app() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-remote-user"], "bob@contoso.example");
+    // nginx's header means nothing to a Traefik deployment.
+    let r = client()
+        .get(gw.url("/_ssogate/auth"))
+        .header("x-original-uri", "/admin/settings")
+        .header("x-forwarded-uri", "/public/x")
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "judged on X-Forwarded-Uri only");
+
     // Envoy ext_authz style: the original path appended to the endpoint's path.
+    let gw = Gateway::start(&config(echo.port, "envoy"), &[("idp.pem", pem.as_bytes())]).await;
+    let cookie = sign_in(&idp, &gw.url("/saml/acs")).await;
     let r = client()
         .get(gw.url("/_ssogate/auth/admin/settings"))
         .header("cookie", &cookie)
@@ -278,6 +314,7 @@ async fn nginx_auth_request_protects_an_app() {
     let r = client()
         .get(gw.url("/_ssogate/auth/private/report?q=1"))
         .header("cookie", &cookie)
+        .header("x-forwarded-uri", "/admin/settings")
         .send()
         .await
         .unwrap();

@@ -1,10 +1,10 @@
 //! Per-route access: compiled once at start-up from `[[app.route]]`, then a pure
 //! `decide(identity, route)` on every request. No I/O here.
 //!
-//! Paths are matched after normalisation (percent-decoding, `\` as `/`, `//` collapsed,
-//! dot segments resolved), so `/public/..%2fadmin/` cannot borrow the public route's
-//! policy to reach `/admin/`. Matching is by longest prefix; a route `"/admin/"` also
-//! covers the bare `"/admin"`. A path no route names needs a signed-in user.
+//! Routes match the decoded path of a target that `gateway::target` has already
+//! canonicalised (ambiguous targets never get here), by longest prefix on segment
+//! boundaries: `"/admin/"` and `"/admin"` both cover `/admin` and `/admin/x`, never
+//! `/admin-old`. A path no route names needs a signed-in user.
 
 use crate::config::RouteConfig;
 use crate::identity::Identity;
@@ -59,10 +59,12 @@ impl Rules {
 #[derive(Debug, Clone)]
 pub struct Route {
     /// The configured path prefix, or "(default)"; used in metrics and denial pages.
-    pub name: String,
+    pub name: std::sync::Arc<str>,
     pub access: Access,
     /// Allowed methods, also on public routes (upper-case; empty: any).
     pub methods: Vec<String>,
+    /// `%2F` may reach this route's upstream.
+    pub allow_encoded_slash: bool,
 }
 
 impl Route {
@@ -93,9 +95,10 @@ pub struct Explained {
 
 #[derive(Debug)]
 pub struct Policy {
-    /// Longest prefix first.
+    /// Longest prefix first; prefixes decoded as match paths are (see [`route_prefix`]).
     routes: Vec<(String, Route)>,
     default: Route,
+    case_insensitive: bool,
 }
 
 fn resolve_groups(
@@ -118,10 +121,12 @@ fn resolve_groups(
 }
 
 impl Policy {
-    /// Resolves group aliases; every unknown alias is reported.
+    /// Resolves group aliases; every unknown alias is reported. With `case_insensitive`,
+    /// prefixes match regardless of case (the target's match path is lower-cased too).
     pub fn compile(
         routes: &[RouteConfig],
         aliases: &BTreeMap<String, String>,
+        case_insensitive: bool,
     ) -> Result<Policy, Vec<String>> {
         let mut errors = Vec::new();
         let mut compiled = Vec::new();
@@ -147,11 +152,12 @@ impl Policy {
                 })
             };
             compiled.push((
-                normalize_path(&r.path).into_owned(),
+                route_prefix(&r.path, case_insensitive),
                 Route {
-                    name: r.path.clone(),
+                    name: r.path.as_str().into(),
                     access,
                     methods: r.methods.clone(),
+                    allow_encoded_slash: r.allow_encoded_slash,
                 },
             ));
         }
@@ -163,27 +169,72 @@ impl Policy {
                     name: "(default)".into(),
                     access: Access::SignedIn(Rules::default()),
                     methods: Vec::new(),
+                    allow_encoded_slash: false,
                 },
+                case_insensitive,
             })
         } else {
             Err(errors)
         }
     }
 
-    /// The route for a request path (query included or not).
-    pub fn route(&self, raw_path: &str) -> &Route {
-        let path = normalize_path(raw_path.split('?').next().unwrap_or(""));
+    /// The route covering a match path (`gateway::target::Target::match_path`).
+    pub fn route(&self, match_path: &str) -> &Route {
         self.routes
             .iter()
-            .find(|(prefix, _)| prefix_matches(prefix, &path))
+            .find(|(prefix, _)| prefix_covers(prefix, match_path))
             .map(|(_, r)| r)
             .unwrap_or(&self.default)
     }
+
+    /// Whether routes match regardless of case.
+    pub fn case_insensitive(&self) -> bool {
+        self.case_insensitive
+    }
 }
 
-fn prefix_matches(prefix: &str, path: &str) -> bool {
-    path.starts_with(prefix)
-        || (prefix.len() > 1 && prefix.ends_with('/') && path == &prefix[..prefix.len() - 1])
+/// A configured route path as a match prefix: percent-decoded like request paths (but
+/// `%2F` kept), no trailing `/` (but the root), lower case when case-insensitive.
+pub fn route_prefix(path: &str, case_insensitive: bool) -> String {
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: Option<&u8>| b.and_then(|b| char::from(*b).to_digit(16));
+        if bytes[i] == b'%' {
+            if let (Some(h), Some(l)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+                let d = (h * 16 + l) as u8;
+                if d == b'/' {
+                    decoded.extend_from_slice(b"%2F");
+                } else {
+                    decoded.push(d);
+                }
+                i += 3;
+                continue;
+            }
+        }
+        decoded.push(bytes[i]);
+        i += 1;
+    }
+    let mut p = String::from_utf8_lossy(&decoded).into_owned();
+    if !p.starts_with('/') {
+        p.insert(0, '/');
+    }
+    while p.len() > 1 && p.ends_with('/') {
+        p.pop();
+    }
+    if case_insensitive {
+        p = p.to_lowercase();
+    }
+    p
+}
+
+/// Does a route prefix (from [`route_prefix`]) cover a match path? On segment
+/// boundaries only: `/static` covers `/static` and `/static/x`, not `/static-admin`.
+pub fn prefix_covers(prefix: &str, path: &str) -> bool {
+    prefix == "/"
+        || (path.starts_with(prefix)
+            && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
 }
 
 /// Entra group object IDs are GUIDs.
@@ -335,97 +386,10 @@ fn judge(identity: &Identity, route: &Route, method: &str, explain: bool) -> Exp
     )
 }
 
-/// Percent-decode, treat `\` as `/`, collapse `//`, resolve `.` and `..`.
-/// The result is only used for matching; the request goes upstream unchanged.
-/// A path that is already normal (nearly every request) is returned as it is.
-pub fn normalize_path(raw: &str) -> std::borrow::Cow<'_, str> {
-    if is_normal(raw) {
-        std::borrow::Cow::Borrowed(raw)
-    } else {
-        std::borrow::Cow::Owned(normalize_slow(raw))
-    }
-}
-
-/// What [`normalize_slow`] would return unchanged: a leading `/`, no `%` or `\`, and no
-/// empty, `.` or `..` segment (one trailing `/` allowed).
-fn is_normal(raw: &str) -> bool {
-    let Some(rest) = raw.strip_prefix('/') else {
-        return false;
-    };
-    if raw.bytes().any(|b| b == b'%' || b == b'\\') {
-        return false;
-    }
-    if rest.is_empty() {
-        return true;
-    }
-    let body = rest.strip_suffix('/').unwrap_or(rest);
-    !body.is_empty()
-        && body
-            .split('/')
-            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
-}
-
-fn normalize_slow(raw: &str) -> String {
-    let decoded = percent_encoding::percent_decode_str(raw).collect::<Vec<u8>>();
-    let decoded = String::from_utf8_lossy(&decoded).replace('\\', "/");
-    let mut out: Vec<&str> = Vec::new();
-    for seg in decoded.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            s => out.push(s),
-        }
-    }
-    let mut path = String::with_capacity(decoded.len() + 1);
-    for seg in &out {
-        path.push('/');
-        path.push_str(seg);
-    }
-    if path.is_empty() || (decoded.ends_with('/') && !out.is_empty()) {
-        path.push('/');
-    }
-    path
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::identity::claims;
-
-    #[test]
-    fn the_fast_path_agrees_with_full_normalization() {
-        for p in [
-            "/",
-            "/a",
-            "/a/",
-            "/a/b",
-            "/a/b/",
-            "//",
-            "/a//b",
-            "/a/./b",
-            "/a/../b",
-            "/..",
-            "/a/..",
-            "/%2e%2e/x",
-            "/a%2Fb",
-            "/a\\b",
-            "a/b",
-            "",
-            "/.",
-            "/a/.",
-            "/a/b//",
-            "/ä/ö",
-            "/a..b/c.d",
-        ] {
-            assert_eq!(normalize_path(p), normalize_slow(p), "{p:?}");
-            if is_normal(p) {
-                assert!(matches!(normalize_path(p), std::borrow::Cow::Borrowed(_)));
-            }
-        }
-        assert!(is_normal("/app/page") && is_normal("/a/b/") && !is_normal("/a//b"));
-    }
 
     fn policy() -> Policy {
         let routes = vec![
@@ -450,7 +414,7 @@ mod tests {
             "admins".to_string(),
             "E7F3C0BA-0000-0000-0000-000000000001".to_string(),
         );
-        Policy::compile(&routes, &aliases).unwrap()
+        Policy::compile(&routes, &aliases, false).unwrap()
     }
 
     fn user(groups: &[&str]) -> Identity {
@@ -466,9 +430,9 @@ mod tests {
     fn longest_prefix_wins_and_default_requires_sign_in() {
         let p = policy();
         assert_eq!(p.route("/public/a.css").access, Access::Public);
-        assert_eq!(p.route("/admin/reports/x").name, "/admin/reports/");
-        assert_eq!(p.route("/admin/x?y=1").name, "/admin/");
-        assert_eq!(p.route("/admin").name, "/admin/");
+        assert_eq!(p.route("/admin/reports/x").name.as_ref(), "/admin/reports/");
+        assert_eq!(p.route("/admin/x").name.as_ref(), "/admin/");
+        assert_eq!(p.route("/admin").name.as_ref(), "/admin/");
         assert_eq!(p.route("/").access, Access::SignedIn(Rules::default()));
         assert_eq!(
             p.route("/publicity").access,
@@ -477,18 +441,26 @@ mod tests {
     }
 
     #[test]
-    fn traversal_cannot_borrow_a_public_route() {
-        let p = policy();
-        for path in [
-            "/public/../admin/",
-            "/public/..%2fadmin/x",
-            "/public/%2e%2e/admin/x",
-            "/public\\..\\admin\\x",
-            "//admin/x",
-            "/./admin/x",
-        ] {
-            assert_eq!(p.route(path).name, "/admin/", "{path}");
-        }
+    fn routes_match_on_segment_boundaries() {
+        let p = route_prefix("/static", false);
+        assert!(prefix_covers(&p, "/static"));
+        assert!(prefix_covers(&p, "/static/x.css"));
+        assert!(!prefix_covers(&p, "/static-admin/"));
+        assert!(!prefix_covers(&p, "/staticx"));
+        let p = route_prefix("/admin/", false);
+        assert_eq!(p, "/admin");
+        assert!(prefix_covers(&p, "/admin") && prefix_covers(&p, "/admin/"));
+        assert!(prefix_covers(&route_prefix("/", false), "/anything"));
+        assert_eq!(route_prefix("/my%20docs/", false), "/my docs");
+        assert_eq!(route_prefix("/Admin/", true), "/admin");
+        let routes = vec![RouteConfig {
+            path: "/static".into(),
+            public: true,
+            ..Default::default()
+        }];
+        let p = Policy::compile(&routes, &BTreeMap::new(), false).unwrap();
+        assert_eq!(p.route("/static-admin/x").name.as_ref(), "(default)");
+        assert_eq!(p.route("/static/app.js").access, Access::Public);
     }
 
     #[test]
@@ -536,7 +508,7 @@ mod tests {
             deny_users: vec!["mallory@example.com".into()],
             ..Default::default()
         }];
-        let p = Policy::compile(&routes, &aliases).unwrap();
+        let p = Policy::compile(&routes, &aliases, false).unwrap();
         let r = p.route("/ops/x");
         let mk = |name: &str, groups: &[&str], roles: &[&str]| {
             let mut id = user(groups);
@@ -588,7 +560,7 @@ mod tests {
             allow_groups: vec!["nope".into(), "also-nope".into()],
             ..Default::default()
         }];
-        let errs = Policy::compile(&routes, &BTreeMap::new()).unwrap_err();
+        let errs = Policy::compile(&routes, &BTreeMap::new(), false).unwrap_err();
         assert_eq!(errs.len(), 2);
     }
 }

@@ -19,7 +19,15 @@ pub fn authz_command(command: AuthzCommand) -> ExitCode {
             .find(|a| a.name == app)
             .ok_or_else(|| format!("no app named \"{app}\""))?;
         let identity = identity_from_json(&user_claims)?;
-        let route = app.policy.route(&path);
+        let target =
+            crate::gateway::target::parse(path.as_bytes(), "", app.target_rules).map_err(|e| {
+                format!(
+                    "{path}: refused before any route ({}): {}",
+                    e.reason(),
+                    e.explain()
+                )
+            })?;
+        let route = app.policy.route(&target.match_path);
         let e = crate::authz::explain(&identity, route, &method.to_ascii_uppercase());
         let allowed = e.decision == crate::authz::Decision::Allow;
         Ok((

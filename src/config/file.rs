@@ -15,8 +15,19 @@ pub struct FileConfig {
     pub server: ServerFile,
     #[serde(default)]
     pub scim: ScimFile,
+    pub forward_auth: Option<ForwardAuthFile>,
     #[serde(default, rename = "app")]
     pub apps: Vec<AppFile>,
+}
+
+/// `/_ssogate/auth` for a proxy that keeps its own routing (off unless configured).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardAuthFile {
+    /// Which proxy calls: "nginx" (X-Original-URI, X-Original-Method), "traefik" and
+    /// "caddy" (X-Forwarded-Uri, X-Forwarded-Method), "envoy" (the path after the
+    /// endpoint).
+    pub style: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -37,6 +48,10 @@ pub struct ServerFile {
     pub threads: Option<usize>,
     /// Seconds to finish in-flight requests on SIGTERM (default 10).
     pub grace_period: Option<String>,
+    /// Addresses (CIDR or single IPs) of the proxies in front: their X-Forwarded-For is
+    /// extended rather than replaced, and only they may call forward-auth.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -87,6 +102,11 @@ pub struct AppFile {
     pub redirect_allow_hosts: Vec<String>,
     /// Client headers with this prefix are removed (default "X-Remote-").
     pub strip_header_prefix: Option<String>,
+    /// The upstream matches paths regardless of case (IIS): routes do too, and the names
+    /// Windows reads differently (`admin.`, `ADMINI~1`) are refused.
+    pub case_insensitive_paths: Option<bool>,
+    /// Keep client headers whose names contain `_` (dropped by default, as nginx does).
+    pub allow_underscore_headers: Option<bool>,
     pub sp: Option<SpFile>,
     pub idp: Option<IdpFile>,
     pub jwt: Option<JwtFile>,
@@ -203,4 +223,7 @@ pub struct RouteFile {
     pub deny_roles: Vec<String>,
     #[serde(default)]
     pub deny_users: Vec<String>,
+    /// Let `%2F` through to this route's upstream (for apps that need encoded slashes).
+    #[serde(default)]
+    pub allow_encoded_slash: bool,
 }

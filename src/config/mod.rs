@@ -52,9 +52,38 @@ pub struct Config {
     pub listen_admin: SocketAddr,
     pub threads: usize,
     pub grace_period: Duration,
+    /// Proxies in front whose forwarding headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Forward-auth (`/_ssogate/auth`), when configured.
+    pub forward_auth: Option<ForwardStyle>,
     pub session: SessionConfig,
     pub scim: ScimConfig,
     pub apps: Vec<AppConfig>,
+}
+
+/// Which proxy calls forward-auth, so which header carries the original request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardStyle {
+    /// `auth_request`: `X-Original-URI` (`$request_uri`), `X-Original-Method`.
+    Nginx,
+    /// ForwardAuth: `X-Forwarded-Uri`, `X-Forwarded-Method`.
+    Traefik,
+    /// `forward_auth`: `X-Forwarded-Uri`, `X-Forwarded-Method`.
+    Caddy,
+    /// ext_authz with `path_prefix`: the original path follows `/_ssogate/auth`.
+    Envoy,
+}
+
+impl ForwardStyle {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "nginx" => Some(Self::Nginx),
+            "traefik" => Some(Self::Traefik),
+            "caddy" => Some(Self::Caddy),
+            "envoy" => Some(Self::Envoy),
+            _ => None,
+        }
+    }
 }
 
 /// SCIM provisioning. Off unless `enabled`.
@@ -219,6 +248,8 @@ pub struct RouteConfig {
     pub deny_groups: Vec<String>,
     pub deny_roles: Vec<String>,
     pub deny_users: Vec<String>,
+    /// `%2F` may reach this route's upstream.
+    pub allow_encoded_slash: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -235,6 +266,10 @@ pub struct AppConfig {
     pub redirect_allow_hosts: Vec<String>,
     /// Lower-case prefix of client headers removed before anything else.
     pub strip_header_prefix: String,
+    /// Case-insensitive path matching, Windows names refused (IIS upstreams).
+    pub case_insensitive_paths: bool,
+    /// Client headers with `_` in their names are kept (dropped by default).
+    pub allow_underscore_headers: bool,
     pub sp: SpConfig,
     pub idp: IdpConfig,
     /// (header name, what it carries) in file order.

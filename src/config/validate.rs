@@ -99,6 +99,35 @@ pub(super) fn validate(
         "10s",
     );
 
+    let mut trusted_proxies = Vec::new();
+    for p in &file.server.trusted_proxies {
+        let p = p.trim();
+        match p
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        {
+            Ok(net) => trusted_proxies.push(net),
+            Err(_) => errs.push(format!(
+                "server.trusted_proxies: \"{p}\" is not an address or CIDR (e.g. \"10.0.0.0/8\", \"127.0.0.1\")"
+            )),
+        }
+    }
+    let forward_auth = file.forward_auth.as_ref().and_then(|f| {
+        let style = f.style.as_deref().unwrap_or_default();
+        let parsed = ForwardStyle::parse(style);
+        if parsed.is_none() {
+            errs.push(format!(
+                "forward_auth.style: \"{style}\": use nginx, traefik, caddy or envoy"
+            ));
+        }
+        if file.server.trusted_proxies.is_empty() {
+            errs.push(
+                "forward_auth: needs server.trusted_proxies (the proxy's address): forward-auth answers only the proxy",
+            );
+        }
+        parsed
+    });
+
     let session = session(&mut errs, &file.session, base, env);
     let scim = scim(&mut errs, &file.scim, base, env);
 
@@ -135,6 +164,8 @@ pub(super) fn validate(
             listen_admin,
             threads,
             grace_period,
+            trusted_proxies,
+            forward_auth,
             session,
             scim,
             apps,
@@ -640,6 +671,8 @@ fn app_config(errs: &mut Errors, ctx: &str, app: &AppFile, base: &Path) -> Optio
             .map(|h| h.trim().to_ascii_lowercase())
             .collect(),
         strip_header_prefix,
+        case_insensitive_paths: app.case_insensitive_paths.unwrap_or(false),
+        allow_underscore_headers: app.allow_underscore_headers.unwrap_or(false),
         sp,
         idp,
         headers,
@@ -881,6 +914,7 @@ fn routes(errs: &mut Errors, ctx: &str, routes: &[RouteFile]) -> Vec<RouteConfig
             deny_groups: r.deny_groups.clone(),
             deny_roles: r.deny_roles.clone(),
             deny_users: r.deny_users.clone(),
+            allow_encoded_slash: r.allow_encoded_slash,
         });
     }
     out

@@ -91,6 +91,8 @@ pub struct ScimResponse {
     pub events: Vec<ScimEvent>,
     /// Metric label: `Users`, `Groups`, `ServiceProviderConfig`, ... or `unknown`.
     pub resource: &'static str,
+    /// Metric label: the request method from a fixed set (`GET` ... `DELETE`, `other`).
+    pub method_label: &'static str,
 }
 
 impl ScimResponse {
@@ -101,7 +103,16 @@ impl ScimResponse {
             location: None,
             events: Vec::new(),
             resource,
+            method_label: "other",
         }
+    }
+
+    /// 413: the body was over [`MAX_BODY`] and was not read.
+    pub fn too_large() -> Self {
+        Self::error(
+            ScimError::new(413, None, "request body too large"),
+            "unknown",
+        )
     }
 
     fn error(e: ScimError, resource: &'static str) -> Self {
@@ -111,6 +122,7 @@ impl ScimResponse {
             location: None,
             events: Vec::new(),
             resource,
+            method_label: "other",
         }
     }
 }
@@ -139,6 +151,35 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     url::form_urlencoded::parse(query?.as_bytes())
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.into_owned())
+}
+
+/// A request method as a metric label, from a fixed set (a client picks the method).
+pub fn method_label(method: &str) -> &'static str {
+    ["GET", "POST", "PUT", "PATCH", "DELETE"]
+        .into_iter()
+        .find(|m| m.eq_ignore_ascii_case(method))
+        .unwrap_or("other")
+}
+
+/// The path after `/scim/v2`, as segments.
+fn segments(path: &str) -> Vec<&str> {
+    path.trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The metric label of a request's resource (a fixed set).
+fn resource_of(segments: &[&str]) -> &'static str {
+    match segments.first().copied() {
+        Some(s) if s.eq_ignore_ascii_case("Users") => "Users",
+        Some(s) if s.eq_ignore_ascii_case("Groups") => "Groups",
+        Some(s) if s.eq_ignore_ascii_case("ServiceProviderConfig") => "ServiceProviderConfig",
+        Some(s) if s.eq_ignore_ascii_case("ResourceTypes") => "ResourceTypes",
+        Some(s) if s.eq_ignore_ascii_case("Schemas") => "Schemas",
+        Some(s) if s.eq_ignore_ascii_case(".search") => ".search",
+        _ => "unknown",
+    }
 }
 
 fn user_event_fields(res: &Value) -> (String, String, Option<String>) {
@@ -190,30 +231,36 @@ impl ScimService {
         bool::from(ok) && !token.is_empty()
     }
 
-    pub async fn handle(&self, req: ScimRequest<'_>) -> ScimResponse {
-        let segments: Vec<&str> = req
-            .path
-            .trim_matches('/')
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .collect();
-        let resource: &'static str = match segments.first().copied() {
-            Some(s) if s.eq_ignore_ascii_case("Users") => "Users",
-            Some(s) if s.eq_ignore_ascii_case("Groups") => "Groups",
-            Some(s) if s.eq_ignore_ascii_case("ServiceProviderConfig") => "ServiceProviderConfig",
-            Some(s) if s.eq_ignore_ascii_case("ResourceTypes") => "ResourceTypes",
-            Some(s) if s.eq_ignore_ascii_case("Schemas") => "Schemas",
-            _ => "unknown",
-        };
-        if !self.authorized(req.authorization) {
-            return ScimResponse::error(
+    /// The 401 answer for a request without a valid token, decided before its body is
+    /// read; `None` when the token is good.
+    pub fn refuse_unauthorized(
+        &self,
+        path: &str,
+        authorization: Option<&[u8]>,
+    ) -> Option<ScimResponse> {
+        (!self.authorized(authorization)).then(|| {
+            ScimResponse::error(
                 ScimError::new(
                     401,
                     None,
                     "a valid bearer token (the Secret Token) is required",
                 ),
-                resource,
-            );
+                resource_of(&segments(path)),
+            )
+        })
+    }
+
+    pub async fn handle(&self, req: ScimRequest<'_>) -> ScimResponse {
+        let mut response = self.handle_labelled(&req).await;
+        response.method_label = method_label(req.method);
+        response
+    }
+
+    async fn handle_labelled(&self, req: &ScimRequest<'_>) -> ScimResponse {
+        let segments = segments(req.path);
+        let resource = resource_of(&segments);
+        if let Some(refusal) = self.refuse_unauthorized(req.path, req.authorization) {
+            return refusal;
         }
         if req.body.len() > MAX_BODY {
             return ScimResponse::error(
@@ -221,7 +268,7 @@ impl ScimService {
                 resource,
             );
         }
-        let result = self.route(&req, &segments).await;
+        let result = self.route(req, &segments).await;
         match result {
             Ok(mut r) => {
                 r.resource = resource;
@@ -492,6 +539,7 @@ impl ScimService {
                     location: Some(location),
                     events,
                     resource: "",
+                    method_label: "other",
                 })
             }
         }
@@ -593,6 +641,7 @@ impl ScimService {
                     location: None,
                     events,
                     resource: "",
+                    method_label: "other",
                 }))
             }
         }
@@ -739,6 +788,7 @@ impl ScimService {
             location: None,
             events,
             resource: "",
+            method_label: "other",
         })
     }
 }
