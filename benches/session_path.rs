@@ -52,6 +52,11 @@ fn gateway(store: &str, cache_ttl: &str, dir: &std::path::Path) -> Gateway {
     .and_then(|k| k.private_key_to_pem_pkcs8())
     .unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.join("jwt.pem"), key).unwrap_or_else(|e| panic!("{e}"));
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir.join("jwt.pem"), std::fs::Permissions::from_mode(0o600))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
     let app = |name: &str, host: &str, jwt: &str| {
         format!(
             r#"

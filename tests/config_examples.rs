@@ -24,10 +24,35 @@ fn check(args: &[&str]) -> (bool, String) {
     )
 }
 
+/// A private SP key pair (`sp-key.pem`, mode 600, and `sp-cert.pem`) and a SCIM token
+/// (`scim-token`, mode 600) in `dir`, as the examples' comments tell an admin to make.
+fn own_secrets(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let key = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+    let cert = ssogate::saml::devidp::self_signed_certificate(&key).unwrap();
+    let private = |name: &str, bytes: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    private("sp-key.pem", &key.private_key_to_pem_pkcs8().unwrap());
+    private(
+        "scim-token",
+        hex::encode(rand::random::<[u8; 32]>()).as_bytes(),
+    );
+    std::fs::write(dir.join("sp-cert.pem"), cert.to_pem().unwrap()).unwrap();
+}
+
 #[test]
 fn every_example_config_passes_check_config() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
-    let mut files: Vec<String> = std::fs::read_dir(dir)
+    // The examples beside the secrets an admin makes for them (none are shipped).
+    let copy = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/config")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, copy.path().join(p.file_name().unwrap())).unwrap();
+    }
+    own_secrets(copy.path());
+    let mut files: Vec<String> = std::fs::read_dir(copy.path())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
@@ -88,13 +113,12 @@ allow_groups = ["no-such-alias"]
 fn a_previous_sp_key_that_is_no_key_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
-    for f in [
-        "example-sp-key.pem",
-        "example-sp-cert.pem",
-        "example-idp.pem",
-    ] {
-        std::fs::copy(format!("{examples}/{f}"), dir.path().join(f)).unwrap();
-    }
+    std::fs::copy(
+        format!("{examples}/example-idp.pem"),
+        dir.path().join("example-idp.pem"),
+    )
+    .unwrap();
+    own_secrets(dir.path());
     let path = dir.path().join("rollover.toml");
     let text = r#"
 [listen]
@@ -106,8 +130,8 @@ upstream = "http://127.0.0.1:1"
 [app.sp]
 entity_id = "https://a.example/saml"
 acs_url = "https://a.example/saml/acs"
-signing_key_file = "example-sp-key.pem"
-certificate_file = "example-sp-cert.pem"
+signing_key_file = "sp-key.pem"
+certificate_file = "sp-cert.pem"
 previous_key_files = ["PREVIOUS"]
 [app.idp]
 entity_id = "https://sts.windows.net/x/"
@@ -115,15 +139,15 @@ sso_url = "https://login.microsoftonline.com/x/saml2"
 certificate_file = "example-idp.pem"
 "#;
     // A certificate where a private key belongs: refused, naming the file.
-    std::fs::write(&path, text.replace("PREVIOUS", "example-sp-cert.pem")).unwrap();
+    std::fs::write(&path, text.replace("PREVIOUS", "sp-cert.pem")).unwrap();
     let (ok, out) = check(&[path.to_str().unwrap()]);
     assert!(!ok, "{out}");
     assert!(
-        out.contains("sp.previous_key_files") && out.contains("example-sp-cert.pem"),
+        out.contains("sp.previous_key_files") && out.contains("sp-cert.pem"),
         "{out}"
     );
     // A real key: fine.
-    std::fs::write(&path, text.replace("PREVIOUS", "example-sp-key.pem")).unwrap();
+    std::fs::write(&path, text.replace("PREVIOUS", "sp-key.pem")).unwrap();
     let (ok, out) = check(&[path.to_str().unwrap()]);
     assert!(ok, "{out}");
 }

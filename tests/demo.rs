@@ -46,9 +46,12 @@ fn hidden(html: &str, name: &str) -> String {
     html_escape::decode_html_entities(&html[start..end]).into_owned()
 }
 
+/// Like a browser: keeps cookies (the sign-in's binding cookie must come back to the
+/// ACS), follows no redirects (the test looks at them).
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
         .build()
         .unwrap()
 }

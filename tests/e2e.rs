@@ -12,7 +12,7 @@ use ssogate::saml::{self, DevIdp, ResponseSpec};
 use std::time::Duration;
 use utils::echo::{echoed, EchoUpstream};
 use utils::gateway::Gateway;
-use utils::http::client;
+use utils::http::{binding_of, client};
 use utils::redis::TestRedis;
 
 const ADMINS: &str = "e7f3c0ba-0000-4000-8000-000000000001";
@@ -158,8 +158,9 @@ fn response_spec(
     }
 }
 
-/// Starts a login at `path` and returns (AuthnRequest ID, RelayState).
-async fn start_login(s: &Setup, path: &str) -> (String, String) {
+/// Starts a login at `path` and returns (AuthnRequest ID, RelayState, the binding
+/// cookie the browser holds until the response comes back).
+async fn start_login(s: &Setup, path: &str) -> (String, String, String) {
     let r = browse(&s.gw.url(path), None).await;
     assert_eq!(
         r.status(),
@@ -180,16 +181,23 @@ async fn start_login(s: &Setup, path: &str) -> (String, String) {
     );
     let id = root.attribute("ID").unwrap().to_string();
     assert!(!id.starts_with(|c: char| c.is_ascii_digit()));
-    (id, relay)
+    let binding = binding_of(&r).expect("a sign-in binding cookie");
+    (id, relay, binding)
 }
 
-async fn post_acs(s: &Setup, saml_response: &str, relay: &str) -> reqwest::Response {
-    client()
+async fn post_acs(
+    s: &Setup,
+    saml_response: &str,
+    relay: &str,
+    binding: Option<&str>,
+) -> reqwest::Response {
+    let mut req = client()
         .post(s.gw.url("/saml/acs"))
-        .form(&[("SAMLResponse", saml_response), ("RelayState", relay)])
-        .send()
-        .await
-        .unwrap()
+        .form(&[("SAMLResponse", saml_response), ("RelayState", relay)]);
+    if let Some(b) = binding {
+        req = req.header("cookie", b);
+    }
+    req.send().await.unwrap()
 }
 
 fn session_cookie(r: &reqwest::Response) -> String {
@@ -207,12 +215,12 @@ fn session_cookie(r: &reqwest::Response) -> String {
 }
 
 async fn sign_in(s: &Setup, path: &str, user: &str, groups: &[&str]) -> String {
-    let (id, relay) = start_login(s, path).await;
+    let (id, relay, binding) = start_login(s, path).await;
     let resp = s
         .idp
         .sign_response(&response_spec(s, user, groups, Some(id)))
         .unwrap();
-    let r = post_acs(s, &resp, &relay).await;
+    let r = post_acs(s, &resp, &relay, Some(&binding)).await;
     assert_eq!(r.status(), 302, "log: {}", s.gw.log());
     assert_eq!(location(&r), path, "back to the page asked for");
     session_cookie(&r)
@@ -339,13 +347,16 @@ async fn idle_session_expires_and_sign_in_starts_again() {
 #[tokio::test]
 async fn replayed_response_is_refused() {
     let s = setup().await;
-    let (id, relay) = start_login(&s, "/").await;
+    let (id, relay, binding) = start_login(&s, "/").await;
     let resp = s
         .idp
         .sign_response(&response_spec(&s, "alice@contoso.example", &[], Some(id)))
         .unwrap();
-    assert_eq!(post_acs(&s, &resp, &relay).await.status(), 302);
-    let again = post_acs(&s, &resp, &relay).await;
+    assert_eq!(
+        post_acs(&s, &resp, &relay, Some(&binding)).await.status(),
+        302
+    );
+    let again = post_acs(&s, &resp, &relay, Some(&binding)).await;
     assert_eq!(again.status(), 403);
     assert!(again.headers().get("set-cookie").is_none());
     let page = again.text().await.unwrap();
@@ -356,10 +367,16 @@ async fn replayed_response_is_refused() {
 #[tokio::test]
 async fn response_for_another_audience_is_refused() {
     let s = setup().await;
-    let (id, relay) = start_login(&s, "/").await;
+    let (id, relay, binding) = start_login(&s, "/").await;
     let mut spec = response_spec(&s, "alice@contoso.example", &[], Some(id));
     spec.audience = "https://other-app.example/saml".into();
-    let r = post_acs(&s, &s.idp.sign_response(&spec).unwrap(), &relay).await;
+    let r = post_acs(
+        &s,
+        &s.idp.sign_response(&spec).unwrap(),
+        &relay,
+        Some(&binding),
+    )
+    .await;
     assert_eq!(r.status(), 403);
     let m = reqwest::get(s.gw.admin_url("/metrics"))
         .await
@@ -376,7 +393,7 @@ async fn response_for_another_audience_is_refused() {
 #[tokio::test]
 async fn response_signed_by_another_key_or_unsolicited_is_refused() {
     let s = setup().await;
-    let (id, relay) = start_login(&s, "/").await;
+    let (id, relay, binding) = start_login(&s, "/").await;
     let mallory = DevIdp::generate("https://idp.example.test/").unwrap();
     let forged = mallory
         .sign_response(&response_spec(
@@ -386,7 +403,10 @@ async fn response_signed_by_another_key_or_unsolicited_is_refused() {
             Some(id.clone()),
         ))
         .unwrap();
-    assert_eq!(post_acs(&s, &forged, &relay).await.status(), 403);
+    assert_eq!(
+        post_acs(&s, &forged, &relay, Some(&binding)).await.status(),
+        403
+    );
     // libxmlsec1's own stderr reports are routed into tracing, not sprayed into the log.
     assert!(!s.gw.log().contains("func=xmlSec"), "{}", s.gw.log());
     assert!(
@@ -399,7 +419,7 @@ async fn response_signed_by_another_key_or_unsolicited_is_refused() {
         .idp
         .sign_response(&response_spec(&s, "alice@contoso.example", &[ADMINS], None))
         .unwrap();
-    assert_eq!(post_acs(&s, &unsolicited, "/").await.status(), 403);
+    assert_eq!(post_acs(&s, &unsolicited, "/", None).await.status(), 403);
     // A response to a request we never sent is refused.
     let unknown = s
         .idp
@@ -410,7 +430,12 @@ async fn response_signed_by_another_key_or_unsolicited_is_refused() {
             Some("_00000000000000000000000000000000".into()),
         ))
         .unwrap();
-    assert_eq!(post_acs(&s, &unknown, &relay).await.status(), 403);
+    assert_eq!(
+        post_acs(&s, &unknown, &relay, Some(&binding))
+            .await
+            .status(),
+        403
+    );
     // The genuine one still works: failed attempts did not consume the pending request.
     let genuine = s
         .idp
@@ -421,7 +446,12 @@ async fn response_signed_by_another_key_or_unsolicited_is_refused() {
             Some(id),
         ))
         .unwrap();
-    assert_eq!(post_acs(&s, &genuine, &relay).await.status(), 302);
+    assert_eq!(
+        post_acs(&s, &genuine, &relay, Some(&binding))
+            .await
+            .status(),
+        302
+    );
 }
 
 #[tokio::test]
@@ -484,4 +514,63 @@ async fn sp_metadata_is_served_for_upload_to_entra() {
         Some(s.gw.url("/saml").as_str())
     );
     assert!(xml.contains(&s.gw.url("/saml/acs")));
+}
+
+#[tokio::test]
+async fn a_sign_in_finishes_only_in_the_browser_that_started_it() {
+    let s = setup().await;
+    let response = |id: String| {
+        s.idp
+            .sign_response(&response_spec(&s, "alice@contoso.example", &[], Some(id)))
+    };
+    // The response comes back through a browser that did not start the sign-in (a
+    // login-CSRF, or a link handed on): refused, and the pending request is spent.
+    let (id, relay, _) = start_login(&s, "/one").await;
+    let r = post_acs(&s, &response(id.clone()).unwrap(), &relay, None).await;
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("another browser"));
+    let (other, relay2, binding2) = start_login(&s, "/two").await;
+    let r = post_acs(
+        &s,
+        &response(other).unwrap(),
+        &relay2,
+        Some(&format!("{binding2}x")),
+    )
+    .await;
+    assert_eq!(r.status(), 403, "a wrong token is no binding");
+
+    // Two tabs signing in at once: each response finds its own binding among both.
+    let (a, relay_a, binding_a) = start_login(&s, "/tab-a").await;
+    let (b, relay_b, binding_b) = start_login(&s, "/tab-b").await;
+    let both = format!("{binding_a}; {binding_b}");
+    let rb = post_acs(&s, &response(b).unwrap(), &relay_b, Some(&both)).await;
+    assert_eq!(
+        (rb.status().as_u16(), location(&rb)),
+        (302, "/tab-b".into())
+    );
+    let cleared: Vec<_> = rb.headers().get_all("set-cookie").iter().collect();
+    assert!(
+        cleared.iter().any(|c| {
+            let c = c.to_str().unwrap();
+            c.starts_with(binding_b.split('=').next().unwrap()) && c.contains("Max-Age=0")
+        }),
+        "the used binding is cleared: {cleared:?}"
+    );
+    let ra = post_acs(&s, &response(a).unwrap(), &relay_a, Some(&both)).await;
+    assert_eq!(
+        (ra.status().as_u16(), location(&ra)),
+        (302, "/tab-a".into())
+    );
+    let metrics = client()
+        .get(s.gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("ssogate_login_failures_total{app=\"wiki\",reason=\"other_browser\"} 2"),
+        "{metrics}"
+    );
 }

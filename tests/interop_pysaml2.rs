@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use utils::echo::{echoed, EchoUpstream};
 use utils::gateway::{free_port, Gateway};
-use utils::http::cookie_of;
+use utils::http::{binding_of, cookie_of, sign_out};
 
 struct Idp {
     port: u16,
@@ -217,14 +217,19 @@ fn form(html: &str) -> (String, String, String) {
     )
 }
 
-/// Post the IdP's form to the ACS; returns the ACS answer.
-async fn post_form(html: &str) -> reqwest::Response {
+/// Post the IdP's form to the ACS, with the sign-in's binding cookie when the browser
+/// holds one; returns the ACS answer.
+async fn post_form(html: &str, binding: Option<&str>) -> reqwest::Response {
     let (action, response, relay) = form(html);
     let mut fields = vec![("SAMLResponse", response)];
     if !relay.is_empty() {
         fields.push(("RelayState", relay));
     }
-    client().post(action).form(&fields).send().await.unwrap()
+    let mut req = client().post(action).form(&fields);
+    if let Some(b) = binding {
+        req = req.header("cookie", b);
+    }
+    req.send().await.unwrap()
 }
 
 /// SP-initiated sign-in at /private through the pysaml2 IdP; returns the ACS answer.
@@ -242,6 +247,7 @@ async fn sign_in(
         .await
         .unwrap();
     assert_eq!(r.status(), 302);
+    let binding = binding_of(&r).expect("a sign-in binding cookie");
     let to_idp = location(&r);
     assert!(
         to_idp.contains("&Signature="),
@@ -262,7 +268,7 @@ async fn sign_in(
         "pysaml2 refused the AuthnRequest: {html}\n{}",
         idp.log()
     );
-    post_form(&html).await
+    post_form(&html, Some(&binding)).await
 }
 
 async fn page(gw: &Gateway, cookie: &str) -> (u16, String) {
@@ -345,14 +351,14 @@ async fn pysaml2_refuses_a_tampered_authn_request_and_idp_initiated_sign_in_work
         .await
         .unwrap();
     let html = r.text().await.unwrap();
-    let r = post_form(&html).await;
+    let r = post_form(&html, None).await;
     assert_eq!(r.status(), 302, "{}", gw.log());
     assert_eq!(location(&r), "/private/report");
     let (status, body) = page(&gw, &cookie_of(&r)).await;
     assert_eq!(status, 200);
     assert_eq!(echoed(&body, "x-remote-user"), ["tile@example.com"]);
     // The same response again: a replay.
-    assert_eq!(post_form(&html).await.status(), 403);
+    assert_eq!(post_form(&html, None).await.status(), 403);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -366,12 +372,7 @@ async fn single_logout_both_ways() {
     let r = sign_in(&gw, &idp, "ann@example.com", "assertion", "aes256-cbc").await;
     let cookie = cookie_of(&r);
     assert_eq!(page(&gw, &cookie).await.0, 200);
-    let r = client()
-        .get(gw.url("/saml/logout"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = sign_out(&gw.url(""), Some(&cookie)).await;
     assert_eq!(r.status(), 302);
     let r = client().get(location(&r)).send().await.unwrap();
     assert_eq!(

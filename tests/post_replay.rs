@@ -12,7 +12,7 @@ mod utils;
 use ssogate::saml::{self, DevIdp, ResponseSpec, SpSettings};
 use utils::echo::{echoed, EchoUpstream};
 use utils::gateway::Gateway;
-use utils::http::{client, cookie_of};
+use utils::http::{binding_of, client, cookie_of};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_session_keeps_the_form_through_sign_in() {
@@ -51,20 +51,32 @@ certificate_file = "idp.pem"
     );
     let gw = Gateway::start(&config, &[("idp.pem", pem.as_bytes())]).await;
     let form = "title=Q3+plan&body=Zo%C3%AB+%3Cb%3Ebold%3C%2Fb%3E&n=1";
-    let post = |body: &'static str, content_type: &'static str| {
+    // A form on the app's own page: the browser says the POST is same-origin.
+    let post_from = |site: &'static str, body: &'static str, content_type: &'static str| {
         client()
             .post(gw.url("/wiki/edit?page=7"))
             .header("accept", "text/html")
+            .header("sec-fetch-site", site)
             .header("content-type", content_type)
             .body(body)
             .send()
     };
+    let post = |body, content_type| post_from("same-origin", body, content_type);
+
+    // A cross-site form (SameSite=Lax kept the session cookie away): never kept, never
+    // replayed; the app would otherwise run another site's action as the user.
+    let r = post_from("cross-site", form, "application/x-www-form-urlencoded")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("could not be kept"));
 
     // Not signed in (session expired): to the IdP, the body kept.
     let r = post(form, "application/x-www-form-urlencoded")
         .await
         .unwrap();
     assert_eq!(r.status(), 303, "{}", gw.log());
+    let binding = binding_of(&r).expect("a sign-in binding cookie");
     let to_idp = r.headers()["location"].to_str().unwrap().to_string();
     let u = url::Url::parse(&to_idp).unwrap();
     let q = |k: &str| {
@@ -87,6 +99,7 @@ certificate_file = "idp.pem"
     spec.in_response_to = Some(request_id);
     let r = client()
         .post(gw.url("/saml/acs"))
+        .header("cookie", &binding)
         .form(&[
             ("SAMLResponse", idp.sign_response(&spec).unwrap()),
             ("RelayState", q("RelayState")),

@@ -396,11 +396,16 @@ certificate_file = "idp.pem"
     let app = gw.apps()[0].clone();
 
     // InResponseTo that no pending request has (IdP-initiated allowed all the same).
-    let err =
-        ssogate::gateway::login::finish(&gw, &app, &idp().sign_response(&spec()).unwrap(), None)
-            .await
-            .err()
-            .unwrap();
+    let err = ssogate::gateway::login::finish(
+        &gw,
+        &app,
+        &idp().sign_response(&spec()).unwrap(),
+        None,
+        &[],
+    )
+    .await
+    .err()
+    .unwrap();
     assert_eq!(err.reason(), "in_response_to_unknown");
 
     // An unsolicited response: accepted once, then a replay.
@@ -408,10 +413,10 @@ certificate_file = "idp.pem"
     s.in_response_to = None;
     s.lifetime = Duration::from_secs(300);
     let r = idp().sign_response(&s).unwrap();
-    assert!(ssogate::gateway::login::finish(&gw, &app, &r, None)
+    assert!(ssogate::gateway::login::finish(&gw, &app, &r, None, &[])
         .await
         .is_ok());
-    let err = ssogate::gateway::login::finish(&gw, &app, &r, None)
+    let err = ssogate::gateway::login::finish(&gw, &app, &r, None, &[])
         .await
         .err()
         .unwrap();

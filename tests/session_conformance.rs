@@ -74,6 +74,7 @@ async fn run_conformance(store: Arc<dyn SessionStore>, backend: &dyn Backend) {
     user_index(&store).await;
     pending_once_only(&store).await;
     assertion_replay(&store).await;
+    event_counts(&store).await;
     ttl_expiry(&store).await;
     corrupt_record(&store, backend).await;
     revocation_feed(&store).await;
@@ -283,6 +284,7 @@ async fn pending_once_only(store: &Arc<dyn SessionStore>) {
         return_to: "/deep/link?q=1".into(),
         created_at: T0,
         post_body: None,
+        binding: Some("ab".repeat(32)),
     };
     let id = rid();
     assert_eq!(store.take_pending(&id).await.unwrap(), None);
@@ -333,6 +335,44 @@ async fn assertion_replay(store: &Arc<dyn SessionStore>) {
     assert_eq!(first, 1, "exactly one concurrent presenter is first");
 }
 
+/// Event counts: atomic across concurrent callers, per key, reset after the window.
+async fn event_counts(store: &Arc<dyn SessionStore>) {
+    let key = format!("pending:ip:{}", rid());
+    assert_eq!(store.count_event(&key, LONG).await.unwrap(), 1);
+    assert_eq!(store.count_event(&key, LONG).await.unwrap(), 2);
+    assert_eq!(store.count_event(&rid(), LONG).await.unwrap(), 1);
+    let tries: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            let key = key.clone();
+            tokio::spawn(async move { store.count_event(&key, LONG).await.unwrap() })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for t in tries {
+        seen.push(t.await.unwrap());
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (3..=18).collect::<Vec<u64>>(), "every count once");
+    let short = rid();
+    assert_eq!(
+        store
+            .count_event(&short, Duration::from_millis(200))
+            .await
+            .unwrap(),
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        store
+            .count_event(&short, Duration::from_millis(200))
+            .await
+            .unwrap(),
+        1,
+        "a new window"
+    );
+}
+
 async fn ttl_expiry(store: &Arc<dyn SessionStore>) {
     let user = format!("ttl-{}@example.com", &key()[..8]);
     let short = key();
@@ -360,6 +400,7 @@ async fn ttl_expiry(store: &Arc<dyn SessionStore>) {
         return_to: "/".into(),
         created_at: T0,
         post_body: None,
+        binding: None,
     };
     store.put_pending(&pending, &p, one).await.unwrap();
     assert!(store.remember_assertion(&assertion, one).await.unwrap());

@@ -21,7 +21,7 @@ use ssogate::saml::{DevIdp, EncryptFor, ResponseSpec};
 use std::time::{Duration, Instant};
 use utils::echo::EchoUpstream;
 use utils::gateway::Gateway;
-use utils::http::{client, cookie_of};
+use utils::http::{binding_of, client, cookie_of, sign_out};
 
 const PUBLIC_URL: &str = "https://wiki.example.test";
 const IDP_SLO: &str = "https://login.example.test/tenant/saml2";
@@ -163,6 +163,7 @@ fn sp_message(s: &Setup, url: &str) -> (MessageParam, String) {
 /// Sign in through `gw`; returns (cookie, SessionIndex).
 async fn sign_in(s: &Setup, gw: &Gateway, encrypt: bool) -> (String, String) {
     let r = get(gw, "/saml/login?return_to=/private", None).await;
+    let binding = binding_of(&r).expect("a sign-in binding cookie");
     assert_eq!(r.status(), 302);
     let loc = location(&r);
     // The AuthnRequest is signed with the SP key.
@@ -195,6 +196,7 @@ async fn sign_in(s: &Setup, gw: &Gateway, encrypt: bool) -> (String, String) {
     let saml_response = s.idp.sign_response(&spec).unwrap();
     let r = client()
         .post(gw.url("/saml/acs"))
+        .header("cookie", binding)
         .form(&[
             ("SAMLResponse", saml_response.as_str()),
             ("RelayState", &relay),
@@ -377,7 +379,23 @@ async fn sp_initiated_logout_round_trip() {
     let r = get(a, "/private", Some(&cookie)).await;
     assert_eq!(r.status(), 200);
 
+    // A GET (a link, maybe from another site) only asks; a cross-site POST is refused.
     let r = get(a, "/saml/logout", Some(&cookie)).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("method=\"post\""));
+    assert_eq!(get(a, "/private", Some(&cookie)).await.status(), 200);
+    let r = client()
+        .post(a.url("/saml/logout"))
+        .header("cookie", &cookie)
+        .header("sec-fetch-site", "cross-site")
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(get(a, "/private", Some(&cookie)).await.status(), 200);
+
+    let r = sign_out(&a.url(""), Some(&cookie)).await;
     assert_eq!(r.status(), 302);
     let cleared = r.headers().get("set-cookie").unwrap().to_str().unwrap();
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
@@ -422,7 +440,7 @@ async fn sp_initiated_logout_round_trip() {
     assert_eq!(deliver(a, &stray).await.status(), 400);
 
     // Signing out without a session still clears the cookie and lands on the return path.
-    let r = get(a, "/saml/logout", None).await;
+    let r = sign_out(&a.url(""), None).await;
     assert_eq!(r.status(), 302);
     assert_eq!(location(&r), "/public/bye");
 }

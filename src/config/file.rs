@@ -79,6 +79,14 @@ pub struct SessionFile {
     pub login_timeout: Option<String>,
     pub cache_ttl: Option<String>,
     pub cache_max_entries: Option<usize>,
+    /// Bind each sign-in to the browser that started it with a short-lived cookie
+    /// (default true).
+    pub bind_sign_in_to_browser: Option<bool>,
+    /// Sign-ins a client address may start within login_timeout (default 1000: an
+    /// office behind one NAT address signs in as one client).
+    pub max_pending_per_client: Option<u64>,
+    /// Sign-ins pending at once, all clients together (default 100000).
+    pub max_pending_total: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

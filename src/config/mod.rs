@@ -117,6 +117,11 @@ pub struct SessionConfig {
     /// Lifetime of a session record in the in-process cache (0 disables the cache).
     pub cache_ttl: Duration,
     pub cache_max_entries: usize,
+    /// A cookie binds each pending sign-in to the browser that started it.
+    pub bind_sign_in: bool,
+    /// Pending sign-ins per client address within login_timeout, and in total.
+    pub max_pending_per_client: u64,
+    pub max_pending_total: u64,
 }
 
 #[derive(Debug, Clone)]

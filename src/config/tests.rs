@@ -9,6 +9,31 @@ fn no_env() -> HashMap<String, String> {
     HashMap::new()
 }
 
+/// A private SP key pair (`sp-key.pem`, mode 600, and `sp-cert.pem`) beside a copy of
+/// the example IdP metadata, in a fresh directory.
+fn keys_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let key = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+    let cert = crate::saml::devidp::self_signed_certificate(&key).unwrap();
+    write_private(
+        &d.path().join("sp-key.pem"),
+        &key.private_key_to_pem_pkcs8().unwrap(),
+    );
+    std::fs::write(d.path().join("sp-cert.pem"), cert.to_pem().unwrap()).unwrap();
+    std::fs::copy(
+        dir().join("entra-metadata.xml"),
+        d.path().join("entra-metadata.xml"),
+    )
+    .unwrap();
+    d
+}
+
+fn write_private(path: &Path, bytes: &[u8]) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, bytes).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 #[test]
 fn the_issue_example_parses() {
     let text = std::fs::read_to_string(dir().join("ssogate.toml")).unwrap();
@@ -174,13 +199,14 @@ logout_return_path = "https://portal.example.com/signed-out"
 entity_id = "https://a.example.com/saml"
 acs_url = "https://a.example.com/saml/acs"
 slo_url = "https://a.example.com/saml/slo"
-signing_key_file = "example-sp-key.pem"
-certificate_file = "example-sp-cert.pem"
+signing_key_file = "sp-key.pem"
+certificate_file = "sp-cert.pem"
 [app.idp]
 metadata_file = "entra-metadata.xml"
 want_response_signed = true
 "#;
-    let c = from_str(text, &dir(), &no_env()).unwrap();
+    let keys = keys_dir();
+    let c = from_str(text, keys.path(), &no_env()).unwrap();
     let app = &c.apps[0];
     assert_eq!(app.sp.slo_path.as_deref(), Some("/saml/slo"));
     assert!(app.sp.keys.is_some());
@@ -209,9 +235,10 @@ metadata_file = "entra-metadata.xml"
 "#;
     let alone = base.replace(
         "[app.idp]",
-        "previous_key_files = [\"example-sp-key.pem\"]\n[app.idp]",
+        "previous_key_files = [\"sp-key.pem\"]\n[app.idp]",
     );
-    let all = from_str(&alone, &dir(), &no_env())
+    let keys = keys_dir();
+    let all = from_str(&alone, keys.path(), &no_env())
         .unwrap_err()
         .0
         .join("\n");
@@ -223,12 +250,12 @@ metadata_file = "entra-metadata.xml"
     let missing = base.replace(
         "[app.idp]",
         concat!(
-            "signing_key_file = \"example-sp-key.pem\"\n",
-            "certificate_file = \"example-sp-cert.pem\"\n",
-            "previous_key_files = [\"example-sp-key.pem\", \"no-such-key.pem\"]\n[app.idp]"
+            "signing_key_file = \"sp-key.pem\"\n",
+            "certificate_file = \"sp-cert.pem\"\n",
+            "previous_key_files = [\"sp-key.pem\", \"no-such-key.pem\"]\n[app.idp]"
         ),
     );
-    let all = from_str(&missing, &dir(), &no_env())
+    let all = from_str(&missing, keys.path(), &no_env())
         .unwrap_err()
         .0
         .join("\n");
@@ -238,12 +265,71 @@ metadata_file = "entra-metadata.xml"
     );
 
     let ok = missing.replace(", \"no-such-key.pem\"", "");
-    let c = from_str(&ok, &dir(), &no_env()).unwrap();
-    let keys = c.apps[0].sp.keys.as_ref().unwrap();
-    assert_eq!(keys.previous.len(), 1);
-    let debug = format!("{keys:?}");
+    let c = from_str(&ok, keys.path(), &no_env()).unwrap();
+    let sp_keys = c.apps[0].sp.keys.as_ref().unwrap();
+    assert_eq!(sp_keys.previous.len(), 1);
+    let debug = format!("{sp_keys:?}");
     assert!(
-        debug.contains("example-sp-key.pem") && !debug.contains("PRIVATE KEY"),
+        debug.contains("sp-key.pem") && !debug.contains("PRIVATE KEY"),
         "{debug}"
+    );
+}
+
+#[test]
+fn published_example_secrets_and_world_readable_keys_are_refused() {
+    let keys = keys_dir();
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/refused");
+    let published = std::fs::read(format!("{fixtures}/example-sp-key.pem")).unwrap();
+    write_private(&keys.path().join("published-key.pem"), &published);
+    let token = std::fs::read(format!("{fixtures}/example-scim-token")).unwrap();
+    write_private(&keys.path().join("published-token"), &token);
+    let text = r#"
+[listen]
+public = "127.0.0.1:8080"
+[scim]
+enabled = true
+token_file = "published-token"
+[[app]]
+name = "a"
+hosts = ["a.example.com"]
+upstream = "http://127.0.0.1:3000"
+[app.sp]
+entity_id = "https://a.example.com/saml"
+acs_url = "https://a.example.com/saml/acs"
+signing_key_file = "published-key.pem"
+certificate_file = "sp-cert.pem"
+[app.idp]
+metadata_file = "entra-metadata.xml"
+"#;
+    let all = from_str(text, keys.path(), &no_env())
+        .unwrap_err()
+        .0
+        .join("\n");
+    assert!(
+        all.contains("sp.signing_key_file") && all.contains("example key published"),
+        "{all}"
+    );
+    assert!(
+        all.contains("scim: a token is the example published"),
+        "{all}"
+    );
+
+    // A key every user can read.
+    use std::os::unix::fs::PermissionsExt as _;
+    let open_key = keys.path().join("sp-key.pem");
+    std::fs::set_permissions(&open_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let text = text.replace("published-key.pem", "sp-key.pem").replace(
+        "[scim]\nenabled = true\ntoken_file = \"published-token\"\n",
+        "",
+    );
+    let all = from_str(&text, keys.path(), &no_env())
+        .unwrap_err()
+        .0
+        .join("\n");
+    assert!(all.contains("readable by every user"), "{all}");
+    std::fs::set_permissions(&open_key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert!(
+        from_str(&text, keys.path(), &no_env()).is_ok(),
+        "group-readable is fine"
     );
 }

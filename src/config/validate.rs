@@ -56,7 +56,7 @@ pub(super) fn validate(
         None | Some((None, None)) => None,
         Some((Some(c), Some(k))) => {
             let cert = read_file(&mut errs, "listen.tls_cert_file", base, c);
-            let key = read_file(&mut errs, "listen.tls_key_file", base, k);
+            let key = read_secret_file(&mut errs, "listen.tls_key_file", base, k);
             if let (Some((cp, cb)), Some((kp, kb))) = (cert, key) {
                 if openssl::x509::X509::stack_from_pem(&cb).map_or(true, |v| v.is_empty()) {
                     errs.push(format!(
@@ -183,7 +183,7 @@ fn scim(errs: &mut Errors, s: &super::file::ScimFile, base: &Path, env: &dyn Env
     let enabled = s.enabled.unwrap_or(false);
     let mut tokens: Vec<Secret<Vec<u8>>> = Vec::new();
     if let Some(p) = &s.token_file {
-        if let Some((_, bytes)) = read_file(errs, "scim.token_file", base, p) {
+        if let Some((_, bytes)) = read_secret_file(errs, "scim.token_file", base, p) {
             match String::from_utf8(bytes) {
                 Ok(text) => tokens.extend(
                     text.lines()
@@ -207,6 +207,15 @@ fn scim(errs: &mut Errors, s: &super::file::ScimFile, base: &Path, env: &dyn Env
         errs.push(format!(
             "scim: enabled without a token: set token_file (Entra: Secret Token) or {ENV_SCIM_TOKEN}"
         ));
+    }
+    if tokens.iter().any(|t| {
+        PUBLISHED_TOKENS
+            .iter()
+            .any(|p| p.as_bytes() == t.expose().as_slice())
+    }) {
+        errs.push(
+            "scim: a token is the example published with ssogate, not a secret; make your own (openssl rand -hex 32) and paste it into Entra's Secret Token",
+        );
     }
     if tokens.iter().any(|t| t.expose().len() < MIN_SCIM_TOKEN) {
         errs.push(format!(
@@ -262,6 +271,50 @@ fn read_file(errs: &mut Errors, key: &str, base: &Path, path: &str) -> Option<(P
     }
 }
 
+/// SHA-256 of secrets that were published as examples in earlier releases (config/):
+/// anyone can read them, so they protect nothing.
+const PUBLISHED_SECRETS: [&str; 1] = [
+    // config/example-sp-key.pem (until 0.1)
+    "1e36f5dbbc75757c2e261dace128defe3e2c86411a726384160996aa6de0b502",
+];
+/// SCIM tokens that were published as examples.
+const PUBLISHED_TOKENS: [&str; 1] = ["example-token-0000000000000000000000000000000000000000"];
+
+/// A file holding a secret (private key, token, password): read like any file, and
+/// refused when every user of the machine may read it, or when it is a secret that was
+/// published as an example.
+fn read_secret_file(
+    errs: &mut Errors,
+    key: &str,
+    base: &Path,
+    path: &str,
+) -> Option<(PathBuf, Vec<u8>)> {
+    let (p, bytes) = read_file(errs, key, base, path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(&p) {
+            if meta.permissions().mode() & 0o004 != 0 {
+                errs.push(format!(
+                    "{key}: {} is readable by every user of this machine; make it private (chmod 600, or 640 with the service's group)",
+                    p.display()
+                ));
+            }
+        }
+    }
+    let digest = {
+        use sha2::{Digest as _, Sha256};
+        hex::encode(Sha256::digest(&bytes))
+    };
+    if PUBLISHED_SECRETS.contains(&digest.as_str()) {
+        errs.push(format!(
+            "{key}: {} is the example key published with ssogate, not a secret; make your own (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out sp-key.pem)",
+            p.display()
+        ));
+    }
+    Some((p, bytes))
+}
+
 fn session(errs: &mut Errors, s: &SessionFile, base: &Path, env: &dyn Env) -> SessionConfig {
     let store = match s.store.as_deref().unwrap_or("memory") {
         "memory" => StoreConfig::Memory,
@@ -269,7 +322,9 @@ fn session(errs: &mut Errors, s: &SessionFile, base: &Path, env: &dyn Env) -> Se
             let url = env.get(ENV_REDIS_URL).or_else(|| s.redis_url.clone());
             let mut password = None;
             if let Some(p) = &s.redis_password_file {
-                if let Some((_, bytes)) = read_file(errs, "session.redis_password_file", base, p) {
+                if let Some((_, bytes)) =
+                    read_secret_file(errs, "session.redis_password_file", base, p)
+                {
                     match String::from_utf8(bytes) {
                         Ok(text) => password = Some(Secret::new(text.trim_end().to_string())),
                         Err(_) => errs.push("session.redis_password_file: not UTF-8 text"),
@@ -348,9 +403,17 @@ fn session(errs: &mut Errors, s: &SessionFile, base: &Path, env: &dyn Env) -> Se
     if cache_ttl > Duration::from_secs(300) {
         errs.push("session.cache_ttl: at most 5m");
     }
+    let max_pending_per_client = s.max_pending_per_client.unwrap_or(1000);
+    let max_pending_total = s.max_pending_total.unwrap_or(100_000);
+    if max_pending_per_client == 0 || max_pending_total == 0 {
+        errs.push("session.max_pending_per_client / max_pending_total: at least 1");
+    }
     SessionConfig {
         cache_ttl,
         cache_max_entries: s.cache_max_entries.unwrap_or(100_000),
+        bind_sign_in: s.bind_sign_in_to_browser.unwrap_or(true),
+        max_pending_per_client,
+        max_pending_total,
         store,
         cookie_name,
         cookie_secure: s.cookie_secure.unwrap_or(true),
@@ -508,7 +571,8 @@ fn app_config(errs: &mut Errors, ctx: &str, app: &AppFile, base: &Path) -> Optio
             let keys = match (&sp.signing_key_file, &sp.certificate_file) {
                 (None, None) => None,
                 (Some(k), Some(c)) => {
-                    let key = read_file(errs, &format!("{ctx}.sp.signing_key_file"), base, k);
+                    let key =
+                        read_secret_file(errs, &format!("{ctx}.sp.signing_key_file"), base, k);
                     let cert = read_file(errs, &format!("{ctx}.sp.certificate_file"), base, c);
                     let previous: Vec<_> = sp
                         .previous_key_files
@@ -516,8 +580,13 @@ fn app_config(errs: &mut Errors, ctx: &str, app: &AppFile, base: &Path) -> Optio
                         .flatten()
                         .enumerate()
                         .filter_map(|(i, f)| {
-                            read_file(errs, &format!("{ctx}.sp.previous_key_files[{i}]"), base, f)
-                                .map(|(path, pem)| (path, Secret::new(pem)))
+                            read_secret_file(
+                                errs,
+                                &format!("{ctx}.sp.previous_key_files[{i}]"),
+                                base,
+                                f,
+                            )
+                            .map(|(path, pem)| (path, Secret::new(pem)))
                         })
                         .collect();
                     match (key, cert) {
@@ -617,7 +686,7 @@ fn app_config(errs: &mut Errors, ctx: &str, app: &AppFile, base: &Path) -> Optio
             errs.push(format!("{ctx}.jwt.ttl: between 30s and 1h"));
         }
         let key = match &j.key_file {
-            Some(k) => read_file(errs, &format!("{ctx}.jwt.key_file"), base, k),
+            Some(k) => read_secret_file(errs, &format!("{ctx}.jwt.key_file"), base, k),
             None => {
                 errs.push(format!(
                     "{ctx}.jwt.key_file: missing (a PEM RSA or EC P-256 private key)"

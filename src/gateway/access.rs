@@ -129,15 +129,20 @@ impl SignedIn {
 /// body, metric and audit line.
 pub enum Answer {
     Refused(Refusal),
-    /// To the IdP (or back to the app) after a sign-in started.
+    /// To the IdP after a sign-in started, with the cookie binding it to this browser.
     ToSignIn {
         location: String,
         status: u16,
+        binding_cookie: Option<String>,
     },
+    /// `GET /saml/logout`: a page whose button signs out (by a same-origin POST).
+    LogoutConfirm,
     /// The ACS accepted a response: the session cookie, then the app (or the kept form).
     SignedIn {
         app: Arc<App>,
         cookie: String,
+        /// Removes the sign-in's binding cookie.
+        clear_binding: Option<String>,
         location: String,
         replay_body: Option<String>,
         assertion_id: String,
@@ -197,6 +202,7 @@ impl Answer {
             }
             Answer::Refused(_) => (None, Arc::from("(refused)")),
             Answer::ToSignIn { .. } => (None, Arc::from("(sign-in)")),
+            Answer::LogoutConfirm => (None, Arc::from("(logout)")),
             Answer::Metadata(_) => (None, Arc::from("(metadata)")),
             Answer::Jwks(_) => (None, Arc::from("(jwks)")),
             Answer::Scim(_) => (None, Arc::from("(scim)")),
@@ -258,11 +264,17 @@ pub enum Refusal {
     },
     /// A forward-auth call from an address that is not a trusted proxy.
     ForwardUntrusted,
+    /// A state-changing request (sign-out) that did not come from the app's own pages.
+    CrossSite,
 }
 
 /// The body-reading steps.
 pub enum BodyStep {
-    Acs(Arc<App>),
+    Acs {
+        app: Arc<App>,
+        /// The request's `Cookie` values: the browser binding of the sign-in.
+        cookies: Vec<String>,
+    },
     Scim {
         method: String,
         path: String,
@@ -273,6 +285,7 @@ pub enum BodyStep {
     Replay {
         app: Arc<App>,
         return_to: String,
+        client: Option<IpAddr>,
     },
 }
 
@@ -280,7 +293,7 @@ impl BodyStep {
     /// Largest body read for this step; a larger one is not read.
     pub fn limit(&self) -> usize {
         match self {
-            BodyStep::Acs(_) => MAX_ACS_BODY,
+            BodyStep::Acs { .. } => MAX_ACS_BODY,
             BodyStep::Scim { .. } => crate::scim::service::MAX_BODY,
             BodyStep::Replay { app, .. } => app.post_replay_max_bytes,
         }
@@ -318,8 +331,15 @@ pub async fn admit(gw: &Gateway, req: &RequestFacts<'_>) -> Outcome {
     let method = req.method;
 
     if path == app.acs_path && target.query == app.acs_query.as_deref() && method == Method::POST {
-        return Outcome::Body(BodyStep::Acs(app));
+        let cookies = req
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect();
+        return Outcome::Body(BodyStep::Acs { app, cookies });
     }
+    let client = client_ip(gw, req);
     match (path, method) {
         (METADATA_PATH, &Method::GET) => {
             return Outcome::Answer(Answer::Metadata(app.sp_metadata()));
@@ -338,9 +358,14 @@ pub async fn admit(gw: &Gateway, req: &RequestFacts<'_>) -> Outcome {
                 .and_then(|q| form_value(q.as_bytes(), "return_to"))
                 .filter(|r| login::is_safe_relative_path(r))
                 .unwrap_or_else(|| app.default_path.clone());
-            return start_sign_in(gw, &app, &return_to, None).await;
+            return start_sign_in(gw, &app, &return_to, None, client).await;
         }
-        (LOGOUT_PATH, &Method::GET | &Method::POST) => {
+        // A GET never signs out (a cross-site link could): it shows a button that POSTs.
+        (LOGOUT_PATH, &Method::GET) => return Outcome::Answer(Answer::LogoutConfirm),
+        (LOGOUT_PATH, &Method::POST) => {
+            if !same_origin(req, &app) {
+                return refused(Refusal::CrossSite);
+            }
             return sign_out(gw, req, app).await;
         }
         _ => {}
@@ -349,7 +374,7 @@ pub async fn admit(gw: &Gateway, req: &RequestFacts<'_>) -> Outcome {
         return slo(gw, app, target.query.unwrap_or("")).await;
     }
     if is_under(path, FORWARD_AUTH_PATH) {
-        return forward_auth(gw, req, app, &target).await;
+        return forward_auth(gw, req, app, &target, client).await;
     }
 
     // A proxied request.
@@ -360,11 +385,17 @@ pub async fn admit(gw: &Gateway, req: &RequestFacts<'_>) -> Outcome {
         Verdict::NoSession => {
             let return_to = target.path_and_query();
             return if is_navigation(req) {
-                start_sign_in(gw, &app, &return_to, None).await
-            } else if is_form_post(req) && is_urlencoded(req) && app.post_replay_max_bytes > 0 {
+                start_sign_in(gw, &app, &return_to, None, client).await
+            } else if is_form_post(req)
+                && is_urlencoded(req)
+                && same_origin(req, &app)
+                && app.post_replay_max_bytes > 0
+            {
+                // Only the app's own pages: a cross-site POST is never replayed.
                 Outcome::Body(BodyStep::Replay {
                     app: app.clone(),
                     return_to: return_to.into_owned(),
+                    client,
                 })
             } else if is_form_post(req) {
                 refused(Refusal::ReplayNotKept)
@@ -485,6 +516,39 @@ fn is_under(path: &str, prefix: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
+/// A request from the app's own pages: the browser says so (`Sec-Fetch-Site:
+/// same-origin`) or, for browsers that do not send it, `Origin` is the app's.
+fn same_origin(req: &RequestFacts<'_>, app: &App) -> bool {
+    if let Some(site) = req.header("sec-fetch-site") {
+        return site.eq_ignore_ascii_case("same-origin");
+    }
+    req.header(header::ORIGIN).is_some_and(|o| {
+        o == app.public_origin
+            || o.strip_prefix(app.public_scheme)
+                .and_then(|r| r.strip_prefix("://"))
+                == Some(req.host())
+    })
+}
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the last
+/// address it appended to `X-Forwarded-For`.
+fn client_ip(gw: &Gateway, req: &RequestFacts<'_>) -> Option<IpAddr> {
+    if gw.is_trusted_proxy(req.peer) {
+        let last = req
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+            .next_back();
+        if last.is_some() {
+            return last;
+        }
+    }
+    req.peer
+}
+
 /// A browser navigation: GET/HEAD whose Accept includes HTML.
 fn is_navigation(req: &RequestFacts<'_>) -> bool {
     matches!(*req.method, Method::GET | Method::HEAD) && req.accepts_html()
@@ -515,16 +579,22 @@ async fn start_sign_in(
     app: &Arc<App>,
     return_to: &str,
     post_body: Option<String>,
+    client: Option<IpAddr>,
 ) -> Outcome {
     let replay = post_body.is_some();
-    match login::start_with_replay(gw, app, return_to, post_body).await {
-        Ok(location) => Outcome::Answer(Answer::ToSignIn {
-            location,
+    match login::start(gw, app, return_to, post_body, client).await {
+        Ok(started) => Outcome::Answer(Answer::ToSignIn {
+            location: started.location,
             // 303: a kept POST is followed with GET.
             status: if replay { 303 } else { 302 },
+            binding_cookie: started.binding_cookie,
         }),
         Err(LoginError::Store(e)) => refused(store_unavailable("put_pending", &e)),
         Err(LoginError::IdpNotReady) => refused(Refusal::IdpNotReady { app: app.clone() }),
+        Err(error @ LoginError::TooManyPending) => refused(Refusal::Login {
+            app: app.clone(),
+            error,
+        }),
         Err(e) => refused(Refusal::LoginStart {
             app: app.clone(),
             error: e.to_string(),
@@ -599,6 +669,7 @@ async fn forward_auth(
     req: &RequestFacts<'_>,
     app: Arc<App>,
     own: &Target<'_>,
+    client: Option<IpAddr>,
 ) -> Outcome {
     let Some(style) = gw.forward_auth else {
         return refused(Refusal::NotFound);
@@ -681,7 +752,7 @@ async fn forward_auth(
             if wants_status {
                 Outcome::Answer(Answer::ForwardSignInRequired)
             } else {
-                start_sign_in(gw, &app, &target.path_and_query(), None).await
+                start_sign_in(gw, &app, &target.path_and_query(), None, client).await
             }
         }
         Verdict::Refused(r) => refused(r),
@@ -718,7 +789,7 @@ fn scim_step(
 /// step's limit.
 pub async fn with_body(gw: &Gateway, step: BodyStep, body: Option<Vec<u8>>) -> Answer {
     match step {
-        BodyStep::Acs(app) => acs(gw, app, body).await,
+        BodyStep::Acs { app, cookies } => acs(gw, app, body, &cookies).await,
         BodyStep::Scim {
             method,
             path,
@@ -747,11 +818,15 @@ pub async fn with_body(gw: &Gateway, step: BodyStep, body: Option<Vec<u8>>) -> A
             p.apply_events(&response.events).await;
             Answer::Scim(response)
         }
-        BodyStep::Replay { app, return_to } => {
+        BodyStep::Replay {
+            app,
+            return_to,
+            client,
+        } => {
             let Some(body) = body.and_then(|b| String::from_utf8(b).ok()) else {
                 return Answer::Refused(Refusal::ReplayNotKept);
             };
-            match start_sign_in(gw, &app, &return_to, Some(body)).await {
+            match start_sign_in(gw, &app, &return_to, Some(body), client).await {
                 Outcome::Answer(a) => a,
                 _ => Answer::Refused(Refusal::ReplayNotKept),
             }
@@ -759,7 +834,7 @@ pub async fn with_body(gw: &Gateway, step: BodyStep, body: Option<Vec<u8>>) -> A
     }
 }
 
-async fn acs(gw: &Gateway, app: Arc<App>, body: Option<Vec<u8>>) -> Answer {
+async fn acs(gw: &Gateway, app: Arc<App>, body: Option<Vec<u8>>, cookies: &[String]) -> Answer {
     let Some(body) = body else {
         return Answer::Refused(Refusal::LoginTooLarge { app });
     };
@@ -767,9 +842,11 @@ async fn acs(gw: &Gateway, app: Arc<App>, body: Option<Vec<u8>>) -> Answer {
         return Answer::Refused(Refusal::LoginMissingResponse { app });
     };
     let relay_state = form_value(&body, "RelayState");
-    match login::finish(gw, &app, &saml_response, relay_state.as_deref()).await {
+    let cookies: Vec<&str> = cookies.iter().map(String::as_str).collect();
+    match login::finish(gw, &app, &saml_response, relay_state.as_deref(), &cookies).await {
         Ok(done) => Answer::SignedIn {
             cookie: gw.cookie.set_cookie(&done.session),
+            clear_binding: done.clear_binding,
             location: done.return_to,
             replay_body: done.post_body,
             assertion_id: done.assertion_id,

@@ -87,6 +87,8 @@ pub struct App {
     pub public_origin: String,
     /// How request targets are read (case-insensitive upstreams).
     pub target_rules: crate::gateway::target::TargetRules,
+    /// Client headers with `_` in their names reach the upstream.
+    pub allow_underscore_headers: bool,
     /// This app's series of `ssogate_upstream_latency_seconds` (looked up once).
     pub upstream_latency: prometheus::Histogram,
 }
@@ -177,6 +179,11 @@ pub struct Gateway {
     pub cookie: CookieSettings,
     pub clock: Arc<dyn Clock>,
     pub login_timeout: Duration,
+    /// Pending sign-ins are bound to their browser by a cookie.
+    pub bind_sign_in: bool,
+    /// Caps on pending sign-ins: per client address (within `login_timeout`), in total.
+    pub max_pending_per_client: u64,
+    pub max_pending_total: u64,
     /// SCIM provisioning, when `[scim] enabled`.
     pub provisioning: Option<Provisioning>,
     /// Proxies in front whose forwarding headers are believed.

@@ -83,6 +83,9 @@ impl Gateway {
             },
             clock,
             login_timeout: config.session.login_timeout,
+            bind_sign_in: config.session.bind_sign_in,
+            max_pending_per_client: config.session.max_pending_per_client,
+            max_pending_total: config.session.max_pending_total,
             trusted_proxies: config.trusted_proxies.clone(),
             forward_auth: config.forward_auth,
         })
@@ -274,6 +277,7 @@ fn build_app(app: &AppConfig) -> Result<App, Vec<String>> {
         public_origin: url::Url::parse(&app.sp.acs_url)
             .map(|u| u.origin().ascii_serialization())
             .unwrap_or_default(),
+        allow_underscore_headers: app.allow_underscore_headers,
         target_rules: TargetRules {
             case_insensitive: app.case_insensitive_paths,
         },

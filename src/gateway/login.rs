@@ -6,6 +6,7 @@
 use crate::gateway::{App, Gateway};
 use crate::saml::{self, SamlError};
 use crate::session::{PendingLogin, SessionError, SessionId};
+use std::net::IpAddr;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,10 @@ pub enum LoginError {
     NotProvisioned,
     #[error("the user directory is unavailable: {0}")]
     Directory(String),
+    #[error("too many sign-ins are pending from this client")]
+    TooManyPending,
+    #[error("this sign-in was started in another browser, or the browser did not keep its sign-in cookie")]
+    OtherBrowser,
 }
 
 impl LoginError {
@@ -48,27 +53,67 @@ impl LoginError {
             LoginError::UserInactive => "user_inactive",
             LoginError::NotProvisioned => "not_provisioned",
             LoginError::Directory(_) => "directory_unavailable",
+            LoginError::TooManyPending => "too_many_pending",
+            LoginError::OtherBrowser => "other_browser",
         }
     }
 }
 
-/// Where to send the browser to sign in, for a request to `return_to` (path + query).
-pub async fn start(gw: &Gateway, app: &App, return_to: &str) -> Result<String, LoginError> {
-    start_with_replay(gw, app, return_to, None).await
+/// Longest `return_to` kept with a pending sign-in; a longer one lands on the app's
+/// default path.
+pub const MAX_RETURN_TO: usize = 2048;
+
+/// A sign-in started: where the browser goes, and the cookie binding it to this browser.
+#[derive(Debug)]
+pub struct Started {
+    pub location: String,
+    pub binding_cookie: Option<String>,
 }
 
-/// As [`start`], keeping an urlencoded form body to post again to `return_to` after
-/// sign-in.
-pub async fn start_with_replay(
+/// Where a sign-in may return: a same-origin relative path of bounded length, else the
+/// app's default path. Checked where a `return_to` is created and again where it is used.
+pub fn safe_return_to(app: &App, return_to: &str) -> String {
+    if is_safe_relative_path(return_to) && return_to.len() <= MAX_RETURN_TO {
+        return_to.to_string()
+    } else {
+        app.default_path.clone()
+    }
+}
+
+/// Start an SP-initiated sign-in for a request to `return_to` (path + query), keeping
+/// an urlencoded form body to post again afterwards (PostReplay) when given. `client`
+/// is the client's address, for the cap on pending sign-ins.
+pub async fn start(
     gw: &Gateway,
     app: &App,
     return_to: &str,
     post_body: Option<String>,
-) -> Result<String, LoginError> {
+    client: Option<IpAddr>,
+) -> Result<Started, LoginError> {
     let now = gw.clock.now();
     let trust = app.trust();
     if !trust.is_ready() {
         return Err(LoginError::IdpNotReady);
+    }
+    // Pending sign-ins are unauthenticated storage: capped per client and in total.
+    let store = gw.sessions.store();
+    let window = gw.login_timeout;
+    if let Some(ip) = client {
+        if store
+            .count_event(&format!("pending:client:{ip}"), window)
+            .await?
+            > gw.max_pending_per_client
+        {
+            return Err(LoginError::TooManyPending);
+        }
+    }
+    let bucket = now.timestamp() / i64::try_from(window.as_secs().max(1)).unwrap_or(600);
+    if store
+        .count_event(&format!("pending:total:{bucket}"), window)
+        .await?
+        > gw.max_pending_total
+    {
+        return Err(LoginError::TooManyPending);
     }
     // RelayState is an opaque random token; the return URL stays in the store.
     let relay = SessionId::generate();
@@ -79,40 +124,63 @@ pub async fn start_with_replay(
         now,
         app.authn_signer(),
     )?;
+    // The browser binding: a random token in a cookie, its hash with the pending record.
+    let (binding, binding_cookie) = if gw.bind_sign_in {
+        let token = SessionId::generate();
+        let hash = sha256_hex(token.as_cookie_value());
+        let cookie = gw
+            .cookie
+            .binding_cookie(token.as_cookie_value(), &hash, gw.login_timeout);
+        (Some(hash), Some(cookie))
+    } else {
+        (None, None)
+    };
     let pending = PendingLogin {
         app: app.name.clone(),
-        return_to: return_to.to_string(),
+        return_to: safe_return_to(app, return_to),
         created_at: now.timestamp(),
         post_body,
+        binding,
     };
-    gw.sessions
-        .store()
+    store
         .put_pending(&redirect.request_id, &pending, gw.login_timeout)
         .await?;
-    Ok(redirect.url)
+    Ok(Started {
+        location: redirect.url,
+        binding_cookie,
+    })
+}
+
+fn sha256_hex(s: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    hex::encode(Sha256::digest(s.as_bytes()))
 }
 
 pub struct Completed {
     pub session: SessionId,
     pub return_to: String,
+    /// Removes the sign-in's binding cookie.
+    pub clear_binding: Option<String>,
     /// A form body to post again to `return_to` (the session had expired on a POST).
     pub post_body: Option<String>,
     /// For the audit log only.
     pub assertion_id: String,
 }
 
-/// Validate a posted SAMLResponse and create the session.
+/// Validate a posted SAMLResponse and create the session. `cookies` are the request's
+/// `Cookie` header values (the browser binding of an SP-initiated sign-in).
 pub async fn finish(
     gw: &Gateway,
     app: &App,
     saml_response: &str,
     relay_state: Option<&str>,
+    cookies: &[&str],
 ) -> Result<Completed, LoginError> {
     let now = gw.clock.now();
     let trust = app.trust();
     let validated = trust.validator.validate(saml_response, now)?;
 
-    let (return_to, post_body) = match &validated.in_response_to {
+    let (return_to, post_body, clear_binding) = match &validated.in_response_to {
         Some(id) => {
             let pending = gw
                 .sessions
@@ -123,9 +191,27 @@ pub async fn finish(
             if pending.app != app.name {
                 return Err(LoginError::WrongApp);
             }
-            (pending.return_to, pending.post_body)
+            let clear = match &pending.binding {
+                None => None,
+                Some(hash) => {
+                    let token = gw.cookie.read_binding(hash, cookies.iter().copied());
+                    let held = token.map(sha256_hex).unwrap_or_default();
+                    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+                        held.as_bytes(),
+                        hash.as_bytes(),
+                    )) {
+                        return Err(LoginError::OtherBrowser);
+                    }
+                    Some(gw.cookie.clear_binding_cookie(hash))
+                }
+            };
+            (
+                safe_return_to(app, &pending.return_to),
+                pending.post_body,
+                clear,
+            )
         }
-        None if app.allow_idp_initiated => (idp_relay_target(app, relay_state), None),
+        None if app.allow_idp_initiated => (idp_relay_target(app, relay_state), None, None),
         None => return Err(LoginError::Unsolicited),
     };
 
@@ -181,6 +267,7 @@ pub async fn finish(
     Ok(Completed {
         session,
         return_to,
+        clear_binding,
         post_body,
         assertion_id: validated.assertion_id,
     })

@@ -100,6 +100,7 @@ pub async fn start(
         return_to: app.logout_return_path.clone().unwrap_or_default(),
         created_at: now.timestamp(),
         post_body: None,
+        binding: None,
     };
     gw.sessions
         .store()

@@ -28,10 +28,26 @@ pub struct Refreshed {
 pub fn client() -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .timeout(FETCH_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::limited(3))
+        .redirect(redirect_policy())
         .user_agent(concat!("ssogate/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| format!("HTTP client: {e}"))
+}
+
+/// At most 3 redirects, and never from https to anything weaker: the keys that decide
+/// every sign-in must not ride on a downgraded connection.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let downgrade = attempt.url().scheme() != "https"
+            && attempt.previous().iter().any(|u| u.scheme() == "https");
+        if downgrade {
+            attempt.error("refusing a redirect from https to a weaker scheme")
+        } else if attempt.previous().len() > 3 {
+            attempt.error("too many redirects")
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 /// GET `url`: a 200 with at most 1 MiB of body.

@@ -46,6 +46,21 @@ pub fn replay_form(action: &str, urlencoded: &str, reference: &str) -> Bytes {
     Bytes::from(html)
 }
 
+/// `GET /saml/logout`: a button that signs out by a same-origin POST (a GET never
+/// changes state, so a cross-site link cannot sign anyone out).
+pub fn logout_confirm(reference: &str) -> Bytes {
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Sign out</title>\
+<style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}}h1{{font-size:1.4rem}}</style></head>\
+<body><h1>Sign out</h1><p>Sign out of this application?</p>\
+<form method=\"post\" action=\"/saml/logout\"><button type=\"submit\" id=\"sign-out\">Sign out</button></form>\
+<p><small>Reference: <code>{r}</code> &middot; ssogate</small></p></body></html>\n",
+        r = escape(reference),
+    );
+    Bytes::from(html)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

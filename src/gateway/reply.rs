@@ -98,10 +98,21 @@ fn signed_out_page(cookie: String, reference: &Reference) -> Reply {
 pub fn reply(answer: Answer, reference: &Reference) -> Reply {
     match answer {
         Answer::Refused(r) => refusal(r, reference),
-        Answer::ToSignIn { location, status } => redirect(status, location, None),
+        Answer::ToSignIn {
+            location,
+            status,
+            binding_cookie,
+        } => redirect(status, location, binding_cookie),
+        Answer::LogoutConfirm => Reply {
+            status: 200,
+            content_type: HTML,
+            headers: Vec::new(),
+            body: pages::logout_confirm(reference),
+        },
         Answer::SignedIn {
             app,
             cookie,
+            clear_binding,
             location,
             replay_body,
             assertion_id,
@@ -111,7 +122,7 @@ pub fn reply(answer: Answer, reference: &Reference) -> Reply {
                 .with_label_values(&[&app.name, "success"])
                 .inc();
             info!(target: "ssogate::audit", event = "login", app = %app.name, result = "success", assertion_id = %assertion_id, reference = %reference);
-            match replay_body {
+            let mut r = match replay_body {
                 // Post the kept form again, from the browser, now signed in.
                 Some(body) => Reply {
                     status: 200,
@@ -120,7 +131,11 @@ pub fn reply(answer: Answer, reference: &Reference) -> Reply {
                     body: pages::replay_form(&location, &body, reference),
                 },
                 None => redirect(302, location, Some(cookie)),
+            };
+            if let Some(c) = clear_binding {
+                r.headers.push(("set-cookie".to_string(), c));
             }
+            r
         }
         Answer::SignedOut {
             app,
@@ -292,6 +307,19 @@ fn refusal(r: Refusal, reference: &Reference) -> Reply {
                 reference,
             )
         }
+        Refusal::CrossSite => {
+            METRICS
+                .requests_refused
+                .with_label_values(&["cross_site"])
+                .inc();
+            warn!(target: "ssogate::audit", event = "request_refused", reason = "cross_site", reference = %reference);
+            page(
+                403,
+                "Forbidden",
+                "This action must come from the application's own pages. Go back to the application and try again.",
+                reference,
+            )
+        }
         Refusal::MethodNotAllowed { route, .. } => page(
             405,
             "Method not allowed",
@@ -434,6 +462,24 @@ fn login_error(app: &str, error: LoginError, reference: &Reference) -> Reply {
             error.reason(),
             503,
             "The sign-in service cannot reach its user directory right now. Please try again in a moment.",
+            Some(&error.to_string()),
+            reference,
+        ),
+        LoginError::TooManyPending => login_failed(
+            app,
+            error.reason(),
+            429,
+            "Too many sign-ins were started from here. Wait a few minutes, then open the application again.",
+            None,
+            reference,
+        ),
+        // Before the signature is verified, every failure looks the same from outside
+        // (no decryption or parsing oracle); the reason and details go to the log.
+        LoginError::Saml(e) if e.before_verification() => login_failed(
+            app,
+            error.reason(),
+            403,
+            "The sign-in response could not be verified. Start again from the application; if this keeps happening, give the reference below to your administrator.",
             Some(&error.to_string()),
             reference,
         ),

@@ -12,6 +12,7 @@
 //! decode with any URL decoder); `utf8` sends raw UTF-8 bytes; `base64` always encodes;
 //! `rfc2047` sends `=?UTF-8?B?…?=` for non-ASCII values.
 
+pub mod client;
 pub mod jwt;
 
 use crate::config::HeaderSpec;
@@ -279,19 +280,17 @@ impl HeaderMapping {
         self
     }
 
-    /// True for a client header that must not reach the upstream, in any letter case.
-    /// Runs on every header of every request: compares without allocating.
+    /// True for a client header that must not reach the upstream, in any letter case
+    /// and with `_` read as `-` (see `client`). Runs on every header of every request:
+    /// compares without allocating.
     pub fn must_strip(&self, name: &str) -> bool {
         let prefix = &self.strip_prefix;
-        (!prefix.is_empty()
-            && name
-                .get(..prefix.len())
-                .is_some_and(|p| p.eq_ignore_ascii_case(prefix)))
+        (!prefix.is_empty() && client::has_prefix(name, prefix))
             || self
                 .entries
                 .iter()
-                .any(|e| e.name.eq_ignore_ascii_case(name))
-            || self.also_strip.iter().any(|n| n.eq_ignore_ascii_case(name))
+                .any(|e| client::same_name(&e.name, name))
+            || self.also_strip.iter().any(|n| client::same_name(n, name))
     }
 
     /// Headers to inject for this identity. A value with CR, LF or NUL is left out.

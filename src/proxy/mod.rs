@@ -25,6 +25,7 @@ pub use server::build_server;
 use crate::gateway::access::{self, Admitted, Outcome, RequestFacts};
 use crate::gateway::reply::{self, Reference, Reply};
 use crate::gateway::{App, Gateway};
+use crate::headers::client::{self, Circumstances};
 use crate::metrics::METRICS;
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -152,7 +153,21 @@ impl ProxyHttp for GatewayProxy {
             return Ok(());
         };
         let app = &a.app;
-        strip_client_identity(upstream, app);
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let trusted_peer = self.gw.is_trusted_proxy(peer);
+        strip_client_headers(
+            upstream,
+            &self.gw,
+            a,
+            Circumstances {
+                trusted_peer,
+                strip_method_override: a.strip_method_override,
+                allow_underscore: app.allow_underscore_headers,
+            },
+        )?;
         if let Some(target) = &a.rewrite {
             let uri = target
                 .parse::<http::Uri>()
@@ -177,18 +192,15 @@ impl ProxyHttp for GatewayProxy {
                 }
             }
         }
-        if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
-            use std::fmt::Write as _;
-            let mut xff = String::with_capacity(64);
-            if let Some(prev) = upstream
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-            {
-                xff.push_str(prev);
-                xff.push_str(", ");
-            }
-            let _ = write!(xff, "{}", addr.ip()); // infallible into a String
+        if let Some(ip) = peer {
+            let xff = client::forwarded_for(
+                upstream
+                    .headers
+                    .get("x-forwarded-for")
+                    .and_then(|v| v.to_str().ok()),
+                ip,
+                trusted_peer,
+            );
             upstream.insert_header("x-forwarded-for", xff)?;
         }
         upstream.insert_header("x-forwarded-proto", app.public_scheme)?;
@@ -231,18 +243,55 @@ impl ProxyHttp for GatewayProxy {
 
 // === helpers ===
 
-/// Removes every client header the gateway may inject, and the strip prefix.
-fn strip_client_identity(req: &mut RequestHeader, app: &App) {
+/// Removes what `headers::client` and the app's mapping say must not reach the
+/// upstream, and the gateway's own cookies from `Cookie`.
+fn strip_client_headers(
+    req: &mut RequestHeader,
+    gw: &Gateway,
+    a: &Admitted,
+    c: Circumstances,
+) -> Result<()> {
     // Nothing is allocated unless a header goes.
     let doomed: Vec<http::HeaderName> = req
         .headers
         .keys()
-        .filter(|name| app.headers.must_strip(name.as_str()))
+        .filter(|name| {
+            let name = name.as_str();
+            a.app.headers.must_strip(name) || client::must_drop(name, c)
+        })
         .cloned()
         .collect();
     for name in doomed {
         req.remove_header(&name);
     }
+    let mut cookies: Option<Vec<String>> = None;
+    for (i, v) in req.headers.get_all(http::header::COOKIE).iter().enumerate() {
+        let value = v.to_str().unwrap_or_default();
+        let kept = client::without_own_cookies(value, |n| gw.cookie.is_gateway_cookie(n));
+        match (&mut cookies, kept) {
+            (None, Some(std::borrow::Cow::Borrowed(_))) => {}
+            (None, kept) => {
+                // The first change: keep what came before it as it was.
+                let mut before: Vec<String> = req
+                    .headers
+                    .get_all(http::header::COOKIE)
+                    .iter()
+                    .take(i)
+                    .filter_map(|v| v.to_str().ok().map(str::to_string))
+                    .collect();
+                before.extend(kept.map(|k| k.into_owned()));
+                cookies = Some(before);
+            }
+            (Some(list), kept) => list.extend(kept.map(|k| k.into_owned())),
+        }
+    }
+    if let Some(list) = cookies {
+        req.remove_header(&http::header::COOKIE);
+        for v in list {
+            req.append_header(http::header::COOKIE, v)?;
+        }
+    }
+    Ok(())
 }
 
 /// The whole request body, or None when it exceeds `limit`.

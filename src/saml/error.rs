@@ -101,6 +101,32 @@ pub enum SamlError {
 }
 
 impl SamlError {
+    /// A failure before the response's signature was verified (transport, XML,
+    /// decryption, signature): answered alike, whatever the cause, so the answer tells
+    /// nothing about the ciphertext or the document (no padding or parsing oracle).
+    pub fn before_verification(&self) -> bool {
+        matches!(
+            self,
+            Self::TooLarge
+                | Self::BadBase64
+                | Self::BadEncoding
+                | Self::XmlDtd
+                | Self::XmlParse { .. }
+                | Self::XmlTooDeep
+                | Self::Malformed(_)
+                | Self::Version
+                | Self::EncryptedAssertionUnsupported
+                | Self::Decryption
+                | Self::EncryptionAlgorithm(_)
+                | Self::AssertionNotSigned
+                | Self::ResponseNotSigned
+                | Self::AssertionCount(_)
+                | Self::WeakAlgorithm(_)
+                | Self::Signature
+                | Self::SignatureReference
+        )
+    }
+
     /// Short snake_case label for metrics and audit logs.
     pub fn reason(&self) -> &'static str {
         match self {

@@ -3,10 +3,13 @@
 //! `SessionId::parse` accepts.
 
 use cookie::{Cookie, SameSite};
+use std::time::Duration;
 
 use super::SessionId;
 
 const HOST_PREFIX: &str = "__Host-";
+/// Between the session cookie's name and a binding's tag: `__Host-ssogate-login-<tag>`.
+const BINDING_INFIX: &str = "-login-";
 
 /// How the session cookie is named and flagged.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +29,71 @@ impl CookieSettings {
         } else {
             self.name.clone()
         }
+    }
+
+    /// A cookie the gateway itself sets (never forwarded to the upstream): the session
+    /// cookie and the sign-in bindings.
+    pub fn is_gateway_cookie(&self, n: &str) -> bool {
+        self.is_cookie_name(n)
+            || n.strip_prefix(&self.cookie_name())
+                .is_some_and(|rest| rest.starts_with(BINDING_INFIX))
+    }
+
+    /// The name of the binding cookie of one pending sign-in (by its hash): several
+    /// tabs signing in at once each have their own.
+    fn binding_name(&self, binding_hash: &str) -> String {
+        let tag = binding_hash.get(..16).unwrap_or(binding_hash);
+        format!("{}{BINDING_INFIX}{tag}", self.cookie_name())
+    }
+
+    /// `Set-Cookie` for a sign-in's browser binding: the random `token` (the store keeps
+    /// only its hash), for `max_age`. It must come back on the IdP's cross-site POST to
+    /// the ACS: `SameSite=None; Secure` under https. Over plain http (`cookie_secure =
+    /// false`, the demo) no SameSite is set: browsers treat it as Lax, which reaches a
+    /// same-site ACS (the demo's IdP on another port of 127.0.0.1) but not a cross-site
+    /// one (see the README).
+    pub fn binding_cookie(&self, token: &str, binding_hash: &str, max_age: Duration) -> String {
+        let mut c = Cookie::build((self.binding_name(binding_hash), token.to_owned()))
+            .http_only(true)
+            .path("/")
+            .secure(self.secure)
+            .max_age(cookie::time::Duration::seconds(
+                i64::try_from(max_age.as_secs()).unwrap_or(600),
+            ))
+            .build();
+        if self.secure {
+            c.set_same_site(SameSite::None);
+        }
+        c.to_string()
+    }
+
+    /// `Set-Cookie` that removes a sign-in's binding cookie.
+    pub fn clear_binding_cookie(&self, binding_hash: &str) -> String {
+        let mut c = Cookie::build((self.binding_name(binding_hash), String::new()))
+            .http_only(true)
+            .path("/")
+            .secure(self.secure)
+            .build();
+        if self.secure {
+            c.set_same_site(SameSite::None);
+        }
+        c.make_removal();
+        c.to_string()
+    }
+
+    /// The binding token this browser holds for a pending sign-in, if any.
+    pub fn read_binding<'a>(
+        &self,
+        binding_hash: &str,
+        cookie_headers: impl IntoIterator<Item = &'a str>,
+    ) -> Option<&'a str> {
+        let name = self.binding_name(binding_hash);
+        cookie_headers
+            .into_iter()
+            .flat_map(|h| h.split(';'))
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(n, _)| n.trim() == name)
+            .map(|(_, v)| v.trim())
     }
 
     /// `n == self.cookie_name()`, without building the name (every request reads it).
@@ -118,6 +186,47 @@ mod tests {
         assert!(plain.starts_with("ssogate="));
         assert!(!plain.contains("Secure"));
         assert!(plain.contains("HttpOnly"));
+    }
+
+    #[test]
+    fn binding_cookies_cross_sites_under_https_and_are_ours() {
+        let s = settings(true);
+        let c = s.binding_cookie("tok", "0123456789abcdef0123", Duration::from_secs(600));
+        assert!(
+            c.starts_with("__Host-ssogate-login-0123456789abcdef=tok"),
+            "{c}"
+        );
+        for attr in [
+            "HttpOnly",
+            "SameSite=None",
+            "Secure",
+            "Path=/",
+            "Max-Age=600",
+        ] {
+            assert!(c.contains(attr), "{c} lacks {attr}");
+        }
+        assert!(s.is_gateway_cookie("__Host-ssogate-login-0123456789abcdef"));
+        assert!(s.is_gateway_cookie("__Host-ssogate"));
+        assert!(!s.is_gateway_cookie("__Host-ssogatex"));
+        assert_eq!(
+            s.read_binding(
+                "0123456789abcdef0123",
+                ["a=b; __Host-ssogate-login-0123456789abcdef=tok; c=d"]
+            ),
+            Some("tok")
+        );
+        assert_eq!(
+            s.read_binding("ffff", ["__Host-ssogate-login-0123=tok"]),
+            None
+        );
+        let plain = settings(false).binding_cookie("t", "ab", Duration::from_secs(60));
+        assert!(
+            !plain.contains("SameSite") && !plain.contains("Secure"),
+            "{plain}"
+        );
+        assert!(s
+            .clear_binding_cookie("0123456789abcdef")
+            .contains("Max-Age=0"));
     }
 
     #[test]

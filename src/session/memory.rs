@@ -26,6 +26,7 @@ struct Inner {
     users: HashMap<String, HashSet<String>>,
     pending: TtlMap<PendingLogin>,
     seen: TtlMap<()>,
+    counts: TtlMap<u64>,
     /// collection -> id -> document
     docs: HashMap<String, HashMap<String, Vec<u8>>>,
     /// collection -> unique key -> id
@@ -46,6 +47,7 @@ impl MemoryStore {
                 users: HashMap::new(),
                 pending: TtlMap::new(cap),
                 seen: TtlMap::new(cap),
+                counts: TtlMap::new(cap),
                 docs: HashMap::new(),
                 uniques: HashMap::new(),
             }),
@@ -215,6 +217,17 @@ impl SessionStore for MemoryStore {
         Ok(taken.and_then(|(p, exp)| (exp > now).then_some(p)))
     }
 
+    async fn count_event(&self, key: &str, window: Duration) -> Result<u64, SessionError> {
+        let now = Instant::now();
+        let mut inner = self.inner.lock();
+        let (n, expires) = match inner.counts.get_with_expiry(key, now) {
+            Some((n, exp)) => (n.saturating_add(1), exp),
+            None => (1, now + clamp_ttl(window)),
+        };
+        inner.counts.insert(key, n, expires, now);
+        Ok(n)
+    }
+
     async fn remember_assertion(
         &self,
         assertion_id: &str,
@@ -364,6 +377,16 @@ impl<V> TtlMap<V> {
     fn get(&self, key: &str, now: Instant) -> Option<&V> {
         match self.map.get(key) {
             Some((v, exp)) if *exp > now => Some(v),
+            _ => None,
+        }
+    }
+
+    fn get_with_expiry(&self, key: &str, now: Instant) -> Option<(&V, Instant)>
+    where
+        V: Copy,
+    {
+        match self.map.get(key) {
+            Some((v, exp)) if *exp > now => Some((v, *exp)),
             _ => None,
         }
     }

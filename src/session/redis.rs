@@ -99,6 +99,13 @@ return n
 /// KEYS: doc, id set, new unique key or "", old unique key or ""; ARGV: id, doc,
 /// "1" + expected doc or "0". 0 when the new unique key belongs to another id, 2 when the
 /// stored doc is not the expected one (nothing written either way), else 1.
+/// INCR with the window's expiry set by the first event.
+const COUNT_SCRIPT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+";
+
 const DOC_PUT_SCRIPT: &str = r"
 if string.sub(ARGV[3], 1, 1) == '1' then
   local current = redis.call('GET', KEYS[1])
@@ -439,6 +446,16 @@ impl SessionStore for RedisStore {
         let mut cmd = ::redis::cmd("GETDEL");
         cmd.arg(self.pending_key(request_id));
         from_json(self.query_once::<Option<Vec<u8>>>(&cmd).await?)
+    }
+
+    async fn count_event(&self, key: &str, window: Duration) -> Result<u64, SessionError> {
+        let mut cmd = ::redis::cmd("EVAL");
+        cmd.arg(COUNT_SCRIPT)
+            .arg(1)
+            .arg(format!("{}count:{}", self.prefix, hashed(key)))
+            .arg(ttl_ms(window));
+        let n: i64 = self.query_once(&cmd).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn remember_assertion(

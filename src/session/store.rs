@@ -31,6 +31,10 @@ pub struct PendingLogin {
     /// An urlencoded form body to post again after sign-in (PostReplay).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_body: Option<String>,
+    /// Hex SHA-256 of the browser binding (a cookie set when the sign-in started): the
+    /// response must come back through the same browser.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding: Option<String>,
 }
 
 /// What the revocation feed announces.
@@ -87,6 +91,10 @@ pub trait SessionStore: Send + Sync + 'static {
         assertion_id: &str,
         ttl: Duration,
     ) -> Result<bool, SessionError>;
+    /// Count one event under `key` in a window of `window` that starts with the first
+    /// event; returns the count including this one. Atomic across replicas. Used to cap
+    /// unauthenticated work (pending sign-ins per client and in total).
+    async fn count_event(&self, key: &str, window: Duration) -> Result<u64, SessionError>;
     /// Readiness: is the backend reachable?
     async fn ping(&self) -> Result<(), SessionError>;
 

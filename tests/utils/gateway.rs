@@ -27,7 +27,11 @@ impl Gateway {
     pub async fn start(config: &str, files: &[(&str, &[u8])]) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         for (name, bytes) in files {
-            std::fs::write(dir.path().join(name), bytes).unwrap();
+            // Private, as an admin keeps keys and tokens (check-config refuses others).
+            use std::os::unix::fs::PermissionsExt as _;
+            let p = dir.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
         let public = free_port();
         let admin = free_port();

@@ -52,6 +52,10 @@ impl World {
 }
 
 fn world(extra_server: &str, app_extra: &str) -> World {
+    world_with(extra_server, "", app_extra)
+}
+
+fn world_with(extra_server: &str, extra_session: &str, app_extra: &str) -> World {
     let dir = tempfile::tempdir().expect("tempdir");
     let idp = crate::saml::DevIdp::generate("https://idp.example.com/").expect("idp");
     std::fs::write(dir.path().join("idp.pem"), idp.certificate_pem()).expect("pem");
@@ -65,6 +69,7 @@ public = "127.0.0.1:8080"
 store = "memory"
 idle_timeout = "30m"
 cache_ttl = "0s"
+{extra_session}
 
 [[app]]
 name = "wiki"
@@ -156,7 +161,14 @@ fn status(o: &Outcome) -> u16 {
             Answer::ToSignIn { status, .. } => *status,
             Answer::Refused(Refusal::BadTarget(_)) => 400,
             Answer::Refused(Refusal::SignInRequired | Refusal::ReplayNotKept) => 401,
-            Answer::Refused(Refusal::Denied { .. } | Refusal::ForwardUntrusted) => 403,
+            Answer::Refused(
+                Refusal::Denied { .. } | Refusal::ForwardUntrusted | Refusal::CrossSite,
+            ) => 403,
+            Answer::Refused(Refusal::Login {
+                error: LoginError::TooManyPending,
+                ..
+            }) => 429,
+            Answer::LogoutConfirm => 200,
             Answer::Refused(Refusal::UnknownHost | Refusal::NotFound) => 404,
             Answer::Refused(Refusal::MethodNotAllowed { .. }) => 405,
             Answer::Scim(r) => r.status,
@@ -212,8 +224,8 @@ async fn no_session_navigation_signs_in_api_gets_401() {
     // A tampered cookie is no session.
     let cookie = w.sign_in("wiki", &[]).await;
     let mut bad = cookie.clone();
-    bad.pop();
-    bad.push('A');
+    let last = bad.pop();
+    bad.push(if last == Some('A') { 'B' } else { 'A' });
     assert_eq!(
         status(&run(&w, Method::GET, "/x", &headers(&[("cookie", &bad)])).await),
         401
@@ -408,7 +420,12 @@ async fn scim_refuses_a_bad_token_before_reading_the_body() {
     let dir = tempfile::tempdir().expect("tempdir");
     let w = world("", "");
     // A SCIM-enabled world: rebuild with [scim].
-    std::fs::write(dir.path().join("token"), "a-long-enough-scim-token\n").expect("token");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "a-long-enough-scim-token\n").expect("token");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("mode");
+    }
     let idp = crate::saml::DevIdp::generate("https://idp.example.com/").expect("idp");
     std::fs::write(dir.path().join("idp.pem"), idp.certificate_pem()).expect("pem");
     let text = format!(
@@ -435,4 +452,103 @@ impl Outcome {
     fn is_forward(&self) -> bool {
         matches!(self, Outcome::Forward(_))
     }
+}
+
+#[tokio::test]
+async fn pending_sign_ins_are_capped_per_client_and_bound_to_the_browser() {
+    let w = world_with("", "max_pending_per_client = 2", "");
+    let me: IpAddr = "192.0.2.10".parse().expect("ip");
+    let other: IpAddr = "192.0.2.11".parse().expect("ip");
+    let h = headers(&[HTML]);
+    for _ in 0..2 {
+        let o = run_from(&w, Method::GET, "/wiki", &h, Some(me)).await;
+        let Outcome::Answer(Answer::ToSignIn { binding_cookie, .. }) = o else {
+            panic!("sign-in: {}", status(&o))
+        };
+        let c = binding_cookie.expect("bound to the browser");
+        assert!(c.starts_with("__Host-ssogate-login-") && c.contains("SameSite=None"));
+    }
+    assert_eq!(
+        status(&run_from(&w, Method::GET, "/wiki", &h, Some(me)).await),
+        429
+    );
+    assert_eq!(
+        status(&run_from(&w, Method::GET, "/wiki", &h, Some(other)).await),
+        302,
+        "another client is not held back"
+    );
+    // return_to is never anything but a path on this app.
+    let o = run(
+        &w,
+        Method::GET,
+        "/saml/login?return_to=//evil.example/",
+        &headers(&[]),
+    )
+    .await;
+    assert_eq!(status(&o), 302);
+}
+
+#[tokio::test]
+async fn sign_out_is_a_same_origin_post_and_post_replay_only_same_origin() {
+    let w = world("", "");
+    let ann = w.sign_in("wiki", &[]).await;
+    assert_eq!(
+        status(
+            &run(
+                &w,
+                Method::GET,
+                "/saml/logout",
+                &headers(&[("cookie", &ann)])
+            )
+            .await
+        ),
+        200,
+        "a GET only asks"
+    );
+    for cross in [
+        headers(&[("cookie", &ann), ("sec-fetch-site", "cross-site")]),
+        headers(&[("cookie", &ann), ("origin", "https://evil.example")]),
+        headers(&[("cookie", &ann)]),
+        headers(&[
+            ("cookie", &ann),
+            ("sec-fetch-site", "same-site"),
+            ("origin", "https://wiki.example.com"),
+        ]),
+    ] {
+        assert_eq!(
+            status(&run(&w, Method::POST, "/saml/logout", &cross).await),
+            403
+        );
+    }
+    assert!(run(&w, Method::GET, "/wiki", &headers(&[("cookie", &ann)]))
+        .await
+        .is_forward());
+    let o = run(
+        &w,
+        Method::POST,
+        "/saml/logout",
+        &headers(&[("cookie", &ann), ("origin", "https://wiki.example.com")]),
+    )
+    .await;
+    assert!(matches!(o, Outcome::Answer(Answer::SignedOut { .. })));
+    assert_eq!(
+        status(&run(&w, Method::GET, "/wiki", &headers(&[("cookie", &ann)])).await),
+        401
+    );
+
+    let form = |site: &'static str| {
+        headers(&[
+            HTML,
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("sec-fetch-site", site),
+        ])
+    };
+    assert!(matches!(
+        run(&w, Method::POST, "/wiki/edit", &form("same-origin")).await,
+        Outcome::Body(BodyStep::Replay { .. })
+    ));
+    assert_eq!(
+        status(&run(&w, Method::POST, "/wiki/edit", &form("cross-site")).await),
+        401
+    );
 }

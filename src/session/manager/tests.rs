@@ -109,6 +109,9 @@ impl SessionStore for Spy {
     async fn remember_assertion(&self, a: &str, t: Duration) -> Result<bool, SessionError> {
         self.inner.remember_assertion(a, t).await
     }
+    async fn count_event(&self, k: &str, w: Duration) -> Result<u64, SessionError> {
+        self.inner.count_event(k, w).await
+    }
     async fn ping(&self) -> Result<(), SessionError> {
         self.fail()
     }
