@@ -9,6 +9,28 @@ cd "$(dirname "$0")/.."
 # nginx (Debian) for the forward-auth test (nginx-light has auth_request).
 ssogate_apt_install nginx-light
 
+# Real servers for the path-confusion interop tests (tests/utils/servers.rs, observed
+# behaviour in tests/interop/COUNTERPARTS.md): gunicorn running a Flask app (Debian's
+# /usr/bin/python3), a private Tomcat 10 and caddy v2.
+# - tomcat10-user brings tomcat10-common and libtomcat10-java (CATALINA_HOME
+#   /usr/share/tomcat10, Jasper with ECJ, so JSPs compile without javac) and the conf
+#   skeleton the tests copy. tomcat10-common needs a Java 11+ runtime: openjdk-17 on this
+#   machine provides it, elsewhere apt pulls default-jre-headless.
+# - No system service is started. The `tomcat10` package (the system instance on 8080) is
+#   not installed at all. caddy's package ships caddy.service (:80, admin on :2019) and
+#   enables it, but without systemd (this container) its postinst only says
+#   "policy-rc.d returned 101, not running 'start caddy.service'"; checked after install:
+#   nothing listens on 80, 443, 2019, 8005 or 8080. Where systemd runs, a caddy.service that
+#   this install started is stopped and disabled below; a caddy installed before is left
+#   alone (the tests use their own free ports either way).
+caddy_preinstalled=0
+dpkg-query -W -f='${Status}' caddy 2>/dev/null | grep -q "install ok installed" && caddy_preinstalled=1
+ssogate_apt_install gunicorn python3-flask tomcat10-user caddy
+if [ "$caddy_preinstalled" = 0 ] && [ -d /run/systemd/system ] &&
+  systemctl is-active --quiet caddy.service 2>/dev/null; then
+  if [ "$(id -u)" -eq 0 ]; then systemctl disable --now caddy.service >&2; else sudo systemctl disable --now caddy.service >&2; fi
+fi
+
 # Independent counterparts from PyPI for the interop tests, in a venv under target/:
 # pysaml2 (a real SAML IdP, signing and encrypting through xmlsec1) and scim2-tester
 # (a SCIM compliance checker, with its client scim2-client over httpx2), PyJWT (an

@@ -6,3 +6,4 @@ pub mod gateway;
 pub mod http;
 pub mod raw;
 pub mod redis;
+pub mod servers;

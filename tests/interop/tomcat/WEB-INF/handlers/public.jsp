@@ -1,0 +1,3 @@
+<%@ page contentType="application/json; charset=UTF-8" trimDirectiveWhitespaces="true" session="false" %>
+<% String handler = "public"; %>
+<%@ include file="answer.jspf" %>
