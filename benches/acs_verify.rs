@@ -5,7 +5,7 @@
 //!
 //! Inputs: an Entra-shaped response signed by the development IdP (about 6 KB, 8 claims
 //! plus 20 group object IDs), signed three ways (assertion, response, both), and the real
-//! Entra response from ../shared/fixtures/entra at its 2022 instant.
+//! Entra response from tests/fixtures/entra at its 2022 instant.
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -82,7 +82,7 @@ fn bench(c: &mut Criterion) {
     }
 
     // The real Entra fixture in its original context.
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/entra");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/entra");
     if let (Ok(xml), Ok(pem)) = (
         std::fs::read(format!("{dir}/response-assertion-signed.xml")),
         std::fs::read(format!("{dir}/signing-cert.pem")),

@@ -63,6 +63,8 @@ http {{
       auth_request_set $sso_groups $upstream_http_x_remote_groups;
       proxy_set_header X-Remote-User $sso_user;
       proxy_set_header X-Remote-Groups $sso_groups;
+      proxy_set_header X-Original-URL "";
+      proxy_set_header X-Rewrite-URL "";
       error_page 401 = @signin;
       proxy_pass http://127.0.0.1:{echo_port};
     }}
@@ -209,11 +211,14 @@ async fn nginx_auth_request_protects_an_app() {
 
     // Sign in through nginx (the ACS is proxied to ssogate).
     let cookie = sign_in(&idp, &nginx.url("/saml/acs")).await;
-    // Signed in: the app gets the identity from ssogate, never the client's value.
+    // Signed in: the app gets the identity from ssogate, never the client's value, in
+    // either spelling, and no path override.
     let r = client()
         .get(nginx.url("/private/page"))
         .header("cookie", &cookie)
         .header("x-remote-user", "spoofed")
+        .header("x_remote_user", "spoofed")
+        .header("x-original-url", "/admin/")
         .send()
         .await
         .unwrap();
@@ -221,6 +226,17 @@ async fn nginx_auth_request_protects_an_app() {
     let body = r.text().await.unwrap();
     assert_eq!(echoed(&body, "x-remote-user"), ["bob@contoso.example"]);
     assert_eq!(echoed(&body, "x-remote-groups"), [STAFF]);
+    assert!(echoed(&body, "x_remote_user").is_empty(), "{body}");
+    assert!(echoed(&body, "x-original-url").is_empty(), "{body}");
+    // The endpoint is nginx-internal: a client cannot ask it (or get a JWT from it).
+    let r = client()
+        .get(nginx.url("/_ssogate/auth"))
+        .header("cookie", &cookie)
+        .header("x-original-uri", "/private/page")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), 200);
 
     // Denied by route policy: 403.
     let r = client()
@@ -319,4 +335,106 @@ async fn traefik_and_envoy_styles_read_their_own_headers() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+/// `GET target` through a front proxy on `port`, exactly as written.
+async fn raw_get(port: u16, target: &str, extra: &[&str]) -> utils::raw::RawResponse {
+    let mut req = format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
+    for h in extra {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("Connection: close\r\n\r\n");
+    utils::raw::RawConn::connect(port)
+        .await
+        .roundtrip(req.as_bytes())
+        .await
+}
+
+/// The app's view (gunicorn + Flask answers JSON): handler and headers.
+fn seen(r: &utils::raw::RawResponse) -> (Option<String>, serde_json::Value) {
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+    (
+        v["handler"].as_str().map(str::to_string),
+        v["headers"].clone(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caddy_forward_auth_protects_an_app_as_the_readme_says() {
+    let app = tokio::task::spawn_blocking(utils::servers::Gunicorn::start)
+        .await
+        .unwrap();
+    let idp = DevIdp::generate("https://idp.example.test/").unwrap();
+    let pem = idp.certificate_pem();
+    let gw = Gateway::start(&config(app.port, "caddy"), &[("idp.pem", pem.as_bytes())]).await;
+    let caddy = tokio::task::spawn_blocking({
+        let (g, a) = (gw.public, app.port);
+        move || utils::servers::Caddy::start(g, a)
+    })
+    .await
+    .unwrap();
+    let forged = [
+        "X-Remote-User: admin@contoso.example",
+        "X_Remote_User: admin@contoso.example",
+        "x_remote_groups: e7f3c0ba-0000-4000-8000-000000000001",
+    ];
+
+    // A public route: the app gets no identity, neither the client's nor a placeholder.
+    let r = raw_get(caddy.port, "/public/info", &forged).await;
+    let (handler, headers) = seen(&r);
+    assert_eq!(handler.as_deref(), Some("public"), "{}", r.text());
+    let user = headers
+        .get("X-Remote-User")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    assert_eq!(user, "", "the app saw {headers}");
+    assert!(headers
+        .get("X-Remote-Groups")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .is_empty());
+
+    // Not signed in: Caddy passes ssogate's redirect to sign in.
+    let r = raw_get(caddy.port, "/private/page", &["Accept: text/html"]).await;
+    assert_eq!(r.status, 302, "{}", r.text());
+    assert!(r
+        .header("location")
+        .unwrap()
+        .starts_with("https://idp.example.test/saml2?SAMLRequest="));
+
+    // Signed in (through Caddy's /saml/*): exactly ssogate's identity reaches the app.
+    let cookie = sign_in(&idp, &caddy.url("/saml/acs")).await;
+    let with = |extra: &[&str]| {
+        let mut v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        v.push(format!("Cookie: {cookie}"));
+        v
+    };
+    let h = with(&forged);
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    let r = raw_get(caddy.port, "/private/page", &h).await;
+    let (handler, headers) = seen(&r);
+    assert_eq!(handler.as_deref(), Some("other"), "{}", r.text());
+    assert_eq!(headers["X-Remote-User"], "bob@contoso.example", "{headers}");
+    assert_eq!(headers["X-Remote-Groups"], STAFF);
+
+    // The admin route, and the tricks: judged on the target Caddy passes, byte for byte.
+    let h = with(&[]);
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    assert_eq!(raw_get(caddy.port, "/admin/x", &h).await.status, 403);
+    for trick in [
+        "/admin/../public/x",
+        "/admin/users/1%2F..%2F..%2F..%2Fpublic",
+        "/public/..;/admin/",
+        "foo:/admin/x",
+    ] {
+        let r = raw_get(caddy.port, trick, &h).await;
+        assert_ne!(
+            seen(&r).0.as_deref(),
+            Some("admin"),
+            "{trick}: {}",
+            r.text()
+        );
+        assert!(matches!(r.status, 400 | 403), "{trick}: {}", r.status);
+    }
 }

@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::process::Command;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/entra");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/entra");
 const INSIDE: &str = "2022-02-23T17:50:00Z";
 
 fn config(dir: &Path, audience: &str) -> std::path::PathBuf {

@@ -1,4 +1,4 @@
-//! The real Microsoft Entra ID artefacts in ../shared/fixtures/entra (see its README):
+//! The real Microsoft Entra ID artefacts in tests/fixtures/entra (copied byte for byte from ../shared; see its README):
 //! the assertion-signed response validates at a 2022 instant; one changed byte anywhere
 //! signed breaks it; the federation metadata and the certificate load in every form.
 
@@ -14,15 +14,15 @@ use ssogate::saml::{
 
 const RESPONSE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/entra/response-assertion-signed.xml"
+    "/tests/fixtures/entra/response-assertion-signed.xml"
 ));
 const CERT_PEM: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/entra/signing-cert.pem"
+    "/tests/fixtures/entra/signing-cert.pem"
 ));
 const METADATA: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/entra/tenant-federation-metadata.xml"
+    "/tests/fixtures/entra/tenant-federation-metadata.xml"
 ));
 
 const SP: &str = "https://devpg.tercen.com/_service/sso/auth/saml";

@@ -717,7 +717,15 @@ async fn forward_auth(
         return refused(Refusal::BadTarget(BadTarget::Form));
     };
     match judge(gw, &app, req, &target, &method).await {
-        Verdict::Public(_) => Outcome::Answer(Answer::ForwardAllowed(Vec::new())),
+        // No identity, said explicitly: every identity header present and empty, so a
+        // proxy that copies them (Caddy's copy_headers) never passes on a client's value
+        // or a placeholder of its own.
+        Verdict::Public(_) => Outcome::Answer(Answer::ForwardAllowed(
+            app.headers
+                .names()
+                .map(|n| (n.to_string(), String::new()))
+                .collect(),
+        )),
         Verdict::Allowed(_, user) => {
             let mut headers: Vec<(String, String)> = app
                 .headers

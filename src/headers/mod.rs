@@ -293,6 +293,14 @@ impl HeaderMapping {
             || self.also_strip.iter().any(|n| client::same_name(n, name))
     }
 
+    /// The names of the injected headers (lower case), the JWT header included.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries
+            .iter()
+            .map(|e| e.name.as_str())
+            .chain(self.also_strip.iter().map(String::as_str))
+    }
+
     /// Headers to inject for this identity. A value with CR, LF or NUL is left out.
     pub fn build(&self, identity: &Identity) -> Vec<(&str, String)> {
         self.build_with(identity, |e| e.name.as_str())

@@ -7,3 +7,4 @@ pub mod http;
 pub mod raw;
 pub mod redis;
 pub mod servers;
+pub mod signin;
