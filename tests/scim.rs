@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use ssogate::identity::claims;
 use ssogate::saml::{DevIdp, ResponseSpec, SpSettings};
 use std::time::{Duration, Instant};
-use utils::echo::EchoUpstream;
+use utils::echo::{echoed, EchoUpstream};
 use utils::gateway::Gateway;
 use utils::http::{client, cookie_of};
 
@@ -55,6 +55,9 @@ acs_url = "{PUBLIC_URL}/saml/acs"
 entity_id = "https://idp.example.test/"
 sso_url = "https://idp.example.test/saml2"
 certificate_file = "idp.pem"
+
+[app.headers]
+"X-Remote-Groups" = "groups"
 
 [app.groups]
 admins = "{ADMINS}"
@@ -555,6 +558,20 @@ async fn scim_groups_decide_routes_despite_group_overage() {
         "{}",
         gw.log()
     );
+    // The identity judged is the identity forwarded: the app sees the SCIM groups too.
+    let groups_seen = async |path: &str| {
+        let body = client()
+            .get(gw.url(path))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        echoed(&body, "x-remote-groups")
+    };
+    assert_eq!(groups_seen("/wiki").await, [ADMINS]);
 
     // Membership removed: the route closes from the next request (cache bounded by 1 s).
     let (s, _) = scim(
@@ -574,6 +591,10 @@ async fn scim_groups_decide_routes_despite_group_overage() {
         .await
             == 403)
         .await
+    );
+    assert!(
+        groups_seen("/wiki").await.is_empty(),
+        "the removed group left the headers too"
     );
     assert_eq!(
         scim(&gw, "DELETE", &format!("/Groups/{gid}"), None).await.0,

@@ -876,3 +876,20 @@ pub fn session_of(gw: &Gateway, headers: &HeaderMap) -> Option<SessionId> {
 
 #[cfg(test)]
 mod tests;
+
+/// Shared by other modules' unit tests: an app built from a small config.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    pub fn app() -> Arc<App> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let idp = crate::saml::DevIdp::generate("https://idp.example.com/").expect("idp");
+        std::fs::write(dir.path().join("idp.pem"), idp.certificate_pem()).expect("pem");
+        let text = "[listen]\npublic = \"127.0.0.1:8080\"\n[[app]]\nname = \"wiki\"\nhosts = [\"wiki.example.com\"]\nupstream = \"http://127.0.0.1:3000\"\n[app.sp]\nentity_id = \"https://wiki.example.com/saml\"\nacs_url = \"https://wiki.example.com/saml/acs\"\n[app.idp]\nentity_id = \"https://idp.example.com/\"\nsso_url = \"https://idp.example.com/sso\"\ncertificate_file = \"idp.pem\"\n";
+        let env = std::collections::HashMap::<String, String>::new();
+        let config = crate::config::from_str(text, dir.path(), &env).expect("config");
+        let gw = Gateway::build(&config, Arc::new(crate::clock::SystemClock)).expect("gateway");
+        gw.apps()[0].clone()
+    }
+}

@@ -26,12 +26,20 @@ pub struct Refreshed {
 }
 
 pub fn client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+    client_trusting(&[])
+}
+
+/// [`client`], also trusting these PEM certificates (tests serve metadata over https).
+pub fn client_trusting(extra_roots_pem: &[&[u8]]) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder()
         .timeout(FETCH_TIMEOUT)
         .redirect(redirect_policy())
-        .user_agent(concat!("ssogate/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("HTTP client: {e}"))
+        .user_agent(concat!("ssogate/", env!("CARGO_PKG_VERSION")));
+    for pem in extra_roots_pem {
+        let cert = reqwest::Certificate::from_pem(pem).map_err(|e| format!("certificate: {e}"))?;
+        b = b.add_root_certificate(cert);
+    }
+    b.build().map_err(|e| format!("HTTP client: {e}"))
 }
 
 /// At most 3 redirects, and never from https to anything weaker: the keys that decide
@@ -50,13 +58,25 @@ fn redirect_policy() -> reqwest::redirect::Policy {
     })
 }
 
+/// An error and its causes, `: `-separated (reqwest's own message names only the step).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
 /// GET `url`: a 200 with at most 1 MiB of body.
 pub async fn fetch(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
     let mut resp = client
         .get(url)
         .send()
         .await
-        .map_err(|e| format!("fetch failed: {e}"))?;
+        .map_err(|e| format!("fetch failed: {}", with_causes(&e)))?;
     if !resp.status().is_success() {
         return Err(format!("HTTP status {}", resp.status()));
     }

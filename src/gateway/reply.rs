@@ -541,3 +541,46 @@ fn logout_error(
         reference,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::saml::SamlError;
+
+    /// The page and status of a refused ACS response, reference blanked out.
+    fn outside_view(e: SamlError) -> (u16, String) {
+        let app = crate::gateway::access::tests_support::app();
+        let reference = Reference::new();
+        let r = reply(
+            Answer::Refused(Refusal::Login {
+                app,
+                error: LoginError::Saml(e),
+            }),
+            &reference,
+        );
+        let body = String::from_utf8_lossy(&r.body).replace(&*reference, "REF");
+        (r.status, body)
+    }
+
+    #[test]
+    fn failures_before_the_signature_look_alike_from_outside() {
+        let before = [
+            SamlError::Decryption,
+            SamlError::XmlParse {
+                line: 3,
+                column: 17,
+            },
+            SamlError::BadBase64,
+            SamlError::Signature,
+            SamlError::EncryptionAlgorithm("aes128-cbc".into()),
+            SamlError::Malformed("no Assertion"),
+        ];
+        let first = outside_view(before[0].clone());
+        for e in before {
+            assert_eq!(outside_view(e.clone()), first, "{e:?} is distinguishable");
+        }
+        assert!(!first.1.contains("line 3") && !first.1.contains("decrypt"));
+        // After the signature is verified, the check that failed may be named.
+        assert!(outside_view(SamlError::Expired).1.contains("expired"));
+    }
+}
