@@ -11,12 +11,13 @@
 mod utils;
 
 use ssogate::identity::claims;
-use ssogate::saml::{DevIdp, ResponseSpec, SpSettings};
+use ssogate::saml::DevIdp;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use utils::echo::{echoed, EchoUpstream};
 use utils::gateway::{free_port, Gateway};
 use utils::http::{client, cookie_of};
+use utils::signin;
 
 const STAFF: &str = "5a1d2c3b-0000-4000-8000-000000000002";
 const ADMINS: &str = "e7f3c0ba-0000-4000-8000-000000000001";
@@ -258,19 +259,14 @@ async fn nginx_auth_request_protects_an_app() {
 
 /// Sign in (IdP-initiated) at `acs` as bob, in the staff group; the session cookie.
 async fn sign_in(idp: &DevIdp, acs: &str) -> String {
-    let sp = SpSettings {
-        entity_id: "https://wiki.example.test/saml".into(),
-        acs_url: "https://wiki.example.test/saml/acs".into(),
-        name_id_format: "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".into(),
-    };
-    let mut spec = ResponseSpec::for_sp(&sp, "bob@contoso.example", chrono::Utc::now());
-    spec.attributes = vec![(claims::GROUPS.into(), vec![STAFF.into()])];
-    let r = client()
-        .post(acs)
-        .form(&[("SAMLResponse", idp.sign_response(&spec).unwrap())])
-        .send()
-        .await
-        .unwrap();
+    let r = signin::idp_initiated(
+        idp,
+        &signin::sp("https://wiki.example.test"),
+        acs,
+        "bob@contoso.example",
+        vec![(claims::GROUPS.into(), vec![STAFF.into()])],
+    )
+    .await;
     assert_eq!(r.status(), 302);
     cookie_of(&r)
 }

@@ -14,9 +14,9 @@ mod utils;
 
 use serde_json::Value;
 use ssogate::identity::claims;
-use ssogate::saml::{DevIdp, ResponseSpec, SpSettings};
+use ssogate::saml::DevIdp;
 use utils::gateway::Gateway;
-use utils::http::{client, cookie_of};
+use utils::http::cookie_of;
 use utils::raw::{RawConn, RawResponse};
 use utils::servers::{Gunicorn, Tomcat};
 use utils::signin;
@@ -87,22 +87,15 @@ async fn setup(upstream: u16) -> Setup {
 
 /// Sign in (IdP-initiated) as `user` in `groups`; the session cookie.
 async fn sign_in(s: &Setup, user: &str, groups: &[&str]) -> String {
-    let sp = SpSettings {
-        entity_id: format!("{PUBLIC_URL}/saml"),
-        acs_url: format!("{PUBLIC_URL}/saml/acs"),
-        name_id_format: "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".into(),
-    };
-    let mut spec = ResponseSpec::for_sp(&sp, user, chrono::Utc::now());
-    spec.attributes = vec![(
-        claims::GROUPS.into(),
-        groups.iter().map(|g| g.to_string()).collect(),
-    )];
-    let r = client()
-        .post(s.gw.url("/saml/acs"))
-        .form(&[("SAMLResponse", s.idp.sign_response(&spec).unwrap())])
-        .send()
-        .await
-        .unwrap();
+    let groups = groups.iter().map(|g| g.to_string()).collect();
+    let r = signin::idp_initiated(
+        &s.idp,
+        &signin::sp(PUBLIC_URL),
+        &s.gw.url("/saml/acs"),
+        user,
+        vec![(claims::GROUPS.into(), groups)],
+    )
+    .await;
     assert_eq!(r.status(), 302, "{}", s.gw.log());
     cookie_of(&r)
 }
@@ -298,11 +291,7 @@ async fn sign_in_never_sends_the_browser_off_site() {
     }
     // An explicit sign-in link minted by anyone: the return path is checked where it is
     // made and where it is used; anything but a path on this app lands on default_path.
-    let sp = SpSettings {
-        entity_id: format!("{PUBLIC_URL}/saml"),
-        acs_url: format!("{PUBLIC_URL}/saml/acs"),
-        name_id_format: "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".into(),
-    };
+    let sp = signin::sp(PUBLIC_URL);
     for return_to in [
         "//evil.example/",
         "https://evil.example/",

@@ -10,8 +10,9 @@
 
 // Only the Redis helper: keeps these tests independent of the other helpers' state.
 #[allow(dead_code)]
-#[path = "utils/redis.rs"]
-mod test_redis;
+mod utils;
+
+use utils::redis as test_redis;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

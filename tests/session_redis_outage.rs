@@ -9,8 +9,9 @@
 )]
 
 #[allow(dead_code)]
-#[path = "utils/redis.rs"]
-mod test_redis;
+mod utils;
+
+use utils::redis as test_redis;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -1,18 +1,11 @@
 //! Runs the real `ssogate` binary with a config written for the test, on free loopback
 //! ports, and kills it when dropped.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use super::ports::free_port;
 
 pub struct Gateway {
     pub public: u16,

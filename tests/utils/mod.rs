@@ -4,6 +4,7 @@
 pub mod echo;
 pub mod gateway;
 pub mod http;
+pub mod ports;
 pub mod raw;
 pub mod redis;
 pub mod servers;

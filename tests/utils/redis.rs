@@ -16,7 +16,7 @@
 )]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -26,13 +26,7 @@ pub const ENV_URL: &str = "SSOGATE_TEST_REDIS_URL";
 const ENV_SERVER: &str = "SSOGATE_TEST_REDIS_SERVER";
 const DEFAULT_SERVER: &str = "/usr/bin/redis-server";
 
-/// A port nothing listens on right now (bound then released).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
-}
+pub use super::ports::free_port;
 
 /// `SSOGATE_TEST_REDIS_URL`, or the URL of a redis-server shared by this test binary.
 pub fn shared_url() -> String {

@@ -70,3 +70,32 @@ pub async fn finish(
     }
     req.send().await.unwrap()
 }
+
+/// The SP settings of a test app whose public URL is `public_url` (ACS at
+/// `/saml/acs`, NameID format emailAddress).
+pub fn sp(public_url: &str) -> SpSettings {
+    SpSettings {
+        entity_id: format!("{public_url}/saml"),
+        acs_url: format!("{public_url}/saml/acs"),
+        name_id_format: "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".into(),
+    }
+}
+
+/// An IdP-initiated sign-in (no request, no binding): the IdP's response for `user`
+/// posted to `acs` (the app needs `allow_idp_initiated`); the ACS's response.
+pub async fn idp_initiated(
+    idp: &DevIdp,
+    sp: &SpSettings,
+    acs: &str,
+    user: &str,
+    attributes: Vec<(String, Vec<String>)>,
+) -> reqwest::Response {
+    let mut spec = ResponseSpec::for_sp(sp, user, chrono::Utc::now());
+    spec.attributes = attributes;
+    client()
+        .post(acs)
+        .form(&[("SAMLResponse", idp.sign_response(&spec).unwrap())])
+        .send()
+        .await
+        .unwrap()
+}
