@@ -166,12 +166,13 @@ impl AsyncRead for RequestLineRewriter {
         if this.line == Line::Done {
             return Poll::Ready(Ok(()));
         }
-        let read = buf.filled()[before..].to_owned();
-        if let Some(at) = this.scan(&read) {
+        // Scanned in place: nearly every request line needs no change, and costs no copy.
+        if let Some(at) = this.scan(&buf.filled()[before..]) {
             // Keep what needs no change in place; the rest is rewritten and handed out
             // as the reader's buffer allows.
+            let rest = buf.filled()[before + at..].to_owned();
             buf.set_filled(before + at);
-            this.pending = this.rewrite(&read, at);
+            this.pending = this.rewrite(&rest, 0);
             this.pending_at = 0;
             this.drain_pending(buf);
         }

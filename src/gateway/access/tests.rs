@@ -221,6 +221,11 @@ async fn no_session_navigation_signs_in_api_gets_401() {
         status(&run(&w, Method::GET, "/wiki/page", &headers(&[])).await),
         401
     );
+    assert_eq!(
+        status(&run(&w, Method::POST, "/wiki/save", &headers(&[])).await),
+        401,
+        "a POST that is no browser form"
+    );
     // A tampered cookie is no session.
     let cookie = w.sign_in("wiki", &[]).await;
     let mut bad = cookie.clone();
