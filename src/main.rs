@@ -19,6 +19,8 @@ fn main() -> ExitCode {
         Command::SpMetadata { config, app } => cli::run::sp_metadata(&config, &app),
         Command::Saml { command } => cli::saml::saml_command(command),
         Command::Users { config, command } => cli::users::users_command(&config, command),
+        Command::Groups { config, command } => cli::users::groups_command(&config, command),
+        Command::Directory { config, command } => cli::users::directory_command(&config, command),
         Command::Authz { command } => cli::authz::authz_command(command),
         Command::Demo { port } => cli::run::demo(port),
     }

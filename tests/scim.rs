@@ -655,7 +655,7 @@ async fn require_provisioned_user_and_just_in_time_records() {
                 + &String::from_utf8_lossy(&out.stderr),
         )
     };
-    let (ok, out) = cli(&["list"]);
+    let (ok, out) = cli(&["list", "--per-page", "1000"]);
     assert!(ok, "{out}");
     assert!(out.contains(&user) && out.contains("sign-ins 2"), "{out}");
     let (ok, out) = cli(&["show", &user]);
@@ -716,4 +716,122 @@ async fn concurrent_membership_patches_through_two_replicas_lose_nothing() {
         .map(|m| m["value"].as_str().unwrap())
         .collect();
     assert_eq!(members.len(), ids.len(), "lost updates: {members:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexes_answer_lookups_and_reindex_repairs_them() {
+    let echo = EchoUpstream::start().await;
+    let idp = DevIdp::generate("https://idp.example.test/").unwrap();
+    // A Redis of its own: the test breaks the indexes on purpose.
+    let redis = utils::redis::TestRedis::start();
+    let gw = gateway(&idp, &config(Some(&redis.url()), echo.port, SCIM_ON)).await;
+    let (s, u) = scim(
+        &gw,
+        "POST",
+        "/Users",
+        Some(
+            json!({"userName": "Ida@Contoso.example", "externalId": "0d1c-ida",
+                    "emails": [{"type": "work", "value": "Ida@Contoso.example", "primary": true}]}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let uid = u["id"].as_str().unwrap().to_string();
+    let (s, _) = scim(
+        &gw,
+        "POST",
+        "/Groups",
+        Some(
+            json!({"displayName": "Wiki editors", "externalId": "e0e0-editors",
+                    "members": [{"value": uid}]}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let found = |filter: &'static str, kind: &'static str| {
+        let gw = &gw;
+        async move {
+            let q: String = url::form_urlencoded::byte_serialize(filter.as_bytes()).collect();
+            let (s, v) = scim(gw, "GET", &format!("/{kind}?filter={q}"), None).await;
+            assert_eq!(s, 200, "{v}");
+            v["totalResults"].as_u64().unwrap()
+        }
+    };
+    for (filter, kind) in [
+        (r#"userName eq "ida@contoso.example""#, "Users"),
+        ("externalId eq 0d1c-ida", "Users"),
+        (
+            r#"emails[type eq "work"].value eq "IDA@contoso.example""#,
+            "Users",
+        ),
+        (r#"displayName eq "wiki EDITORS""#, "Groups"),
+        (r#"externalId eq "e0e0-editors""#, "Groups"),
+    ] {
+        assert_eq!(found(filter, kind).await, 1, "{filter}");
+    }
+
+    // Break the indexes behind the gateway's back: the lookups find nothing now.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("ssogate:doc:{scim-*}:[um]:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(keys.len() >= 5, "{keys:?}");
+    let _: i64 = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        found(r#"userName eq "ida@contoso.example""#, "Users").await,
+        0
+    );
+
+    // The repair command rebuilds them from the documents.
+    let cfg = gw.dir.path().join("ssogate.toml");
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ssogate"))
+            .arg(args[0])
+            .arg("-c")
+            .arg(&cfg)
+            .args(&args[1..])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {text}");
+        text
+    };
+    let out = cli(&["directory", "reindex"]);
+    assert!(
+        out.contains("Users: 1 documents") && out.contains("Groups: 1 documents"),
+        "{out}"
+    );
+    for (filter, kind) in [
+        (r#"userName eq "ida@contoso.example""#, "Users"),
+        ("externalId eq 0d1c-ida", "Users"),
+        (r#"displayName eq "wiki editors""#, "Groups"),
+    ] {
+        assert_eq!(found(filter, kind).await, 1, "{filter}");
+    }
+    // The operator's views, from the same indexes.
+    let out = cli(&["groups", "show", "Wiki editors"]);
+    assert!(
+        out.contains("e0e0-editors") && out.contains("Ida@Contoso.example"),
+        "{out}"
+    );
+    let out = cli(&["groups", "list"]);
+    assert!(
+        out.contains("SCIM groups 1-1 of 1") && out.contains("members=1"),
+        "{out}"
+    );
+    let out = cli(&["users", "search", "externalId eq 0d1c-ida"]);
+    assert!(
+        out.contains("1 user(s)") && out.contains("Ida@Contoso.example"),
+        "{out}"
+    );
+    let out = cli(&["users", "show", "ida@contoso.example"]);
+    assert!(out.contains("groups: Wiki editors (e0e0-editors)"), "{out}");
 }

@@ -8,8 +8,6 @@
     reason = "test code: a failed step should panic with its message"
 )]
 
-// Only the Redis helper: keeps these tests independent of the other helpers' state.
-#[allow(dead_code)]
 mod utils;
 
 use utils::redis as test_redis;
@@ -82,47 +80,81 @@ async fn run_conformance(store: Arc<dyn SessionStore>, backend: &dyn Backend) {
     documents(&store).await;
 }
 
-/// Documents: unique keys are claimed atomically and freed on rename and delete; a
-/// compare-and-set write fails on a stale read; lists return every document.
+/// Documents: unique index entries are claimed atomically and freed on rename and
+/// delete; multi-valued entries list every document that claims them; a compare-and-set
+/// write fails on a stale read; pages come in creation order without loading the rest.
 async fn documents(store: &Arc<dyn SessionStore>) {
-    use ssogate::session::DocWrite;
+    use ssogate::session::{DocIndex, DocWrite};
     let coll = format!("test-{}", rid());
     let (a, b) = (rid(), rid());
+    let ix = |name: &str, groups: &[&str]| DocIndex {
+        unique: vec![("userName".to_string(), name.to_string())],
+        multi: groups
+            .iter()
+            .map(|g| ("member".to_string(), g.to_string()))
+            .collect(),
+    };
+    let none = DocIndex::default();
     assert_eq!(
         store
-            .doc_put(&coll, &a, b"A1", Some("alice"), None, None)
+            .doc_put(&coll, &a, b"A1", &ix("alice", &["g1", "g2"]), &none, None)
             .await
             .unwrap(),
         DocWrite::Written
     );
     assert_eq!(
         store
-            .doc_put(&coll, &b, b"B1", Some("alice"), None, None)
+            .doc_put(&coll, &b, b"B1", &ix("alice", &["g1"]), &none, None)
             .await
             .unwrap(),
         DocWrite::Conflict
     );
     assert_eq!(store.doc_get(&coll, &b).await.unwrap(), None);
     assert_eq!(
-        store.doc_find(&coll, "alice").await.unwrap(),
+        store.doc_find_all(&coll, "member", "g1").await.unwrap(),
+        vec![a.clone()],
+        "a conflicting write claims nothing"
+    );
+    assert_eq!(
+        store.doc_find(&coll, "userName", "alice").await.unwrap(),
         Some(a.clone())
     );
-    // Rename frees the old key.
+    // Rename frees the old key; leaving g2 takes a off its list.
     assert_eq!(
         store
-            .doc_put(&coll, &a, b"A2", Some("alicia"), Some("alice"), Some(b"A1"))
+            .doc_put(
+                &coll,
+                &a,
+                b"A2",
+                &ix("alicia", &["g1"]),
+                &ix("alice", &["g1", "g2"]),
+                Some(b"A1")
+            )
             .await
             .unwrap(),
         DocWrite::Written
     );
-    assert_eq!(store.doc_find(&coll, "alice").await.unwrap(), None);
+    assert_eq!(
+        store.doc_find(&coll, "userName", "alice").await.unwrap(),
+        None
+    );
+    assert!(store
+        .doc_find_all(&coll, "member", "g2")
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(
         store
-            .doc_put(&coll, &b, b"B1", Some("alice"), None, None)
+            .doc_put(&coll, &b, b"B1", &ix("alice", &["g1"]), &none, None)
             .await
             .unwrap(),
         DocWrite::Written
     );
+    let mut g1 = store.doc_find_all(&coll, "member", "g1").await.unwrap();
+    g1.sort();
+    let mut both = vec![a.clone(), b.clone()];
+    both.sort();
+    assert_eq!(g1, both);
     // A write based on a stale read changes nothing.
     assert_eq!(
         store
@@ -130,8 +162,8 @@ async fn documents(store: &Arc<dyn SessionStore>) {
                 &coll,
                 &a,
                 b"A3",
-                Some("alicia"),
-                Some("alicia"),
+                &ix("alicia", &[]),
+                &ix("alicia", &["g1"]),
                 Some(b"A1")
             )
             .await
@@ -142,13 +174,72 @@ async fn documents(store: &Arc<dyn SessionStore>) {
         store.doc_get(&coll, &a).await.unwrap(),
         Some(b"A2".to_vec())
     );
+    // Creation order, counted and paged; several at once.
+    assert_eq!(store.doc_count(&coll).await.unwrap(), 2);
+    let page = store.doc_page(&coll, 0, 10).await.unwrap();
+    assert_eq!(
+        page,
+        vec![(a.clone(), b"A2".to_vec()), (b.clone(), b"B1".to_vec())]
+    );
+    assert_eq!(
+        store.doc_page(&coll, 1, 1).await.unwrap(),
+        vec![(b.clone(), b"B1".to_vec())]
+    );
+    assert!(store.doc_page(&coll, 2, 5).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .doc_get_many(&coll, &[b.clone(), rid(), a.clone()])
+            .await
+            .unwrap(),
+        vec![Some(b"B1".to_vec()), None, Some(b"A2".to_vec())]
+    );
     let mut all = store.doc_list(&coll).await.unwrap();
     all.sort();
     assert_eq!(all, vec![b"A2".to_vec(), b"B1".to_vec()]);
-    assert!(store.doc_delete(&coll, &a, Some("alicia")).await.unwrap());
-    assert!(!store.doc_delete(&coll, &a, Some("alicia")).await.unwrap());
-    assert_eq!(store.doc_find(&coll, "alicia").await.unwrap(), None);
+    // Delete: the document and its entries.
+    assert!(store
+        .doc_delete(&coll, &a, &ix("alicia", &["g1"]))
+        .await
+        .unwrap());
+    assert!(!store
+        .doc_delete(&coll, &a, &ix("alicia", &["g1"]))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.doc_find(&coll, "userName", "alicia").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.doc_find_all(&coll, "member", "g1").await.unwrap(),
+        vec![b.clone()]
+    );
     assert_eq!(store.doc_list(&coll).await.unwrap(), vec![b"B1".to_vec()]);
+    assert_eq!(store.doc_count(&coll).await.unwrap(), 1);
+    // Rebuilt indexes: exactly the entries given.
+    assert_eq!(
+        store
+            .doc_reindex(&coll, &[(b.clone(), ix("bob", &["g9"]))])
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store.doc_find(&coll, "userName", "alice").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.doc_find(&coll, "userName", "bob").await.unwrap(),
+        Some(b.clone())
+    );
+    assert!(store
+        .doc_find_all(&coll, "member", "g1")
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.doc_find_all(&coll, "member", "g9").await.unwrap(),
+        vec![b]
+    );
 }
 
 /// Every deletion, single or per user, is announced on the revocation feed.

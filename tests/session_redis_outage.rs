@@ -8,7 +8,6 @@
     reason = "test code: a failed step should panic with its message"
 )]
 
-#[allow(dead_code)]
 mod utils;
 
 use utils::redis as test_redis;

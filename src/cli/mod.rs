@@ -53,6 +53,20 @@ pub enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// SCIM-provisioned groups in the configured store.
+    Groups {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: GroupsCommand,
+    },
+    /// Maintenance of the SCIM directory in the configured store.
+    Directory {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: DirectoryCommand,
+    },
     /// Route policy dry runs.
     Authz {
         #[command(subcommand)]
@@ -91,12 +105,42 @@ pub enum AuthzCommand {
 
 #[derive(Subcommand)]
 pub enum UsersCommand {
-    /// Every user: SCIM-provisioned (with active flag) and just-in-time records.
-    List,
+    /// Users page by page: SCIM-provisioned (with active flag) and just-in-time records.
+    List {
+        #[arg(long, default_value_t = 1)]
+        page: usize,
+        #[arg(long, default_value_t = 50)]
+        per_page: usize,
+    },
+    /// SCIM users a filter selects, e.g. `userName eq "ann@contoso.com"` or
+    /// `externalId eq 6b2e...` (answered by an index), `name.familyName sw "Mo"` (a scan).
+    Search { filter: String },
     /// One user (NameID / userName): directory record, groups and live sessions per app.
     Show { user: String },
     /// End every session of a user (NameID / userName) in every app, on every replica.
     Revoke { user: String },
+}
+
+#[derive(Subcommand)]
+pub enum GroupsCommand {
+    /// Groups page by page (display name, externalId = Entra object ID, member count).
+    List {
+        #[arg(long, default_value_t = 1)]
+        page: usize,
+        #[arg(long, default_value_t = 50)]
+        per_page: usize,
+    },
+    /// One group (display name, externalId or SCIM id) and its members.
+    Show { group: String },
+    /// Groups a SCIM filter selects, e.g. `displayName eq "Wiki admins"`.
+    Search { filter: String },
+}
+
+#[derive(Subcommand)]
+pub enum DirectoryCommand {
+    /// Rebuild the indexes of users and groups from the documents (safe to repeat; run
+    /// while provisioning is quiet).
+    Reindex,
 }
 
 #[derive(Subcommand)]

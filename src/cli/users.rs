@@ -1,50 +1,210 @@
-//! `ssogate users`: the directory and sign-in records in the configured store.
+//! `ssogate users`, `groups` and `directory`: the SCIM directory and sign-in records in
+//! the configured store, page by page (a tenant's directory is never loaded whole).
 
-use super::{assemble, report, runtime, UsersCommand};
+use super::{assemble, report, runtime, DirectoryCommand, GroupsCommand, UsersCommand};
 use crate::config;
 use crate::gateway::Gateway;
+use crate::scim::{Kind, ScimService};
+use serde_json::Value;
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-pub fn users_command(config: &Path, command: UsersCommand) -> ExitCode {
+/// Run `f` against the configured store (Redis: the memory store lives in the gateway).
+fn with_directory<F>(config: &Path, f: F) -> ExitCode
+where
+    F: AsyncFnOnce(&Gateway, ScimService) -> Result<String, String>,
+{
     let result = assemble(config).and_then(|(cfg, gw)| {
         if matches!(cfg.session.store, config::StoreConfig::Memory) {
             return Err("the session store is \"memory\": users live inside the running gateway only; use store = \"redis\"".into());
         }
-        runtime()?.block_on(users(&gw, command))
+        let directory = ScimService::new(gw.sessions.store().clone(), Vec::new());
+        runtime()?.block_on(f(&gw, directory))
     });
     report(result.map(|out| (out, true)))
 }
 
-async fn users(gw: &Gateway, command: UsersCommand) -> Result<String, String> {
-    use crate::scim::effects::JIT_USERS;
-    use crate::scim::{Kind, ScimService};
-    use std::fmt::Write as _;
-    let store = gw.sessions.store().clone();
-    let directory = ScimService::new(store.clone(), Vec::new());
-    let mut out = String::new();
-    match command {
-        UsersCommand::List => {
-            let scim = directory.all(Kind::User).await.map_err(|e| e.to_string())?;
-            let _ = writeln!(out, "SCIM-provisioned users ({}):", scim.len());
-            for u in &scim {
+pub fn users_command(config: &Path, command: UsersCommand) -> ExitCode {
+    with_directory(config, async |gw, directory| {
+        users(gw, &directory, command).await
+    })
+}
+
+pub fn groups_command(config: &Path, command: GroupsCommand) -> ExitCode {
+    with_directory(config, async |_, directory| {
+        groups(&directory, command).await
+    })
+}
+
+pub fn directory_command(config: &Path, command: DirectoryCommand) -> ExitCode {
+    with_directory(config, async |_, directory| match command {
+        DirectoryCommand::Reindex => {
+            let mut out = String::new();
+            for (kind, docs, entries) in directory.reindex().await.map_err(|e| e.to_string())? {
                 let _ = writeln!(
                     out,
-                    "  {:<40} active={:<5} externalId={}",
-                    u["userName"].as_str().unwrap_or("?"),
-                    u["active"].as_bool().unwrap_or(true),
-                    u["externalId"].as_str().unwrap_or("-")
+                    "{}: {docs} documents, {entries} index entries rebuilt",
+                    kind.endpoint()
                 );
             }
-            let jit = store.doc_list(JIT_USERS).await.map_err(|e| e.to_string())?;
+            tracing::info!(target: "ssogate::audit", event = "directory_reindexed", cause = "cli");
+            Ok(out)
+        }
+    })
+}
+
+fn user_line(u: &Value) -> String {
+    format!(
+        "  {:<40} active={:<5} externalId={}",
+        u["userName"].as_str().unwrap_or("?"),
+        u["active"].as_bool().unwrap_or(true),
+        u["externalId"].as_str().unwrap_or("-")
+    )
+}
+
+fn group_line(g: &Value) -> String {
+    format!(
+        "  {:<40} externalId={:<36} members={}",
+        g["displayName"].as_str().unwrap_or("?"),
+        g["externalId"].as_str().unwrap_or("-"),
+        g["members"].as_array().map_or(0, Vec::len)
+    )
+}
+
+/// `(start, count)` of a 1-based page.
+fn window(page: usize, per_page: usize) -> (usize, usize) {
+    let per_page = per_page.clamp(1, 1000);
+    (page.max(1).saturating_sub(1) * per_page, per_page)
+}
+
+async fn groups(directory: &ScimService, command: GroupsCommand) -> Result<String, String> {
+    let mut out = String::new();
+    match command {
+        GroupsCommand::List { page, per_page } => {
+            let (start, count) = window(page, per_page);
+            let (total, groups) = directory
+                .page_of(Kind::Group, start, count)
+                .await
+                .map_err(|e| e.to_string())?;
             let _ = writeln!(
                 out,
-                "Signed-in users (just-in-time records, {}):",
-                jit.len()
+                "SCIM groups {}-{} of {total}:",
+                start + 1,
+                start + groups.len()
+            );
+            for g in &groups {
+                let _ = writeln!(out, "{}", group_line(g));
+            }
+        }
+        GroupsCommand::Search { filter } => {
+            let found = directory
+                .search(Kind::Group, &filter)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = writeln!(out, "{} group(s):", found.len());
+            for g in found.iter().take(1000) {
+                let _ = writeln!(out, "{}", group_line(g));
+            }
+        }
+        GroupsCommand::Show { group } => {
+            let q = serde_json::to_string(&group).unwrap_or_default();
+            let mut found = Vec::new();
+            for f in [
+                format!("displayName eq {q}"),
+                format!("externalId eq {q}"),
+                format!("id eq {q}"),
+            ] {
+                found = directory
+                    .search(Kind::Group, &f)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !found.is_empty() {
+                    break;
+                }
+            }
+            let Some(g) = found.first() else {
+                return Err(format!("no SCIM group \"{group}\""));
+            };
+            let _ = writeln!(out, "{}", group_line(g).trim_start());
+            let ids: Vec<String> = g["members"]
+                .as_array()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|x| x["value"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for chunk in ids.chunks(500) {
+                let q = chunk
+                    .iter()
+                    .map(|id| format!("id eq {}", serde_json::to_string(id).unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(" or ");
+                for u in directory
+                    .search(Kind::User, &q)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    let _ = writeln!(out, "{}", user_line(&u));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn users(
+    gw: &Gateway,
+    directory: &ScimService,
+    command: UsersCommand,
+) -> Result<String, String> {
+    use crate::scim::effects::JIT_USERS;
+    let store = gw.sessions.store().clone();
+    let mut out = String::new();
+    match command {
+        UsersCommand::Search { filter } => {
+            let found = directory
+                .search(Kind::User, &filter)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = writeln!(out, "{} user(s):", found.len());
+            for u in found.iter().take(1000) {
+                let _ = writeln!(out, "{}", user_line(u));
+            }
+        }
+        UsersCommand::List { page, per_page } => {
+            let (start, count) = window(page, per_page);
+            let (total, scim) = directory
+                .page_of(Kind::User, start, count)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = writeln!(
+                out,
+                "SCIM-provisioned users {}-{} of {total}:",
+                start + 1,
+                start + scim.len()
+            );
+            for u in &scim {
+                let _ = writeln!(out, "{}", user_line(u));
+            }
+            let jit_total = store
+                .doc_count(JIT_USERS)
+                .await
+                .map_err(|e| e.to_string())?;
+            let jit = store
+                .doc_page(JIT_USERS, start, count)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = writeln!(
+                out,
+                "Signed-in users (just-in-time records) {}-{} of {jit_total}:",
+                start + 1,
+                start + jit.len()
             );
             for j in jit
                 .iter()
-                .filter_map(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+                .filter_map(|(_, b)| serde_json::from_slice::<Value>(b).ok())
             {
                 let last = j["last_login"]
                     .as_i64()
@@ -72,15 +232,10 @@ async fn users(gw: &Gateway, command: UsersCommand) -> Result<String, String> {
                     );
                     let id = u["id"].as_str().unwrap_or_default();
                     let groups: Vec<String> = directory
-                        .all(Kind::Group)
+                        .groups_of_member(id)
                         .await
                         .map_err(|e| e.to_string())?
                         .into_iter()
-                        .filter(|g| {
-                            g["members"]
-                                .as_array()
-                                .is_some_and(|m| m.iter().any(|x| x["value"] == id))
-                        })
                         .map(|g| {
                             format!(
                                 "{} ({})",
@@ -108,7 +263,7 @@ async fn users(gw: &Gateway, command: UsersCommand) -> Result<String, String> {
                 .await
                 .map_err(|e| e.to_string())?
             {
-                let v: serde_json::Value = serde_json::from_slice(&j).unwrap_or_default();
+                let v: Value = serde_json::from_slice(&j).unwrap_or_default();
                 let _ = writeln!(
                     out,
                     "sign-in record:\n{}",

@@ -16,8 +16,8 @@
 
 use crate::identity::{claims, Identity};
 use crate::metrics::METRICS;
-use crate::scim::{Kind, ScimError, ScimEvent, ScimService};
-use crate::session::{SessionError, SessionStore};
+use crate::scim::{ScimError, ScimEvent, ScimService};
+use crate::session::{DocIndex, SessionError, SessionStore};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -78,15 +78,9 @@ impl Provisioning {
             return Ok(None);
         };
         let id = user.get("id").and_then(Value::as_str).unwrap_or_default();
+        // The member index names this user's groups: O(groups of the user).
         let mut out = Vec::new();
-        for g in self.service.all(Kind::Group).await? {
-            let member = g.get("members").and_then(Value::as_array).is_some_and(|m| {
-                m.iter()
-                    .any(|x| x.get("value").and_then(Value::as_str) == Some(id))
-            });
-            if !member {
-                continue;
-            }
+        for g in self.service.groups_of_member(id).await? {
             let gid = g
                 .get("externalId")
                 .or_else(|| g.get("displayName"))
@@ -219,7 +213,14 @@ pub async fn record_sign_in(store: &dyn SessionStore, app: &str, identity: &Iden
         return;
     };
     if let Err(e) = store
-        .doc_put(JIT_USERS, &id, &bytes, None, None, None)
+        .doc_put(
+            JIT_USERS,
+            &id,
+            &bytes,
+            &DocIndex::default(),
+            &DocIndex::default(),
+            None,
+        )
         .await
     {
         tracing::warn!(error = %e, "could not write the user record");

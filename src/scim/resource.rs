@@ -215,6 +215,63 @@ pub fn coerce_booleans(v: &mut Value) {
     }
 }
 
+/// Index names of the directory (see [`index_of`]).
+pub mod index {
+    /// Users: lower-cased userName (unique). Groups: lower-cased displayName (unique).
+    pub const USER_NAME: &str = "userName";
+    pub const DISPLAY_NAME: &str = "displayName";
+    /// Both: externalId as given (case-exact, several documents may share one).
+    pub const EXTERNAL_ID: &str = "externalId";
+    /// Users: every e-mail value, lower-cased.
+    pub const EMAIL: &str = "email";
+    /// Groups: each member's value (a user or group id): who is in which groups.
+    pub const MEMBER: &str = "member";
+}
+
+/// The secondary-index entries of a stored resource: what the directory's lookups
+/// (Entra's `userName eq`, `externalId eq`, `emails[type eq "work"].value eq`,
+/// `displayName eq`, and sign-in's "which groups is this user in") find it by.
+pub fn index_of(kind: Kind, res: &Value) -> crate::session::DocIndex {
+    let mut ix = crate::session::DocIndex::default();
+    let text = |name: &str| get_ci(res, name).and_then(Value::as_str);
+    if let Ok(u) = unique_value(kind, res) {
+        let name = match kind {
+            Kind::User => index::USER_NAME,
+            Kind::Group => index::DISPLAY_NAME,
+        };
+        ix.unique.push((name.to_string(), u));
+    }
+    if let Some(e) = text("externalId").filter(|e| !e.is_empty()) {
+        ix.multi
+            .push((index::EXTERNAL_ID.to_string(), e.to_string()));
+    }
+    let values = |attr: &str| -> Vec<String> {
+        get_ci(res, attr)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| get_ci(m, "value").and_then(Value::as_str))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut add = |name: &str, mut keys: Vec<String>| {
+        keys.sort();
+        keys.dedup();
+        ix.multi
+            .extend(keys.into_iter().map(|k| (name.to_string(), k)));
+    };
+    match kind {
+        Kind::User => add(
+            index::EMAIL,
+            values("emails").iter().map(|e| e.to_lowercase()).collect(),
+        ),
+        Kind::Group => add(index::MEMBER, values("members")),
+    }
+    ix
+}
+
 /// The unique value (`userName` / `displayName`), lower-cased; an error when missing.
 pub fn unique_value(kind: Kind, res: &Value) -> Result<String, ScimError> {
     match get_ci(res, kind.unique_attr()).and_then(Value::as_str) {

@@ -3,11 +3,11 @@
 //! status, a JSON body and the events the gateway acts on (deactivations end sessions).
 //! Resources live in the session store's documents, so every replica sees one directory.
 
-use super::filter::{self, get_ci};
+use super::filter::{self, get_ci, AttrPath, Filter, Op};
 use super::resource::{self, Kind, LIST_RESPONSE};
 use super::{patch, ScimError};
 use crate::config::Secret;
-use crate::session::{DocWrite, SessionError, SessionStore};
+use crate::session::{DocIndex, DocWrite, SessionError, SessionStore};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
@@ -151,6 +151,76 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     url::form_urlencoded::parse(query?.as_bytes())
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.into_owned())
+}
+
+/// The parsed `filter` of a query, if it has one.
+fn filter_of(query: Option<&str>) -> Result<Option<Filter>, ScimError> {
+    match query_param(query, "filter") {
+        Some(f) if !f.trim().is_empty() => Ok(Some(filter::parse(&f)?)),
+        _ => Ok(None),
+    }
+}
+
+/// `startIndex` (1-based) and `count` (at most [`MAX_PAGE`]).
+fn paging(query: Option<&str>) -> (usize, usize) {
+    let start = query_param(query, "startIndex")
+        .and_then(|s| s.parse::<i64>().ok())
+        .unwrap_or(1)
+        .max(1) as usize;
+    let count = query_param(query, "count")
+        .and_then(|s| s.parse::<i64>().ok())
+        .map(|c| c.max(0) as usize)
+        .unwrap_or(MAX_PAGE)
+        .min(MAX_PAGE);
+    (start, count)
+}
+
+/// An equality an index answers: (index name, or "id"; the compared value).
+fn indexed_equality(kind: Kind, f: &Filter) -> Option<(&'static str, String)> {
+    use resource::index;
+    let core = |p: &AttrPath| p.urn.as_deref().is_none_or(filter::is_core_urn);
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let is = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    match f {
+        Filter::Compare(p, Op::Eq, v) if core(p) => {
+            let value = text(v)?;
+            let name = match (kind, p.attr.as_str(), p.sub.as_deref()) {
+                (_, a, None) if is(a, "id") => "id",
+                (_, a, None) if is(a, "externalId") => index::EXTERNAL_ID,
+                (Kind::User, a, None) if is(a, "userName") => index::USER_NAME,
+                (Kind::Group, a, None) if is(a, "displayName") => index::DISPLAY_NAME,
+                (Kind::User, a, Some(s)) if is(a, "emails") && is(s, "value") => index::EMAIL,
+                (Kind::Group, a, Some(s)) if is(a, "members") && is(s, "value") => index::MEMBER,
+                _ => return None,
+            };
+            Some((name, value))
+        }
+        // `emails[type eq "work"].value eq "x"`, `emails[value eq "x"]`,
+        // `members[value eq "id"]`
+        Filter::ValuePath { attr, filter, then } if core(attr) && attr.sub.is_none() => {
+            let inner = match then.as_deref() {
+                Some(t) => t,
+                None => filter.as_ref(),
+            };
+            let Filter::Compare(p, Op::Eq, v) = inner else {
+                return None;
+            };
+            if p.urn.is_some() || p.sub.is_some() || !is(&p.attr, "value") {
+                return None;
+            }
+            let name = match kind {
+                Kind::User if is(&attr.attr, "emails") => index::EMAIL,
+                Kind::Group if is(&attr.attr, "members") => index::MEMBER,
+                _ => return None,
+            };
+            Some((name, text(v)?))
+        }
+        _ => None,
+    }
 }
 
 /// A request method as a metric label, from a fixed set (a client picks the method).
@@ -418,7 +488,7 @@ impl ScimService {
     pub async fn user_by_name(&self, user_name: &str) -> Result<Option<Value>, ScimError> {
         let id = self
             .store
-            .doc_find(USERS, &user_name.to_lowercase())
+            .doc_find(USERS, resource::index::USER_NAME, &user_name.to_lowercase())
             .await
             .map_err(store_error)?;
         match id {
@@ -431,6 +501,81 @@ impl ScimService {
         }
     }
 
+    /// One page of a kind in creation order (`start` 0-based): the total and the page.
+    pub async fn page_of(
+        &self,
+        kind: Kind,
+        start: usize,
+        count: usize,
+    ) -> Result<(usize, Vec<Value>), ScimError> {
+        let coll = collection(kind);
+        let total = self.store.doc_count(coll).await.map_err(store_error)?;
+        let docs = self
+            .store
+            .doc_page(coll, start, count)
+            .await
+            .map_err(store_error)?;
+        Ok((
+            total,
+            docs.iter()
+                .filter_map(|(_, d)| serde_json::from_slice(d).ok())
+                .collect(),
+        ))
+    }
+
+    /// The resources a SCIM filter selects (through an index when it can).
+    pub async fn search(&self, kind: Kind, filter: &str) -> Result<Vec<Value>, ScimError> {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("filter", filter)
+            .finish();
+        self.matching(kind, Some(&query)).await
+    }
+
+    /// Rebuild both collections' indexes from the documents (the repair when they ever
+    /// disagree); the number of documents and index entries per kind.
+    pub async fn reindex(&self) -> Result<Vec<(Kind, usize, usize)>, ScimError> {
+        let mut out = Vec::new();
+        for kind in [Kind::User, Kind::Group] {
+            let coll = collection(kind);
+            let total = self.store.doc_count(coll).await.map_err(store_error)?;
+            let mut entries = Vec::with_capacity(total);
+            let mut start = 0;
+            while start < total {
+                let page = self
+                    .store
+                    .doc_page(coll, start, 1000)
+                    .await
+                    .map_err(store_error)?;
+                if page.is_empty() {
+                    break;
+                }
+                start += page.len();
+                for (id, d) in page {
+                    if let Ok(v) = serde_json::from_slice::<Value>(&d) {
+                        entries.push((id, resource::index_of(kind, &v)));
+                    }
+                }
+            }
+            let n = self
+                .store
+                .doc_reindex(coll, &entries)
+                .await
+                .map_err(store_error)?;
+            out.push((kind, entries.len(), n));
+        }
+        Ok(out)
+    }
+
+    /// The groups whose members include `member_id` (from the member index).
+    pub async fn groups_of_member(&self, member_id: &str) -> Result<Vec<Value>, ScimError> {
+        let ids = self
+            .store
+            .doc_find_all(GROUPS, resource::index::MEMBER, member_id)
+            .await
+            .map_err(store_error)?;
+        self.get_many(Kind::Group, ids).await
+    }
+
     /// `POST /.search`: Users and Groups at once.
     async fn search_all(&self, query: Option<&str>) -> Result<ScimResponse, ScimError> {
         let mut resources = self.matching(Kind::User, query).await?;
@@ -439,19 +584,49 @@ impl ScimService {
     }
 
     async fn list(&self, kind: Kind, query: Option<&str>) -> Result<ScimResponse, ScimError> {
-        let resources = self.matching(kind, query).await?;
-        Ok(self.page(resources, query))
+        if filter_of(query)?.is_some() {
+            let resources = self.matching(kind, query).await?;
+            return Ok(self.page(resources, query));
+        }
+        // No filter: a page straight from the store, in creation order.
+        let (start, count) = paging(query);
+        let total = self
+            .store
+            .doc_count(collection(kind))
+            .await
+            .map_err(store_error)?;
+        let docs = self
+            .store
+            .doc_page(collection(kind), start - 1, count)
+            .await
+            .map_err(store_error)?;
+        let attrs = query_param(query, "attributes");
+        let excl = query_param(query, "excludedAttributes");
+        let page: Vec<Value> = docs
+            .iter()
+            .filter_map(|(_, d)| serde_json::from_slice::<Value>(d).ok())
+            .map(|r| resource::project(&r, attrs.as_deref(), excl.as_deref()))
+            .collect();
+        Ok(ScimResponse::ok(200, list_response(total, start, page), ""))
     }
 
-    /// The resources of a kind that the query's filter selects, in a stable order.
+    /// The resources of a kind that the query's filter selects, in a stable order. An
+    /// equality on an indexed attribute (what Entra asks) reads only the documents the
+    /// index names; anything else scans the collection.
     async fn matching(&self, kind: Kind, query: Option<&str>) -> Result<Vec<Value>, ScimError> {
-        let filter = match query_param(query, "filter") {
-            Some(f) if !f.trim().is_empty() => Some(filter::parse(&f)?),
-            _ => None,
+        let filter = filter_of(query)?;
+        let candidates = match &filter {
+            Some(f) => match self.candidates(kind, f).await? {
+                Some(ids) => Some(self.get_many(kind, ids).await?),
+                None => None,
+            },
+            None => None,
         };
-        let mut all: Vec<Value> = self
-            .all(kind)
-            .await?
+        let docs = match candidates {
+            Some(docs) => docs,
+            None => self.all(kind).await?,
+        };
+        let mut all: Vec<Value> = docs
             .into_iter()
             .filter(|r| filter.as_ref().is_none_or(|f| filter::matches(f, r)))
             .collect();
@@ -474,17 +649,75 @@ impl ScimService {
         Ok(all)
     }
 
+    /// Documents by id (missing ones left out).
+    async fn get_many(&self, kind: Kind, mut ids: Vec<String>) -> Result<Vec<Value>, ScimError> {
+        ids.sort();
+        ids.dedup();
+        let docs = self
+            .store
+            .doc_get_many(collection(kind), &ids)
+            .await
+            .map_err(store_error)?;
+        Ok(docs
+            .into_iter()
+            .flatten()
+            .filter_map(|d| serde_json::from_slice::<Value>(&d).ok())
+            .collect())
+    }
+
+    /// The ids an index names for this filter (a superset of the matches: the filter is
+    /// applied to them afterwards), or `None` when no index answers it.
+    async fn candidates(&self, kind: Kind, f: &Filter) -> Result<Option<Vec<String>>, ScimError> {
+        use resource::index;
+        let coll = collection(kind);
+        let store_err = |e| store_error(e);
+        match f {
+            Filter::And(a, b) => match Box::pin(self.candidates(kind, a)).await? {
+                Some(ids) => Ok(Some(ids)),
+                None => Box::pin(self.candidates(kind, b)).await,
+            },
+            Filter::Or(a, b) => {
+                let (Some(mut x), Some(y)) = (
+                    Box::pin(self.candidates(kind, a)).await?,
+                    Box::pin(self.candidates(kind, b)).await?,
+                ) else {
+                    return Ok(None);
+                };
+                x.extend(y);
+                Ok(Some(x))
+            }
+            _ => {
+                let Some((attr, value)) = indexed_equality(kind, f) else {
+                    return Ok(None);
+                };
+                let ids = match attr {
+                    "id" => vec![value],
+                    index::USER_NAME | index::DISPLAY_NAME => self
+                        .store
+                        .doc_find(coll, attr, &value.to_lowercase())
+                        .await
+                        .map_err(store_err)?
+                        .into_iter()
+                        .collect(),
+                    index::EMAIL => self
+                        .store
+                        .doc_find_all(coll, attr, &value.to_lowercase())
+                        .await
+                        .map_err(store_err)?,
+                    _ => self
+                        .store
+                        .doc_find_all(coll, attr, &value)
+                        .await
+                        .map_err(store_err)?,
+                };
+                Ok(Some(ids))
+            }
+        }
+    }
+
     /// startIndex / count / attributes / excludedAttributes over `all`.
     fn page(&self, all: Vec<Value>, query: Option<&str>) -> ScimResponse {
-        let start = query_param(query, "startIndex")
-            .and_then(|s| s.parse::<i64>().ok())
-            .unwrap_or(1)
-            .max(1) as usize;
-        let count = query_param(query, "count")
-            .and_then(|s| s.parse::<i64>().ok())
-            .map(|c| c.max(0) as usize)
-            .unwrap_or(MAX_PAGE)
-            .min(MAX_PAGE);
+        let (start, count) = paging(query);
         let total = all.len();
         let attrs = query_param(query, "attributes");
         let excl = query_param(query, "excludedAttributes");
@@ -505,12 +738,19 @@ impl ScimService {
         if kind == Kind::Group {
             self.check_members(&res).await?;
         }
-        let unique = resource::unique_value(kind, &res)?;
+        resource::unique_value(kind, &res)?;
         let bytes =
             serde_json::to_vec(&res).map_err(|e| ScimError::new(500, None, e.to_string()))?;
         match self
             .store
-            .doc_put(collection(kind), &id, &bytes, Some(&unique), None, None)
+            .doc_put(
+                collection(kind),
+                &id,
+                &bytes,
+                &resource::index_of(kind, &res),
+                &DocIndex::default(),
+                None,
+            )
             .await
             .map_err(store_error)?
         {
@@ -545,25 +785,37 @@ impl ScimService {
         }
     }
 
-    /// Members must name existing users or groups.
+    /// Members must name existing users or groups (two round trips whatever their number).
     async fn check_members(&self, group: &Value) -> Result<(), ScimError> {
         let Some(members) = group.get("members").and_then(Value::as_array) else {
             return Ok(());
         };
-        for m in members {
-            let Some(v) = m.get("value").and_then(Value::as_str) else {
-                continue;
-            };
-            let user = self.store.doc_get(USERS, v).await.map_err(store_error)?;
-            if user.is_none() {
-                let group = self.store.doc_get(GROUPS, v).await.map_err(store_error)?;
-                if group.is_none() {
-                    return Err(ScimError::bad_request(
-                        "invalidValue",
-                        format!("member {v} does not exist"),
-                    ));
-                }
-            }
+        let ids: Vec<String> = members
+            .iter()
+            .filter_map(|m| m.get("value").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect();
+        let users = self
+            .store
+            .doc_get_many(USERS, &ids)
+            .await
+            .map_err(store_error)?;
+        let not_users: Vec<String> = ids
+            .iter()
+            .zip(users)
+            .filter(|(_, u)| u.is_none())
+            .map(|(id, _)| id.clone())
+            .collect();
+        let groups = self
+            .store
+            .doc_get_many(GROUPS, &not_users)
+            .await
+            .map_err(store_error)?;
+        if let Some((missing, _)) = not_users.iter().zip(groups).find(|(_, g)| g.is_none()) {
+            return Err(ScimError::bad_request(
+                "invalidValue",
+                format!("member {missing} does not exist"),
+            ));
         }
         Ok(())
     }
@@ -593,8 +845,8 @@ impl ScimService {
                 collection(kind),
                 &id,
                 &bytes,
-                Some(&unique),
-                previous.as_deref(),
+                &resource::index_of(kind, &new),
+                &resource::index_of(kind, old),
                 Some(old_raw),
             )
             .await
@@ -727,10 +979,9 @@ impl ScimService {
 
     async fn delete(&self, kind: Kind, id: &str) -> Result<ScimResponse, ScimError> {
         let old = self.get(kind, id).await?;
-        let unique = resource::unique_value(kind, &old).ok();
         let existed = self
             .store
-            .doc_delete(collection(kind), id, unique.as_deref())
+            .doc_delete(collection(kind), id, &resource::index_of(kind, &old))
             .await
             .map_err(store_error)?;
         if !existed {
@@ -744,37 +995,43 @@ impl ScimService {
             id: id.to_string(),
             op: "delete",
         }];
-        if kind == Kind::User {
-            // Drop the user from every group (compare-and-set, retried on a race).
-            for g in self.all(Kind::Group).await? {
-                let member = g.get("members").and_then(Value::as_array).is_some_and(|m| {
-                    m.iter()
-                        .any(|x| x.get("value").and_then(Value::as_str) == Some(id))
-                });
-                let Some(gid) = g.get("id").and_then(Value::as_str).filter(|_| member) else {
-                    continue;
+        // Out of every group it was in (the member index names them; compare-and-set,
+        // retried on a race).
+        let groups = self
+            .store
+            .doc_find_all(GROUPS, resource::index::MEMBER, id)
+            .await
+            .map_err(store_error)?;
+        for gid in &groups {
+            for attempt in 0..WRITE_ATTEMPTS {
+                backoff(attempt).await;
+                let Ok((old_group, raw)) = self.get_raw(Kind::Group, gid).await else {
+                    break;
                 };
-                for attempt in 0..WRITE_ATTEMPTS {
-                    backoff(attempt).await;
-                    let Ok((mut group, raw)) = self.get_raw(Kind::Group, gid).await else {
-                        break;
-                    };
-                    if let Some(Value::Array(m)) = group.get_mut("members") {
-                        m.retain(|x| x.get("value").and_then(Value::as_str) != Some(id));
-                    }
-                    let u = resource::unique_value(Kind::Group, &group).ok();
-                    let bytes = serde_json::to_vec(&group)
-                        .map_err(|e| ScimError::new(500, None, e.to_string()))?;
-                    let w = self
-                        .store
-                        .doc_put(GROUPS, gid, &bytes, u.as_deref(), u.as_deref(), Some(&raw))
-                        .await
-                        .map_err(store_error)?;
-                    if w != DocWrite::Stale {
-                        break;
-                    }
+                let mut group = old_group.clone();
+                if let Some(Value::Array(m)) = group.get_mut("members") {
+                    m.retain(|x| x.get("value").and_then(Value::as_str) != Some(id));
+                }
+                let bytes = serde_json::to_vec(&group)
+                    .map_err(|e| ScimError::new(500, None, e.to_string()))?;
+                let w = self
+                    .store
+                    .doc_put(
+                        GROUPS,
+                        gid,
+                        &bytes,
+                        &resource::index_of(Kind::Group, &group),
+                        &resource::index_of(Kind::Group, &old_group),
+                        Some(&raw),
+                    )
+                    .await
+                    .map_err(store_error)?;
+                if w != DocWrite::Stale {
+                    break;
                 }
             }
+        }
+        if kind == Kind::User {
             let (id, user_name, external_id) = user_event_fields(&old);
             events.push(ScimEvent::UserDeleted {
                 id,
@@ -827,4 +1084,87 @@ fn list_response(total: usize, start: usize, resources: Vec<Value>) -> Value {
         "itemsPerPage": resources.len(),
         "Resources": resources,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(kind: Kind, f: &str) -> Option<(&'static str, String)> {
+        indexed_equality(kind, &filter::parse(f).expect("filter"))
+    }
+
+    #[test]
+    fn entras_lookups_are_answered_by_an_index() {
+        use resource::index;
+        for (kind, f, want) in [
+            (
+                Kind::User,
+                r#"userName eq "Ann@X.com""#,
+                (index::USER_NAME, "Ann@X.com"),
+            ),
+            (
+                Kind::User,
+                r#"externalId eq "6b2e""#,
+                (index::EXTERNAL_ID, "6b2e"),
+            ),
+            (
+                Kind::User,
+                "externalId eq 6b2e-1",
+                (index::EXTERNAL_ID, "6b2e-1"),
+            ),
+            (
+                Kind::User,
+                "externalId eq 12345",
+                (index::EXTERNAL_ID, "12345"),
+            ),
+            (Kind::User, r#"id eq "u1""#, ("id", "u1")),
+            (
+                Kind::User,
+                r#"emails[type eq "work"].value eq "a@x.com""#,
+                (index::EMAIL, "a@x.com"),
+            ),
+            (
+                Kind::User,
+                r#"emails.value eq "a@x.com""#,
+                (index::EMAIL, "a@x.com"),
+            ),
+            (
+                Kind::User,
+                r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "a""#,
+                (index::USER_NAME, "a"),
+            ),
+            (
+                Kind::Group,
+                r#"displayName eq "Admins""#,
+                (index::DISPLAY_NAME, "Admins"),
+            ),
+            (
+                Kind::Group,
+                r#"members[value eq "u1"]"#,
+                (index::MEMBER, "u1"),
+            ),
+            (
+                Kind::Group,
+                r#"members.value eq "u1""#,
+                (index::MEMBER, "u1"),
+            ),
+        ] {
+            assert_eq!(plan(kind, f), Some((want.0, want.1.to_string())), "{f}");
+        }
+        for (kind, f) in [
+            (Kind::User, r#"userName co "a""#),
+            (Kind::User, r#"userName ne "a""#),
+            (Kind::User, r#"displayName eq "a""#),
+            (Kind::Group, r#"userName eq "a""#),
+            (Kind::User, r#"name.givenName eq "a""#),
+            (
+                Kind::User,
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "1""#,
+            ),
+            (Kind::User, "active eq true"),
+        ] {
+            assert_eq!(plan(kind, f), None, "{f}");
+        }
+    }
 }

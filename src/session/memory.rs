@@ -2,12 +2,12 @@
 //! replicas). Bounded: each map holds at most `max_entries`; expired entries are swept
 //! on every write, and when a map is still full the entry closest to expiry is evicted.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::store::{clamp_ttl, user_index_key, DocWrite};
+use super::store::{clamp_ttl, user_index_key, DocIndex, DocWrite};
 use super::{PendingLogin, Revocation, SessionError, SessionRecord, SessionStore};
 
 /// Default bound per map (sessions, pending logins, seen assertions).
@@ -27,10 +27,52 @@ struct Inner {
     pending: TtlMap<PendingLogin>,
     seen: TtlMap<()>,
     counts: TtlMap<u64>,
-    /// collection -> id -> document
-    docs: HashMap<String, HashMap<String, Vec<u8>>>,
-    /// collection -> unique key -> id
-    uniques: HashMap<String, HashMap<String, String>>,
+    /// collection name -> its documents and indexes
+    collections: HashMap<String, Collection>,
+}
+
+/// One document collection: documents in creation order and their index entries.
+#[derive(Default)]
+struct Collection {
+    /// id -> (creation sequence, document)
+    docs: HashMap<String, (u64, Vec<u8>)>,
+    /// creation sequence -> id
+    order: BTreeMap<u64, String>,
+    next: u64,
+    /// (index, key) -> id
+    unique: HashMap<(String, String), String>,
+    /// (index, key) -> ids
+    multi: HashMap<(String, String), BTreeSet<String>>,
+}
+
+impl Collection {
+    fn unclaim(&mut self, id: &str, index: &DocIndex) {
+        for e in &index.unique {
+            if self.unique.get(e).is_some_and(|owner| owner == id) {
+                self.unique.remove(e);
+            }
+        }
+        for e in &index.multi {
+            if let Some(ids) = self.multi.get_mut(e) {
+                ids.remove(id);
+                if ids.is_empty() {
+                    self.multi.remove(e);
+                }
+            }
+        }
+    }
+
+    fn claim(&mut self, id: &str, index: &DocIndex) {
+        for e in &index.unique {
+            self.unique.insert(e.clone(), id.to_string());
+        }
+        for e in &index.multi {
+            self.multi
+                .entry(e.clone())
+                .or_default()
+                .insert(id.to_string());
+        }
+    }
 }
 
 impl MemoryStore {
@@ -48,8 +90,7 @@ impl MemoryStore {
                 pending: TtlMap::new(cap),
                 seen: TtlMap::new(cap),
                 counts: TtlMap::new(cap),
-                docs: HashMap::new(),
-                uniques: HashMap::new(),
+                collections: HashMap::new(),
             }),
             revoked: tokio::sync::broadcast::channel(1024).0,
         }
@@ -249,85 +290,150 @@ impl SessionStore for MemoryStore {
         collection: &str,
         id: &str,
         doc: &[u8],
-        unique: Option<&str>,
-        previous_unique: Option<&str>,
+        index: &DocIndex,
+        previous: &DocIndex,
         expected: Option<&[u8]>,
     ) -> Result<DocWrite, SessionError> {
         let mut inner = self.inner.lock();
-        let inner = &mut *inner;
+        let c = inner.collections.entry(collection.to_string()).or_default();
         if let Some(exp) = expected {
-            let current = inner.docs.get(collection).and_then(|c| c.get(id));
-            if current.map(Vec::as_slice) != Some(exp) {
+            if c.docs.get(id).map(|(_, d)| d.as_slice()) != Some(exp) {
                 return Ok(DocWrite::Stale);
             }
         }
-        let uniques = inner.uniques.entry(collection.to_string()).or_default();
-        if let Some(u) = unique {
-            if uniques.get(u).is_some_and(|owner| owner != id) {
-                return Ok(DocWrite::Conflict);
+        if index
+            .unique
+            .iter()
+            .any(|e| c.unique.get(e).is_some_and(|owner| owner != id))
+        {
+            return Ok(DocWrite::Conflict);
+        }
+        c.unclaim(id, previous);
+        c.claim(id, index);
+        let seq = match c.docs.get(id) {
+            Some((seq, _)) => *seq,
+            None => {
+                c.next += 1;
+                c.order.insert(c.next, id.to_string());
+                c.next
             }
-        }
-        if let Some(prev) = previous_unique {
-            if Some(prev) != unique && uniques.get(prev).is_some_and(|owner| owner == id) {
-                uniques.remove(prev);
-            }
-        }
-        if let Some(u) = unique {
-            uniques.insert(u.to_string(), id.to_string());
-        }
-        inner
-            .docs
-            .entry(collection.to_string())
-            .or_default()
-            .insert(id.to_string(), doc.to_vec());
+        };
+        c.docs.insert(id.to_string(), (seq, doc.to_vec()));
         Ok(DocWrite::Written)
     }
 
     async fn doc_get(&self, collection: &str, id: &str) -> Result<Option<Vec<u8>>, SessionError> {
         let inner = self.inner.lock();
-        Ok(inner.docs.get(collection).and_then(|c| c.get(id)).cloned())
+        Ok(inner
+            .collections
+            .get(collection)
+            .and_then(|c| c.docs.get(id))
+            .map(|(_, d)| d.clone()))
+    }
+
+    async fn doc_get_many(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, SessionError> {
+        let inner = self.inner.lock();
+        let c = inner.collections.get(collection);
+        Ok(ids
+            .iter()
+            .map(|id| c.and_then(|c| c.docs.get(id)).map(|(_, d)| d.clone()))
+            .collect())
     }
 
     async fn doc_delete(
         &self,
         collection: &str,
         id: &str,
-        unique: Option<&str>,
+        index: &DocIndex,
     ) -> Result<bool, SessionError> {
         let mut inner = self.inner.lock();
-        let existed = inner
-            .docs
-            .get_mut(collection)
-            .and_then(|c| c.remove(id))
-            .is_some();
-        if let (Some(u), Some(uniques)) = (unique, inner.uniques.get_mut(collection)) {
-            if uniques.get(u).is_some_and(|owner| owner == id) {
-                uniques.remove(u);
+        let Some(c) = inner.collections.get_mut(collection) else {
+            return Ok(false);
+        };
+        c.unclaim(id, index);
+        match c.docs.remove(id) {
+            Some((seq, _)) => {
+                c.order.remove(&seq);
+                Ok(true)
             }
+            None => Ok(false),
         }
-        Ok(existed)
-    }
-
-    async fn doc_list(&self, collection: &str) -> Result<Vec<Vec<u8>>, SessionError> {
-        let inner = self.inner.lock();
-        Ok(inner
-            .docs
-            .get(collection)
-            .map(|c| c.values().cloned().collect())
-            .unwrap_or_default())
     }
 
     async fn doc_find(
         &self,
         collection: &str,
-        unique: &str,
+        index: &str,
+        key: &str,
     ) -> Result<Option<String>, SessionError> {
         let inner = self.inner.lock();
         Ok(inner
-            .uniques
+            .collections
             .get(collection)
-            .and_then(|u| u.get(unique))
+            .and_then(|c| c.unique.get(&(index.to_string(), key.to_string())))
             .cloned())
+    }
+
+    async fn doc_find_all(
+        &self,
+        collection: &str,
+        index: &str,
+        key: &str,
+    ) -> Result<Vec<String>, SessionError> {
+        let inner = self.inner.lock();
+        Ok(inner
+            .collections
+            .get(collection)
+            .and_then(|c| c.multi.get(&(index.to_string(), key.to_string())))
+            .map(|ids| ids.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn doc_count(&self, collection: &str) -> Result<usize, SessionError> {
+        let inner = self.inner.lock();
+        Ok(inner
+            .collections
+            .get(collection)
+            .map_or(0, |c| c.docs.len()))
+    }
+
+    async fn doc_page(
+        &self,
+        collection: &str,
+        start: usize,
+        count: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, SessionError> {
+        let inner = self.inner.lock();
+        let Some(c) = inner.collections.get(collection) else {
+            return Ok(Vec::new());
+        };
+        Ok(c.order
+            .values()
+            .skip(start)
+            .take(count)
+            .filter_map(|id| c.docs.get(id).map(|(_, d)| (id.clone(), d.clone())))
+            .collect())
+    }
+
+    async fn doc_reindex(
+        &self,
+        collection: &str,
+        entries: &[(String, DocIndex)],
+    ) -> Result<usize, SessionError> {
+        let mut inner = self.inner.lock();
+        let c = inner.collections.entry(collection.to_string()).or_default();
+        c.unique.clear();
+        c.multi.clear();
+        let mut n = 0;
+        for (id, index) in entries {
+            c.claim(id, index);
+            n += index.unique.len() + index.multi.len();
+        }
+        Ok(n)
     }
 
     async fn ping(&self) -> Result<(), SessionError> {

@@ -22,7 +22,7 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, Cmd, ErrorKind, FromRedisValue, IntoConnectionInfo, RedisError, Value};
 use parking_lot::Mutex;
 
-use super::store::{clamp_ttl, hashed, user_index_key, DocWrite};
+use super::store::{clamp_ttl, hashed, user_index_key, DocIndex, DocWrite};
 use super::{PendingLogin, Revocation, SessionError, SessionRecord, SessionStore};
 
 /// Default key prefix.
@@ -106,29 +106,47 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 ";
 
+/// A document write with its index entries, atomic. KEYS: doc, order (zset), sequence,
+/// then the new unique hashes (nu), new multi sets (nm), old unique hashes (ou), old multi
+/// sets (om). ARGV: id, doc, "1" + expected doc or "0", nu, nm, ou, om, then the new
+/// unique fields, then the old unique fields. 0: a new unique entry belongs to another
+/// id; 2: the stored doc is not the expected one (nothing written either way); else 1.
+/// Every key of a collection carries the collection's hash tag: one slot on a Cluster.
 const DOC_PUT_SCRIPT: &str = r"
+local id = ARGV[1]
 if string.sub(ARGV[3], 1, 1) == '1' then
   local current = redis.call('GET', KEYS[1])
   if (not current) or current ~= string.sub(ARGV[3], 2) then return 2 end
 end
-if KEYS[3] ~= '' then
-  local owner = redis.call('GET', KEYS[3])
-  if owner and owner ~= ARGV[1] then return 0 end
+local nu, nm, ou, om = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+for i = 1, nu do
+  local owner = redis.call('HGET', KEYS[3 + i], ARGV[7 + i])
+  if owner and owner ~= id then return 0 end
 end
-if KEYS[4] ~= '' and KEYS[4] ~= KEYS[3] then
-  if redis.call('GET', KEYS[4]) == ARGV[1] then redis.call('DEL', KEYS[4]) end
+for i = 1, ou do
+  local key, field = KEYS[3 + nu + nm + i], ARGV[7 + nu + i]
+  if redis.call('HGET', key, field) == id then redis.call('HDEL', key, field) end
 end
-if KEYS[3] ~= '' then redis.call('SET', KEYS[3], ARGV[1]) end
+for i = 1, om do redis.call('SREM', KEYS[3 + nu + nm + ou + i], id) end
+for i = 1, nu do redis.call('HSET', KEYS[3 + i], ARGV[7 + i], id) end
+for i = 1, nm do redis.call('SADD', KEYS[3 + nu + i], id) end
+if not redis.call('ZSCORE', KEYS[2], id) then
+  redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), id)
+end
 redis.call('SET', KEYS[1], ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[1])
 return 1
 ";
 
-/// KEYS: doc, id set, unique key or ""; ARGV: id. Returns whether the doc existed.
+/// KEYS: doc, order, unique hashes (nu), multi sets; ARGV: id, nu, unique fields.
+/// Returns whether the doc existed.
 const DOC_DELETE_SCRIPT: &str = r"
+local id, nu = ARGV[1], tonumber(ARGV[2])
 local n = redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[2], ARGV[1])
-if KEYS[3] ~= '' and redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
+redis.call('ZREM', KEYS[2], id)
+for i = 1, nu do
+  if redis.call('HGET', KEYS[2 + i], ARGV[2 + i]) == id then redis.call('HDEL', KEYS[2 + i], ARGV[2 + i]) end
+end
+for i = 3 + nu, #KEYS do redis.call('SREM', KEYS[i], id) end
 return n
 ";
 
@@ -219,16 +237,34 @@ impl RedisStore {
         format!("{}user:{}", self.prefix, user_index_key(app, name_id))
     }
 
+    // A collection's keys share the hash tag `{collection}`: one Cluster slot, so a
+    // document and its index entries change in one atomic script.
+
     fn doc_key(&self, collection: &str, id: &str) -> String {
-        format!("{}doc:{collection}:{}", self.prefix, hashed(id))
+        format!("{}doc:{{{collection}}}:{}", self.prefix, hashed(id))
     }
 
-    fn doc_ids_key(&self, collection: &str) -> String {
-        format!("{}doc:{collection}:ids", self.prefix)
+    /// The collection's ids in creation order (score: a sequence number).
+    fn doc_order_key(&self, collection: &str) -> String {
+        format!("{}doc:{{{collection}}}:order", self.prefix)
     }
 
-    fn doc_unique_key(&self, collection: &str, unique: &str) -> String {
-        format!("{}doc:{collection}:unique:{}", self.prefix, hashed(unique))
+    fn doc_seq_key(&self, collection: &str) -> String {
+        format!("{}doc:{{{collection}}}:seq", self.prefix)
+    }
+
+    /// A unique index: one hash, key -> id.
+    fn doc_unique_key(&self, collection: &str, index: &str) -> String {
+        format!("{}doc:{{{collection}}}:u:{index}", self.prefix)
+    }
+
+    /// One entry of a multi-valued index: a set of ids.
+    fn doc_multi_key(&self, collection: &str, index: &str, key: &str) -> String {
+        format!(
+            "{}doc:{{{collection}}}:m:{index}:{}",
+            self.prefix,
+            hashed(key)
+        )
     }
 
     fn pending_key(&self, request_id: &str) -> String {
@@ -288,6 +324,20 @@ impl RedisStore {
     /// Run one command that must not run twice (GETDEL, SET NX) under the deadline.
     async fn query_once<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, SessionError> {
         self.run(cmd, false).await
+    }
+
+    /// Run a pipeline of idempotent commands under the deadline.
+    async fn pipeline(&self, pipe: &::redis::Pipeline) -> Result<(), SessionError> {
+        let deadline = self.connect_timeout + self.response_timeout;
+        let mut conn = self.manager()?;
+        let result = match tokio::time::timeout(deadline, pipe.query_async::<()>(&mut conn)).await {
+            Ok(r) => r.map_err(map_redis_error),
+            Err(_) => Err(SessionError::Unavailable(format!(
+                "Redis did not answer within {deadline:?}"
+            ))),
+        };
+        self.record_outcome(!matches!(result, Err(SessionError::Unavailable(_))));
+        result
     }
 
     async fn run<T: FromRedisValue>(&self, cmd: &Cmd, idempotent: bool) -> Result<T, SessionError> {
@@ -480,8 +530,8 @@ impl SessionStore for RedisStore {
         collection: &str,
         id: &str,
         doc: &[u8],
-        unique: Option<&str>,
-        previous_unique: Option<&str>,
+        index: &DocIndex,
+        previous: &DocIndex,
         expected: Option<&[u8]>,
     ) -> Result<DocWrite, SessionError> {
         let expected_arg = match expected {
@@ -489,15 +539,34 @@ impl SessionStore for RedisStore {
             None => b"0".to_vec(),
         };
         let mut cmd = ::redis::cmd("EVAL");
+        let keys = 3
+            + index.unique.len()
+            + index.multi.len()
+            + previous.unique.len()
+            + previous.multi.len();
         cmd.arg(DOC_PUT_SCRIPT)
-            .arg(4)
+            .arg(keys)
             .arg(self.doc_key(collection, id))
-            .arg(self.doc_ids_key(collection))
-            .arg(unique.map_or(String::new(), |u| self.doc_unique_key(collection, u)))
-            .arg(previous_unique.map_or(String::new(), |u| self.doc_unique_key(collection, u)))
-            .arg(id)
+            .arg(self.doc_order_key(collection))
+            .arg(self.doc_seq_key(collection));
+        for i in [index, previous] {
+            for (name, _) in &i.unique {
+                cmd.arg(self.doc_unique_key(collection, name));
+            }
+            for (name, key) in &i.multi {
+                cmd.arg(self.doc_multi_key(collection, name, key));
+            }
+        }
+        cmd.arg(id)
             .arg(doc)
-            .arg(expected_arg);
+            .arg(expected_arg)
+            .arg(index.unique.len())
+            .arg(index.multi.len())
+            .arg(previous.unique.len())
+            .arg(previous.multi.len());
+        for (_, key) in index.unique.iter().chain(&previous.unique) {
+            cmd.arg(key);
+        }
         let n: i64 = self.query(&cmd).await?;
         Ok(match n {
             1 => DocWrite::Written,
@@ -512,49 +581,148 @@ impl SessionStore for RedisStore {
         self.query(&cmd).await
     }
 
-    async fn doc_delete(
+    async fn doc_get_many(
         &self,
         collection: &str,
-        id: &str,
-        unique: Option<&str>,
-    ) -> Result<bool, SessionError> {
-        let mut cmd = ::redis::cmd("EVAL");
-        cmd.arg(DOC_DELETE_SCRIPT)
-            .arg(3)
-            .arg(self.doc_key(collection, id))
-            .arg(self.doc_ids_key(collection))
-            .arg(unique.map_or(String::new(), |u| self.doc_unique_key(collection, u)))
-            .arg(id);
-        let n: i64 = self.query(&cmd).await?;
-        Ok(n > 0)
-    }
-
-    async fn doc_list(&self, collection: &str) -> Result<Vec<Vec<u8>>, SessionError> {
-        // Documents are keyed by a hash of the id; the id set holds raw ids.
-        let ids: Vec<String> = {
-            let mut cmd = ::redis::cmd("SMEMBERS");
-            cmd.arg(self.doc_ids_key(collection));
-            self.query(&cmd).await?
-        };
+        ids: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, SessionError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let mut cmd = ::redis::cmd("MGET");
-        for id in &ids {
+        for id in ids {
             cmd.arg(self.doc_key(collection, id));
         }
-        let docs: Vec<Option<Vec<u8>>> = self.query(&cmd).await?;
-        Ok(docs.into_iter().flatten().collect())
+        self.query(&cmd).await
+    }
+
+    async fn doc_delete(
+        &self,
+        collection: &str,
+        id: &str,
+        index: &DocIndex,
+    ) -> Result<bool, SessionError> {
+        let mut cmd = ::redis::cmd("EVAL");
+        cmd.arg(DOC_DELETE_SCRIPT)
+            .arg(2 + index.unique.len() + index.multi.len())
+            .arg(self.doc_key(collection, id))
+            .arg(self.doc_order_key(collection));
+        for (name, _) in &index.unique {
+            cmd.arg(self.doc_unique_key(collection, name));
+        }
+        for (name, key) in &index.multi {
+            cmd.arg(self.doc_multi_key(collection, name, key));
+        }
+        cmd.arg(id).arg(index.unique.len());
+        for (_, key) in &index.unique {
+            cmd.arg(key);
+        }
+        let n: i64 = self.query(&cmd).await?;
+        Ok(n > 0)
     }
 
     async fn doc_find(
         &self,
         collection: &str,
-        unique: &str,
+        index: &str,
+        key: &str,
     ) -> Result<Option<String>, SessionError> {
-        let mut cmd = ::redis::cmd("GET");
-        cmd.arg(self.doc_unique_key(collection, unique));
+        let mut cmd = ::redis::cmd("HGET");
+        cmd.arg(self.doc_unique_key(collection, index)).arg(key);
         self.query(&cmd).await
+    }
+
+    async fn doc_find_all(
+        &self,
+        collection: &str,
+        index: &str,
+        key: &str,
+    ) -> Result<Vec<String>, SessionError> {
+        let mut cmd = ::redis::cmd("SMEMBERS");
+        cmd.arg(self.doc_multi_key(collection, index, key));
+        self.query(&cmd).await
+    }
+
+    async fn doc_count(&self, collection: &str) -> Result<usize, SessionError> {
+        let mut cmd = ::redis::cmd("ZCARD");
+        cmd.arg(self.doc_order_key(collection));
+        self.query(&cmd).await
+    }
+
+    async fn doc_page(
+        &self,
+        collection: &str,
+        start: usize,
+        count: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, SessionError> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let mut cmd = ::redis::cmd("ZRANGE");
+        cmd.arg(self.doc_order_key(collection))
+            .arg(start)
+            .arg(start + count - 1);
+        let ids: Vec<String> = self.query(&cmd).await?;
+        let docs = self.doc_get_many(collection, &ids).await?;
+        Ok(ids
+            .into_iter()
+            .zip(docs)
+            .filter_map(|(id, d)| d.map(|d| (id, d)))
+            .collect())
+    }
+
+    async fn doc_reindex(
+        &self,
+        collection: &str,
+        entries: &[(String, DocIndex)],
+    ) -> Result<usize, SessionError> {
+        // Drop every index key of the collection, then claim the entries afresh. Not one
+        // atomic step: run it as maintenance (`ssogate scim reindex`).
+        let pattern = format!("{}doc:{{{collection}}}:[um]:*", self.prefix);
+        let mut cursor: u64 = 0;
+        loop {
+            let mut cmd = ::redis::cmd("SCAN");
+            cmd.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000);
+            let (next, keys): (u64, Vec<String>) = self.query(&cmd).await?;
+            if !keys.is_empty() {
+                let mut del = ::redis::cmd("DEL");
+                for k in &keys {
+                    del.arg(k);
+                }
+                self.query::<i64>(&del).await?;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let mut n = 0;
+        for chunk in entries.chunks(200) {
+            let mut pipe = ::redis::pipe();
+            for (id, index) in chunk {
+                for (name, key) in &index.unique {
+                    pipe.cmd("HSET")
+                        .arg(self.doc_unique_key(collection, name))
+                        .arg(key)
+                        .arg(id)
+                        .ignore();
+                    n += 1;
+                }
+                for (name, key) in &index.multi {
+                    pipe.cmd("SADD")
+                        .arg(self.doc_multi_key(collection, name, key))
+                        .arg(id)
+                        .ignore();
+                    n += 1;
+                }
+            }
+            self.pipeline(&pipe).await?;
+        }
+        Ok(n)
     }
 
     async fn ping(&self) -> Result<(), SessionError> {

@@ -99,36 +99,82 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), SessionError>;
 
     /// Documents (SCIM users and groups, just-in-time user records): JSON bytes under
-    /// `id` in a collection, shared by every replica. `unique` is the (already normalised)
-    /// unique key this document claims, `previous_unique` the one it held before (freed
-    /// when different). With `expected`, the write happens only if the stored document
-    /// is exactly those bytes (`Stale` otherwise): read-modify-write without lost updates.
-    /// Atomic: of two writers claiming one key, one gets `Conflict`.
+    /// `id` in a collection, shared by every replica, with secondary indexes kept in the
+    /// same atomic step. `index` are the entries this document claims, `previous` the ones
+    /// its stored version held (those it no longer claims are removed). With `expected`,
+    /// the write happens only if the stored document is exactly those bytes (`Stale`
+    /// otherwise): read-modify-write without lost updates. A unique entry that belongs to
+    /// another document makes the write a `Conflict` (nothing written).
     async fn doc_put(
         &self,
         collection: &str,
         id: &str,
         doc: &[u8],
-        unique: Option<&str>,
-        previous_unique: Option<&str>,
+        index: &DocIndex,
+        previous: &DocIndex,
         expected: Option<&[u8]>,
     ) -> Result<DocWrite, SessionError>;
     async fn doc_get(&self, collection: &str, id: &str) -> Result<Option<Vec<u8>>, SessionError>;
-    /// Delete a document and free its unique key; `false` when it did not exist.
+    /// Several documents in one round trip (`None` for a missing one), in `ids` order.
+    async fn doc_get_many(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, SessionError>;
+    /// Delete a document and its index entries (`index`: what it claims); `false` when it
+    /// did not exist.
     async fn doc_delete(
         &self,
         collection: &str,
         id: &str,
-        unique: Option<&str>,
+        index: &DocIndex,
     ) -> Result<bool, SessionError>;
-    /// Every document of a collection (unordered).
-    async fn doc_list(&self, collection: &str) -> Result<Vec<Vec<u8>>, SessionError>;
-    /// The id of the document holding a unique key.
+    /// The id holding a unique index entry.
     async fn doc_find(
         &self,
         collection: &str,
-        unique: &str,
+        index: &str,
+        key: &str,
     ) -> Result<Option<String>, SessionError>;
+    /// The ids listed under a multi-valued index entry.
+    async fn doc_find_all(
+        &self,
+        collection: &str,
+        index: &str,
+        key: &str,
+    ) -> Result<Vec<String>, SessionError>;
+    /// How many documents a collection holds.
+    async fn doc_count(&self, collection: &str) -> Result<usize, SessionError>;
+    /// Up to `count` documents from position `start` (0-based) in creation order, with
+    /// their ids: paging without loading the collection.
+    async fn doc_page(
+        &self,
+        collection: &str,
+        start: usize,
+        count: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, SessionError>;
+    /// Every document of a collection (for rebuilds and small collections only).
+    async fn doc_list(&self, collection: &str) -> Result<Vec<Vec<u8>>, SessionError> {
+        let mut out = Vec::new();
+        let total = self.doc_count(collection).await?;
+        let mut start = 0;
+        while start < total {
+            let page = self.doc_page(collection, start, 1000).await?;
+            if page.is_empty() {
+                break;
+            }
+            start += page.len();
+            out.extend(page.into_iter().map(|(_, d)| d));
+        }
+        Ok(out)
+    }
+    /// Remove every index entry of a collection and claim `entries` afresh (id, index):
+    /// the repair when indexes and documents disagree. Returns how many entries were set.
+    async fn doc_reindex(
+        &self,
+        collection: &str,
+        entries: &[(String, DocIndex)],
+    ) -> Result<usize, SessionError>;
 
     /// Follow session deletions made by any replica (`delete_session`,
     /// `delete_user_sessions`): calls `on_event(Subscribed)` once live, then
@@ -138,6 +184,22 @@ pub trait SessionStore: Send + Sync + 'static {
         &self,
         on_event: &(dyn Fn(Revocation) + Send + Sync),
     ) -> Result<(), SessionError>;
+}
+
+/// The secondary-index entries of one document: `(index, key)` pairs, keys already
+/// normalised by the caller (lower case where the lookup is case-insensitive).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DocIndex {
+    /// One document per key: a second claimant gets `DocWrite::Conflict`.
+    pub unique: Vec<(String, String)>,
+    /// Any number of documents per key (group members, externalId, e-mail).
+    pub multi: Vec<(String, String)>,
+}
+
+impl DocIndex {
+    pub fn is_empty(&self) -> bool {
+        self.unique.is_empty() && self.multi.is_empty()
+    }
 }
 
 /// Result of a document write that claims a unique key.

@@ -77,8 +77,8 @@ impl SessionStore for Spy {
         c: &str,
         id: &str,
         d: &[u8],
-        u: Option<&str>,
-        p: Option<&str>,
+        u: &crate::session::DocIndex,
+        p: &crate::session::DocIndex,
         e: Option<&[u8]>,
     ) -> Result<crate::session::DocWrite, SessionError> {
         self.inner.doc_put(c, id, d, u, p, e).await
@@ -86,14 +86,44 @@ impl SessionStore for Spy {
     async fn doc_get(&self, c: &str, id: &str) -> Result<Option<Vec<u8>>, SessionError> {
         self.inner.doc_get(c, id).await
     }
-    async fn doc_delete(&self, c: &str, id: &str, u: Option<&str>) -> Result<bool, SessionError> {
+    async fn doc_get_many(
+        &self,
+        c: &str,
+        ids: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, SessionError> {
+        self.inner.doc_get_many(c, ids).await
+    }
+    async fn doc_delete(
+        &self,
+        c: &str,
+        id: &str,
+        u: &crate::session::DocIndex,
+    ) -> Result<bool, SessionError> {
         self.inner.doc_delete(c, id, u).await
     }
-    async fn doc_list(&self, c: &str) -> Result<Vec<Vec<u8>>, SessionError> {
-        self.inner.doc_list(c).await
+    async fn doc_find(&self, c: &str, i: &str, k: &str) -> Result<Option<String>, SessionError> {
+        self.inner.doc_find(c, i, k).await
     }
-    async fn doc_find(&self, c: &str, u: &str) -> Result<Option<String>, SessionError> {
-        self.inner.doc_find(c, u).await
+    async fn doc_find_all(&self, c: &str, i: &str, k: &str) -> Result<Vec<String>, SessionError> {
+        self.inner.doc_find_all(c, i, k).await
+    }
+    async fn doc_count(&self, c: &str) -> Result<usize, SessionError> {
+        self.inner.doc_count(c).await
+    }
+    async fn doc_page(
+        &self,
+        c: &str,
+        start: usize,
+        count: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, SessionError> {
+        self.inner.doc_page(c, start, count).await
+    }
+    async fn doc_reindex(
+        &self,
+        c: &str,
+        e: &[(String, crate::session::DocIndex)],
+    ) -> Result<usize, SessionError> {
+        self.inner.doc_reindex(c, e).await
     }
     async fn put_pending(
         &self,
