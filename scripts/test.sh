@@ -9,6 +9,11 @@ cd "$(dirname "$0")/.."
 # nginx (Debian) for the forward-auth test (nginx-light has auth_request).
 ssogate_apt_install nginx-light
 
+# Headless Chromium and chromedriver (Debian) for tests/browser.rs: a real browser's
+# cookie rules (SameSite, Secure, __Host-) through sign-in and sign-out, driven over
+# WebDriver; the tests fail, not skip, without them.
+ssogate_apt_install chromium chromium-driver
+
 # Real servers for the path-confusion interop tests (tests/utils/servers.rs, observed
 # behaviour in tests/interop/COUNTERPARTS.md): gunicorn running a Flask app (Debian's
 # /usr/bin/python3), a private Tomcat 10 and caddy v2.

@@ -487,11 +487,14 @@ async fn a_sign_in_finishes_only_in_the_browser_that_started_it() {
             .sign_response(&response_spec(&s, "alice@contoso.example", &[], Some(id)))
     };
     // The response comes back through a browser that did not start the sign-in (a
-    // login-CSRF, or a link handed on): refused, and the pending request is spent.
-    let (id, relay, _) = start_login(&s, "/one").await;
+    // login-CSRF, or a link handed on): refused. The browser that did start it can still
+    // finish that sign-in.
+    let (id, relay, binding) = start_login(&s, "/one").await;
     let r = post_acs(&s, &response(id.clone()).unwrap(), &relay, None).await;
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("another browser"));
+    let r = post_acs(&s, &response(id).unwrap(), &relay, Some(&binding)).await;
+    assert_eq!((r.status().as_u16(), location(&r)), (302, "/one".into()));
     let (other, relay2, binding2) = start_login(&s, "/two").await;
     let r = post_acs(
         &s,

@@ -200,6 +200,15 @@ pub async fn finish(
                         held.as_bytes(),
                         hash.as_bytes(),
                     )) {
+                        // Put the request back for the browser that did start it (the
+                        // response is refused here whatever happens to the record).
+                        let age = now.timestamp().saturating_sub(pending.created_at);
+                        let left = gw
+                            .login_timeout
+                            .saturating_sub(Duration::from_secs(u64::try_from(age).unwrap_or(0)));
+                        if !left.is_zero() {
+                            gw.sessions.store().put_pending(id, &pending, left).await?;
+                        }
                         return Err(LoginError::OtherBrowser);
                     }
                     Some(gw.cookie.clear_binding_cookie(hash))

@@ -51,7 +51,7 @@ impl CookieSettings {
     /// the ACS: `SameSite=None; Secure` under https. Over plain http (`cookie_secure =
     /// false`, the demo) no SameSite is set: browsers treat it as Lax, which reaches a
     /// same-site ACS (the demo's IdP on another port of 127.0.0.1) but not a cross-site
-    /// one (see the README).
+    /// one beyond Chromium's 2-minute allowance (see the README).
     pub fn binding_cookie(&self, token: &str, binding_hash: &str, max_age: Duration) -> String {
         let mut c = Cookie::build((self.binding_name(binding_hash), token.to_owned()))
             .http_only(true)

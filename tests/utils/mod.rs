@@ -1,6 +1,7 @@
 //! Test helpers shared by the integration tests (`mod utils;`).
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod echo;
 pub mod gateway;
 pub mod http;
