@@ -5,8 +5,9 @@
 //! 2. Starts N sign-ins (GET with Accept: text/html -> 302 with an AuthnRequest): timed as
 //!    "login starts per second".
 //! 3. Signs N Entra-shaped responses (not timed: that is the IdP's work).
-//! 4. Posts them to the ACS with CONC concurrent clients: timed as "logins per second".
-//!    Every answer must be a 302 with a session cookie.
+//! 4. Posts them to the ACS with CONC concurrent clients, each with the binding cookie
+//!    its sign-in got (as the browser that started it would): timed as "logins per
+//!    second". Every answer must be a 302 with a session cookie.
 //!
 //! Usage: login_load DIR GATEWAY_URL N CONC
 
@@ -81,7 +82,16 @@ async fn main() {
             .attribute("ID")
             .unwrap_or_default()
             .to_string();
-        ids.push(id);
+        let binding = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.contains("-login-"))
+            .and_then(|c| c.split(';').next())
+            .unwrap_or_default()
+            .to_string();
+        ids.push((id, binding));
     }
     let starts = n as f64 / started.elapsed().as_secs_f64();
 
@@ -92,10 +102,10 @@ async fn main() {
         name_id_format: "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".into(),
     };
     let now = chrono::Utc::now();
-    let responses: Vec<String> = ids
+    let responses: Vec<(String, String)> = ids
         .into_iter()
         .enumerate()
-        .map(|(i, id)| {
+        .map(|(i, (id, binding))| {
             let mut spec = ResponseSpec::for_sp(&sp, &format!("user{i}@contoso.example"), now);
             spec.in_response_to = Some(id);
             spec.lifetime = Duration::from_secs(600);
@@ -105,8 +115,10 @@ async fn main() {
                     .map(|g| format!("e7f3c0ba-0000-4000-8000-{g:012}"))
                     .collect(),
             )];
-            idp.sign_response(&spec)
-                .unwrap_or_else(|e| fail(e.to_string()))
+            let signed = idp
+                .sign_response(&spec)
+                .unwrap_or_else(|e| fail(e.to_string()));
+            (signed, binding)
         })
         .collect();
 
@@ -127,9 +139,12 @@ async fn main() {
         workers.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(resp) = responses.get(i) else { break };
+                let Some((resp, binding)) = responses.get(i) else {
+                    break;
+                };
                 let r = client
                     .post(format!("{base}/saml/acs"))
+                    .header("cookie", binding)
                     .form(&[("SAMLResponse", resp.as_str()), ("RelayState", "x")])
                     .send()
                     .await;

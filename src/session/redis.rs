@@ -375,6 +375,40 @@ impl RedisStore {
     }
 }
 
+/// The entries a document write must claim (every unique one, the new multi ones) and
+/// release (the ones the new version no longer holds).
+fn changed_entries(index: &DocIndex, previous: &DocIndex) -> (DocIndex, DocIndex) {
+    use std::collections::HashSet;
+    let set = |v: &[(String, String)]| v.iter().cloned().collect::<HashSet<_>>();
+    let (new_unique, new_multi) = (set(&index.unique), set(&index.multi));
+    let old_multi = set(&previous.multi);
+    (
+        DocIndex {
+            unique: index.unique.clone(),
+            multi: index
+                .multi
+                .iter()
+                .filter(|e| !old_multi.contains(*e))
+                .cloned()
+                .collect(),
+        },
+        DocIndex {
+            unique: previous
+                .unique
+                .iter()
+                .filter(|e| !new_unique.contains(*e))
+                .cloned()
+                .collect(),
+            multi: previous
+                .multi
+                .iter()
+                .filter(|e| !new_multi.contains(*e))
+                .cloned()
+                .collect(),
+        },
+    )
+}
+
 fn map_redis_error(e: RedisError) -> SessionError {
     if e.code() == Some("WRONGTYPE")
         || matches!(e.kind(), ErrorKind::Parse | ErrorKind::UnexpectedReturnType)
@@ -538,6 +572,11 @@ impl SessionStore for RedisStore {
             Some(e) => [b"1".as_slice(), e].concat(),
             None => b"0".to_vec(),
         };
+        // Only what changes travels: entries kept from the previous version need no work
+        // (a group with thousands of members gains one without re-sending the rest).
+        // New unique entries are all sent: they are checked for conflicts.
+        let (index, previous) = changed_entries(index, previous);
+        let (index, previous) = (&index, &previous);
         let mut cmd = ::redis::cmd("EVAL");
         let keys = 3
             + index.unique.len()
