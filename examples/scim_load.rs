@@ -456,7 +456,7 @@ async fn main() {
         let id = ids.lock()[i].clone();
         let t = Instant::now();
         let gs = directory
-            .groups_of_member(&id)
+            .group_refs_of_member(&id)
             .await
             .unwrap_or_else(|e| fail(e.to_string()));
         resolve.micros.push(t.elapsed().as_micros() as u64);

@@ -93,6 +93,7 @@ async fn documents(store: &Arc<dyn SessionStore>) {
             .iter()
             .map(|g| ("member".to_string(), g.to_string()))
             .collect(),
+        summary: Some(format!("about {name}")),
     };
     let none = DocIndex::default();
     assert_eq!(
@@ -174,6 +175,18 @@ async fn documents(store: &Arc<dyn SessionStore>) {
         store.doc_get(&coll, &a).await.unwrap(),
         Some(b"A2".to_vec())
     );
+    // Summaries follow the latest write, without the documents.
+    assert_eq!(
+        store
+            .doc_summaries(&coll, &[a.clone(), rid(), b.clone()])
+            .await
+            .unwrap(),
+        vec![
+            Some("about alicia".into()),
+            None,
+            Some("about alice".into())
+        ]
+    );
     // Creation order, counted and paged; several at once.
     assert_eq!(store.doc_count(&coll).await.unwrap(), 2);
     let page = store.doc_page(&coll, 0, 10).await.unwrap();
@@ -215,6 +228,10 @@ async fn documents(store: &Arc<dyn SessionStore>) {
     );
     assert_eq!(store.doc_list(&coll).await.unwrap(), vec![b"B1".to_vec()]);
     assert_eq!(store.doc_count(&coll).await.unwrap(), 1);
+    assert_eq!(
+        store.doc_summaries(&coll, &[a.clone()]).await.unwrap(),
+        vec![None]
+    );
     // Rebuilt indexes: exactly the entries given.
     assert_eq!(
         store
@@ -238,7 +255,11 @@ async fn documents(store: &Arc<dyn SessionStore>) {
         .is_empty());
     assert_eq!(
         store.doc_find_all(&coll, "member", "g9").await.unwrap(),
-        vec![b]
+        vec![b.clone()]
+    );
+    assert_eq!(
+        store.doc_summaries(&coll, &[b]).await.unwrap(),
+        vec![Some("about bob".into())]
     );
 }
 

@@ -79,16 +79,7 @@ impl Provisioning {
         };
         let id = user.get("id").and_then(Value::as_str).unwrap_or_default();
         // The member index names this user's groups: O(groups of the user).
-        let mut out = Vec::new();
-        for g in self.service.groups_of_member(id).await? {
-            let gid = g
-                .get("externalId")
-                .or_else(|| g.get("displayName"))
-                .and_then(Value::as_str);
-            if let Some(gid) = gid {
-                out.push(gid.to_string());
-            }
-        }
+        let out = self.service.group_refs_of_member(id).await?;
         let out = Arc::new(out);
         if self.groups_ttl > Duration::ZERO {
             let mut cache = self.groups.lock();

@@ -269,6 +269,14 @@ pub fn index_of(kind: Kind, res: &Value) -> crate::session::DocIndex {
         ),
         Kind::Group => add(index::MEMBER, values("members")),
     }
+    // A group's identity for routes (externalId = Entra object ID, else displayName),
+    // read at sign-in without its member list.
+    if kind == Kind::Group {
+        ix.summary = text("externalId")
+            .filter(|e| !e.is_empty())
+            .or_else(|| text("displayName"))
+            .map(str::to_string);
+    }
     ix
 }
 

@@ -566,6 +566,25 @@ impl ScimService {
         Ok(out)
     }
 
+    /// The route identities (externalId, else displayName) of the groups whose members
+    /// include `member_id`: the member index and the groups' summaries, never their
+    /// member lists (two round trips, whatever the groups' sizes).
+    pub async fn group_refs_of_member(&self, member_id: &str) -> Result<Vec<String>, ScimError> {
+        let ids = self
+            .store
+            .doc_find_all(GROUPS, resource::index::MEMBER, member_id)
+            .await
+            .map_err(store_error)?;
+        Ok(self
+            .store
+            .doc_summaries(GROUPS, &ids)
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
     /// The groups whose members include `member_id` (from the member index).
     pub async fn groups_of_member(&self, member_id: &str) -> Result<Vec<Value>, ScimError> {
         let ids = self

@@ -43,6 +43,8 @@ struct Collection {
     unique: HashMap<(String, String), String>,
     /// (index, key) -> ids
     multi: HashMap<(String, String), BTreeSet<String>>,
+    /// id -> summary
+    summaries: HashMap<String, String>,
 }
 
 impl Collection {
@@ -63,6 +65,14 @@ impl Collection {
     }
 
     fn claim(&mut self, id: &str, index: &DocIndex) {
+        match &index.summary {
+            Some(summary) => {
+                self.summaries.insert(id.to_string(), summary.clone());
+            }
+            None => {
+                self.summaries.remove(id);
+            }
+        }
         for e in &index.unique {
             self.unique.insert(e.clone(), id.to_string());
         }
@@ -355,6 +365,7 @@ impl SessionStore for MemoryStore {
             return Ok(false);
         };
         c.unclaim(id, index);
+        c.summaries.remove(id);
         match c.docs.remove(id) {
             Some((seq, _)) => {
                 c.order.remove(&seq);
@@ -393,6 +404,19 @@ impl SessionStore for MemoryStore {
             .unwrap_or_default())
     }
 
+    async fn doc_summaries(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<Option<String>>, SessionError> {
+        let inner = self.inner.lock();
+        let c = inner.collections.get(collection);
+        Ok(ids
+            .iter()
+            .map(|id| c.and_then(|c| c.summaries.get(id)).cloned())
+            .collect())
+    }
+
     async fn doc_count(&self, collection: &str) -> Result<usize, SessionError> {
         let inner = self.inner.lock();
         Ok(inner
@@ -428,6 +452,7 @@ impl SessionStore for MemoryStore {
         let c = inner.collections.entry(collection.to_string()).or_default();
         c.unique.clear();
         c.multi.clear();
+        c.summaries.clear();
         let mut n = 0;
         for (id, index) in entries {
             c.claim(id, index);

@@ -107,11 +107,12 @@ return n
 ";
 
 /// A document write with its index entries, atomic. KEYS: doc, order (zset), sequence,
-/// then the new unique hashes (nu), new multi sets (nm), old unique hashes (ou), old multi
-/// sets (om). ARGV: id, doc, "1" + expected doc or "0", nu, nm, ou, om, then the new
-/// unique fields, then the old unique fields. 0: a new unique entry belongs to another
-/// id; 2: the stored doc is not the expected one (nothing written either way); else 1.
-/// Every key of a collection carries the collection's hash tag: one slot on a Cluster.
+/// summaries (hash), then the new unique hashes (nu), new multi sets (nm), old unique
+/// hashes (ou), old multi sets (om). ARGV: id, doc, "1" + expected doc or "0", nu, nm,
+/// ou, om, "1" + summary or "0", then the new unique fields, then the old unique fields.
+/// 0: a new unique entry belongs to another id; 2: the stored doc is not the expected
+/// one (nothing written either way); else 1. Every key of a collection carries the
+/// collection's hash tag: one slot on a Cluster.
 const DOC_PUT_SCRIPT: &str = r"
 local id = ARGV[1]
 if string.sub(ARGV[3], 1, 1) == '1' then
@@ -119,17 +120,23 @@ if string.sub(ARGV[3], 1, 1) == '1' then
   if (not current) or current ~= string.sub(ARGV[3], 2) then return 2 end
 end
 local nu, nm, ou, om = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local k, a = 4, 8
 for i = 1, nu do
-  local owner = redis.call('HGET', KEYS[3 + i], ARGV[7 + i])
+  local owner = redis.call('HGET', KEYS[k + i], ARGV[a + i])
   if owner and owner ~= id then return 0 end
 end
 for i = 1, ou do
-  local key, field = KEYS[3 + nu + nm + i], ARGV[7 + nu + i]
+  local key, field = KEYS[k + nu + nm + i], ARGV[a + nu + i]
   if redis.call('HGET', key, field) == id then redis.call('HDEL', key, field) end
 end
-for i = 1, om do redis.call('SREM', KEYS[3 + nu + nm + ou + i], id) end
-for i = 1, nu do redis.call('HSET', KEYS[3 + i], ARGV[7 + i], id) end
-for i = 1, nm do redis.call('SADD', KEYS[3 + nu + i], id) end
+for i = 1, om do redis.call('SREM', KEYS[k + nu + nm + ou + i], id) end
+for i = 1, nu do redis.call('HSET', KEYS[k + i], ARGV[a + i], id) end
+for i = 1, nm do redis.call('SADD', KEYS[k + nu + i], id) end
+if string.sub(ARGV[8], 1, 1) == '1' then
+  redis.call('HSET', KEYS[4], id, string.sub(ARGV[8], 2))
+else
+  redis.call('HDEL', KEYS[4], id)
+end
 if not redis.call('ZSCORE', KEYS[2], id) then
   redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), id)
 end
@@ -137,16 +144,17 @@ redis.call('SET', KEYS[1], ARGV[2])
 return 1
 ";
 
-/// KEYS: doc, order, unique hashes (nu), multi sets; ARGV: id, nu, unique fields.
-/// Returns whether the doc existed.
+/// KEYS: doc, order, summaries, unique hashes (nu), multi sets; ARGV: id, nu, unique
+/// fields. Returns whether the doc existed.
 const DOC_DELETE_SCRIPT: &str = r"
 local id, nu = ARGV[1], tonumber(ARGV[2])
 local n = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], id)
+redis.call('HDEL', KEYS[3], id)
 for i = 1, nu do
-  if redis.call('HGET', KEYS[2 + i], ARGV[2 + i]) == id then redis.call('HDEL', KEYS[2 + i], ARGV[2 + i]) end
+  if redis.call('HGET', KEYS[3 + i], ARGV[2 + i]) == id then redis.call('HDEL', KEYS[3 + i], ARGV[2 + i]) end
 end
-for i = 3 + nu, #KEYS do redis.call('SREM', KEYS[i], id) end
+for i = 4 + nu, #KEYS do redis.call('SREM', KEYS[i], id) end
 return n
 ";
 
@@ -251,6 +259,11 @@ impl RedisStore {
 
     fn doc_seq_key(&self, collection: &str) -> String {
         format!("{}doc:{{{collection}}}:seq", self.prefix)
+    }
+
+    /// The documents' summaries: one hash, id -> summary.
+    fn doc_summary_key(&self, collection: &str) -> String {
+        format!("{}doc:{{{collection}}}:summary", self.prefix)
     }
 
     /// A unique index: one hash, key -> id.
@@ -391,6 +404,7 @@ fn changed_entries(index: &DocIndex, previous: &DocIndex) -> (DocIndex, DocIndex
                 .filter(|e| !old_multi.contains(*e))
                 .cloned()
                 .collect(),
+            summary: index.summary.clone(),
         },
         DocIndex {
             unique: previous
@@ -405,6 +419,7 @@ fn changed_entries(index: &DocIndex, previous: &DocIndex) -> (DocIndex, DocIndex
                 .filter(|e| !new_multi.contains(*e))
                 .cloned()
                 .collect(),
+            summary: None,
         },
     )
 }
@@ -578,7 +593,7 @@ impl SessionStore for RedisStore {
         let (index, previous) = changed_entries(index, previous);
         let (index, previous) = (&index, &previous);
         let mut cmd = ::redis::cmd("EVAL");
-        let keys = 3
+        let keys = 4
             + index.unique.len()
             + index.multi.len()
             + previous.unique.len()
@@ -587,7 +602,8 @@ impl SessionStore for RedisStore {
             .arg(keys)
             .arg(self.doc_key(collection, id))
             .arg(self.doc_order_key(collection))
-            .arg(self.doc_seq_key(collection));
+            .arg(self.doc_seq_key(collection))
+            .arg(self.doc_summary_key(collection));
         for i in [index, previous] {
             for (name, _) in &i.unique {
                 cmd.arg(self.doc_unique_key(collection, name));
@@ -602,7 +618,11 @@ impl SessionStore for RedisStore {
             .arg(index.unique.len())
             .arg(index.multi.len())
             .arg(previous.unique.len())
-            .arg(previous.multi.len());
+            .arg(previous.multi.len())
+            .arg(match &index.summary {
+                Some(summary) => format!("1{summary}"),
+                None => "0".to_string(),
+            });
         for (_, key) in index.unique.iter().chain(&previous.unique) {
             cmd.arg(key);
         }
@@ -643,9 +663,10 @@ impl SessionStore for RedisStore {
     ) -> Result<bool, SessionError> {
         let mut cmd = ::redis::cmd("EVAL");
         cmd.arg(DOC_DELETE_SCRIPT)
-            .arg(2 + index.unique.len() + index.multi.len())
+            .arg(3 + index.unique.len() + index.multi.len())
             .arg(self.doc_key(collection, id))
-            .arg(self.doc_order_key(collection));
+            .arg(self.doc_order_key(collection))
+            .arg(self.doc_summary_key(collection));
         for (name, _) in &index.unique {
             cmd.arg(self.doc_unique_key(collection, name));
         }
@@ -679,6 +700,22 @@ impl SessionStore for RedisStore {
     ) -> Result<Vec<String>, SessionError> {
         let mut cmd = ::redis::cmd("SMEMBERS");
         cmd.arg(self.doc_multi_key(collection, index, key));
+        self.query(&cmd).await
+    }
+
+    async fn doc_summaries(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<Option<String>>, SessionError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cmd = ::redis::cmd("HMGET");
+        cmd.arg(self.doc_summary_key(collection));
+        for id in ids {
+            cmd.arg(id);
+        }
         self.query(&cmd).await
     }
 
@@ -739,10 +776,20 @@ impl SessionStore for RedisStore {
             }
             cursor = next;
         }
+        let mut del = ::redis::cmd("DEL");
+        del.arg(self.doc_summary_key(collection));
+        self.query::<i64>(&del).await?;
         let mut n = 0;
         for chunk in entries.chunks(200) {
             let mut pipe = ::redis::pipe();
             for (id, index) in chunk {
+                if let Some(summary) = &index.summary {
+                    pipe.cmd("HSET")
+                        .arg(self.doc_summary_key(collection))
+                        .arg(id)
+                        .arg(summary)
+                        .ignore();
+                }
                 for (name, key) in &index.unique {
                     pipe.cmd("HSET")
                         .arg(self.doc_unique_key(collection, name))

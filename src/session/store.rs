@@ -143,6 +143,12 @@ pub trait SessionStore: Send + Sync + 'static {
         index: &str,
         key: &str,
     ) -> Result<Vec<String>, SessionError>;
+    /// The summaries (see [`DocIndex::summary`]) of several documents, in `ids` order.
+    async fn doc_summaries(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<Option<String>>, SessionError>;
     /// How many documents a collection holds.
     async fn doc_count(&self, collection: &str) -> Result<usize, SessionError>;
     /// Up to `count` documents from position `start` (0-based) in creation order, with
@@ -194,11 +200,14 @@ pub struct DocIndex {
     pub unique: Vec<(String, String)>,
     /// Any number of documents per key (group members, externalId, e-mail).
     pub multi: Vec<(String, String)>,
+    /// A short text kept beside the document and read without it (a group's object ID,
+    /// for sign-in's "which groups is this user in" without loading member lists).
+    pub summary: Option<String>,
 }
 
 impl DocIndex {
     pub fn is_empty(&self) -> bool {
-        self.unique.is_empty() && self.multi.is_empty()
+        self.unique.is_empty() && self.multi.is_empty() && self.summary.is_none()
     }
 }
 

@@ -107,6 +107,13 @@ impl SessionStore for Spy {
     async fn doc_find_all(&self, c: &str, i: &str, k: &str) -> Result<Vec<String>, SessionError> {
         self.inner.doc_find_all(c, i, k).await
     }
+    async fn doc_summaries(
+        &self,
+        c: &str,
+        ids: &[String],
+    ) -> Result<Vec<Option<String>>, SessionError> {
+        self.inner.doc_summaries(c, ids).await
+    }
     async fn doc_count(&self, c: &str) -> Result<usize, SessionError> {
         self.inner.doc_count(c).await
     }
