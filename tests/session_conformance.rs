@@ -229,7 +229,10 @@ async fn documents(store: &Arc<dyn SessionStore>) {
     assert_eq!(store.doc_list(&coll).await.unwrap(), vec![b"B1".to_vec()]);
     assert_eq!(store.doc_count(&coll).await.unwrap(), 1);
     assert_eq!(
-        store.doc_summaries(&coll, &[a.clone()]).await.unwrap(),
+        store
+            .doc_summaries(&coll, std::slice::from_ref(&a))
+            .await
+            .unwrap(),
         vec![None]
     );
     // Rebuilt indexes: exactly the entries given.
