@@ -23,6 +23,9 @@ pub mod claims {
     pub const ROLES: &str = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role";
     /// Sent by Entra instead of `groups` when the user is in more than 150 groups.
     pub const GROUPS_OVERAGE: &str = "http://schemas.microsoft.com/claims/groups.link";
+    /// The display names of the user's SCIM groups: set by the gateway itself (never
+    /// taken from a token) when SCIM groups are authoritative.
+    pub const GROUP_NAMES: &str = "urn:ssogate:scim:group-names";
 }
 
 /// Friendly claim aliases an admin may use in `[app.headers]`, each resolving to the

@@ -835,3 +835,159 @@ async fn indexes_answer_lookups_and_reindex_repairs_them() {
     let out = cli(&["users", "show", "ida@contoso.example"]);
     assert!(out.contains("groups: Wiki editors (e0e0-editors)"), "{out}");
 }
+
+/// Sign in (IdP-initiated) with a NameID and Entra's objectidentifier claim, plus extra
+/// attributes; the cookie or the refusal status.
+async fn sign_in_as(
+    gw: &Gateway,
+    idp: &DevIdp,
+    name_id: &str,
+    object_id: &str,
+    extra: Vec<(String, Vec<String>)>,
+) -> Result<String, u16> {
+    let mut attributes = vec![(claims::OBJECT_ID.to_string(), vec![object_id.to_string()])];
+    attributes.extend(extra);
+    let r = utils::signin::idp_initiated(
+        idp,
+        &utils::signin::sp(PUBLIC_URL),
+        &gw.url("/saml/acs"),
+        name_id,
+        attributes,
+    )
+    .await;
+    if r.status() != 302 {
+        return Err(r.status().as_u16());
+    }
+    Ok(cookie_of(&r))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_person_through_persistent_name_ids_upn_changes_and_guest_names() {
+    let echo = EchoUpstream::start().await;
+    let idp = DevIdp::generate("https://idp.example.test/").unwrap();
+    let redis = utils::redis::TestRedis::start();
+    let text = config(
+        Some(&redis.url()),
+        echo.port,
+        "[scim]\nenabled = true\ntoken_file = \"scim-token\"\nauthoritative_groups = true\nrequire_provisioned_user = true",
+    )
+    .replace(
+        "\"X-Remote-Groups\" = \"groups\"",
+        "\"X-Remote-Groups\" = \"groups\"\n\"X-Group-Names\" = { source = \"groups\", groups_as = \"name\", separator = \";\" }\n\"X-Remote-User\" = \"name_id\"",
+    );
+    let gw = gateway(&idp, &text).await;
+    let oid = "6b2e5f7a-31f4-4c2b-9b5e-0e6c8d2b1f3a";
+    let (s, u) = scim(
+        &gw,
+        "POST",
+        "/Users",
+        Some(json!({"userName": "ann@contoso.example", "externalId": oid})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let uid = u["id"].as_str().unwrap().to_string();
+    let (s, _) = scim(
+        &gw,
+        "POST",
+        "/Groups",
+        Some(json!({"displayName": "Wiki admins", "externalId": ADMINS, "members": [{"value": uid}]})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let seen = async |cookie: &str| {
+        let r = client()
+            .get(gw.url("/admin/page"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap())
+    };
+
+    // A persistent (opaque) NameID: the person is found by object ID = externalId. A
+    // token that claims group names of its own changes nothing.
+    let persistent = sign_in_as(
+        &gw,
+        &idp,
+        "u7Q2x0Pv-persistent-id",
+        oid,
+        vec![(claims::GROUP_NAMES.into(), vec!["Forged admins".into()])],
+    )
+    .await
+    .expect("provisioned by object ID");
+    let (status, body) = seen(&persistent).await;
+    assert_eq!(status, 200, "{}", gw.log());
+    assert_eq!(echoed(&body, "x-remote-groups"), [ADMINS]);
+    assert_eq!(
+        echoed(&body, "x-group-names"),
+        ["Wiki admins"],
+        "names from SCIM"
+    );
+    // Unknown object ID and unknown name: not provisioned.
+    assert_eq!(
+        sign_in_as(&gw, &idp, "stranger@contoso.example", "0000-none", vec![]).await,
+        Err(403)
+    );
+
+    // The UPN changes: Entra renames the SCIM user. One record, one person: signing in
+    // under the new name works, and the session by object ID is not split off.
+    let renamed = sign_in_as(&gw, &idp, "ann.new@contoso.example", oid, vec![])
+        .await
+        .expect("the new UPN, before Entra's rename arrives");
+    let (s, _) = scim(
+        &gw,
+        "PATCH",
+        &format!("/Users/{uid}"),
+        Some(json!({"Operations": [{"op": "Replace", "path": "userName", "value": "ann.new@contoso.example"}]})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, v) = scim(
+        &gw,
+        "GET",
+        "/Users?filter=externalId%20eq%20%226b2e5f7a-31f4-4c2b-9b5e-0e6c8d2b1f3a%22",
+        None,
+    )
+    .await;
+    assert_eq!((s, v["totalResults"].as_u64()), (200, Some(1)));
+    assert_eq!(seen(&renamed).await.0, 200);
+    assert_eq!(seen(&persistent).await.0, 200);
+
+    // Disabled in Entra: every session of the person ends, whatever its NameID.
+    let (s, _) = scim(
+        &gw,
+        "PATCH",
+        &format!("/Users/{uid}"),
+        Some(json!({"Operations": [{"op": "Replace", "path": "active", "value": "False"}]})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    for cookie in [&persistent, &renamed] {
+        assert!(
+            within(Duration::from_secs(2), async || seen(cookie).await.0 != 200).await,
+            "a session outlived the deactivation"
+        );
+    }
+
+    // A guest (#EXT# in the UPN), looked up as Entra sends it: `#` raw or encoded.
+    let guest = "ann_gmail.com#EXT#@contoso.onmicrosoft.com";
+    let (s, _) = scim(&gw, "POST", "/Users", Some(json!({"userName": guest}))).await;
+    assert_eq!(s, 201);
+    let mut c = utils::raw::RawConn::connect(gw.public).await;
+    for target in [
+        "/scim/v2/Users?filter=userName+eq+\"ann_gmail.com#EXT#@contoso.onmicrosoft.com\"",
+        "/scim/v2/Users?filter=userName+eq+\"ann_gmail.com%23EXT%23%40contoso.onmicrosoft.com\"",
+    ] {
+        let r = c
+            .roundtrip(
+                format!(
+                    "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{target}: {}", r.text());
+        assert_eq!(r.json()["totalResults"], 1, "{target}");
+    }
+}

@@ -64,6 +64,9 @@ pub struct ScimFile {
     pub authoritative_groups: Option<bool>,
     /// Only users SCIM created and left active may sign in.
     pub require_provisioned_user: Option<bool>,
+    /// How a sign-in finds its SCIM user: "both" (default: the objectidentifier claim =
+    /// externalId, else NameID = userName), "externalId" or "userName".
+    pub match_users: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

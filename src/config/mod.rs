@@ -93,6 +93,8 @@ pub struct ScimConfig {
     pub tokens: Vec<Secret<Vec<u8>>>,
     pub authoritative_groups: bool,
     pub require_provisioned_user: bool,
+    /// "both", "externalId" or "userName" (checked).
+    pub match_users: String,
 }
 
 #[derive(Debug, Clone)]

@@ -227,11 +227,18 @@ fn scim(errs: &mut Errors, s: &super::file::ScimFile, base: &Path, env: &dyn Env
     if !enabled && (authoritative_groups || require_provisioned_user) {
         errs.push("scim: authoritative_groups and require_provisioned_user need enabled = true");
     }
+    let match_users = s.match_users.clone().unwrap_or_else(|| "both".into());
+    if crate::scim::effects::MatchUsers::parse(&match_users).is_none() {
+        errs.push(format!(
+            "scim.match_users: \"{match_users}\": use both, externalId or userName"
+        ));
+    }
     ScimConfig {
         enabled,
         tokens,
         authoritative_groups,
         require_provisioned_user,
+        match_users,
     }
 }
 

@@ -461,7 +461,7 @@ async fn judge<'a>(
     // both the decision and the headers/JWT use them.
     let mut scim = None;
     if let Some(p) = gw.provisioning.as_ref().filter(|p| p.authoritative_groups) {
-        match p.groups_of(&record.identity.name_id).await {
+        match p.groups_of(&record.identity).await {
             Ok(Some(groups)) => {
                 scim = Some(Arc::new(crate::scim::effects::with_groups(
                     &record.identity,

@@ -25,6 +25,12 @@ impl Gateway {
         let mut wildcard = None;
         for app in &config.apps {
             match build_app(app) {
+                Ok(a) if a.headers.uses_group_names() && !config.scim.authoritative_groups => {
+                    errors.push(format!(
+                        "app \"{}\": headers: groups_as = \"name\" shows SCIM groups' names; it needs [scim] authoritative_groups = true",
+                        app.name
+                    ));
+                }
                 Ok(a) => {
                     let idx = apps.len();
                     for h in &app.hosts {
@@ -57,6 +63,8 @@ impl Gateway {
         if !errors.is_empty() {
             return Err(ConfigError(errors));
         }
+        let match_users = crate::scim::effects::MatchUsers::parse(&config.scim.match_users)
+            .unwrap_or(crate::scim::effects::MatchUsers::Both);
         let provisioning = config.scim.enabled.then(|| {
             Provisioning::new(
                 ScimService::new(store.clone(), config.scim.tokens.clone()),
@@ -65,6 +73,7 @@ impl Gateway {
                 config.session.cache_ttl,
                 apps.iter().map(|a| a.name.clone()).collect(),
             )
+            .with_match_users(match_users)
         });
         Ok(Gateway {
             provisioning,

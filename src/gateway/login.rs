@@ -178,7 +178,12 @@ pub async fn finish(
 ) -> Result<Completed, LoginError> {
     let now = gw.clock.now();
     let trust = app.trust();
-    let validated = trust.validator.validate(saml_response, now)?;
+    let mut validated = trust.validator.validate(saml_response, now)?;
+    // Only the gateway says what a user's SCIM group names are, never a token.
+    validated
+        .identity
+        .attributes
+        .remove(crate::identity::claims::GROUP_NAMES);
 
     let (return_to, post_body, clear_binding) = match &validated.in_response_to {
         Some(id) => {
@@ -241,7 +246,7 @@ pub async fn finish(
     // after every SAML check.
     if let Some(p) = &gw.provisioning {
         let user = p
-            .user(&validated.identity.name_id)
+            .user_for(&validated.identity)
             .await
             .map_err(|e| LoginError::Directory(e.detail))?;
         let active = user.as_ref().map(|u| {

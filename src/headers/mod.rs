@@ -224,23 +224,30 @@ impl HeaderMapping {
                     continue;
                 }
             };
+            let mut source = source;
             let aliases = match spec.groups_as.as_deref() {
                 None | Some("id") => None,
-                Some("alias") if source.is_groups() => Some(
-                    groups
-                        .iter()
-                        .map(|(alias, id)| (id.to_ascii_lowercase(), alias.clone()))
-                        .collect(),
-                ),
-                Some("alias") => {
+                // The SCIM groups' display names (needs authoritative SCIM groups: the
+                // gateway then sets them beside the groups; checked when assembling).
+                Some("name") if source.is_groups() => {
+                    source = Source::Claim(vec![claims::GROUP_NAMES.to_string()]);
+                    None
+                }
+                Some("alias" | "name") if !source.is_groups() => {
                     errors.push(format!(
                         "header \"{name}\": groups_as applies to the groups claim"
                     ));
                     continue;
                 }
+                Some("alias") => Some(
+                    groups
+                        .iter()
+                        .map(|(alias, id)| (id.to_ascii_lowercase(), alias.clone()))
+                        .collect(),
+                ),
                 Some(other) => {
                     errors.push(format!(
-                        "header \"{name}\": groups_as \"{other}\": use id or alias"
+                        "header \"{name}\": groups_as \"{other}\": use id, alias or name"
                     ));
                     continue;
                 }
@@ -291,6 +298,13 @@ impl HeaderMapping {
                 .iter()
                 .any(|e| client::same_name(&e.name, name))
             || self.also_strip.iter().any(|n| client::same_name(n, name))
+    }
+
+    /// Whether a header shows the SCIM groups' display names (`groups_as = "name"`).
+    pub fn uses_group_names(&self) -> bool {
+        self.entries.iter().any(
+            |e| matches!(&e.source, Source::Claim(u) if u.iter().any(|u| u == claims::GROUP_NAMES)),
+        )
     }
 
     /// The names of the injected headers (lower case), the JWT header included.

@@ -38,13 +38,16 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// How long an idle keep-alive connection is kept (pingora's own default).
 const KEEPALIVE_SECS: u64 = 60;
 
-/// The escaped form of a target byte the `http` crate refuses, if it is one.
-fn escape(b: u8) -> Option<&'static [u8; 3]> {
+/// The escaped form of a target byte the `http` crate refuses, if it is one. In the
+/// query, a raw `#` is data too (a client that leaves it raw means `%23`: an Entra guest's
+/// `#EXT#` userName), not the start of a fragment, which a request never carries.
+fn escape(b: u8, in_query: bool) -> Option<&'static [u8; 3]> {
     match b {
         b'"' => Some(b"%22"),
         b'<' => Some(b"%3C"),
         b'>' => Some(b"%3E"),
         b'`' => Some(b"%60"),
+        b'#' if in_query => Some(b"%23"),
         _ => None,
     }
 }
@@ -58,6 +61,8 @@ enum Line {
     Method,
     /// After the first space: the target and the version, up to the line feed.
     Target,
+    /// After the target's `?`.
+    Query,
     /// Past the request line: everything passes unchanged until re-armed.
     Done,
 }
@@ -105,11 +110,16 @@ impl RequestLineRewriter {
                         self.line = Line::Done;
                     }
                 }
-                Line::Target => {
+                Line::Target | Line::Query => {
                     if b == b'\n' {
                         self.line = Line::Done;
-                    } else if escape(b).is_some() {
+                    } else if escape(b, self.line == Line::Query).is_some() {
                         return Some(i);
+                    } else if b == b'?' {
+                        self.line = Line::Query;
+                    } else if b == b' ' && self.line == Line::Query {
+                        // The version follows: nothing more to escape there anyway.
+                        self.line = Line::Target;
                     }
                 }
             }
@@ -121,13 +131,16 @@ impl RequestLineRewriter {
     fn rewrite(&mut self, bytes: &[u8], from: usize) -> Vec<u8> {
         let mut out = Vec::with_capacity(bytes.len() + 16);
         for &b in &bytes[from..] {
-            if self.line == Line::Target {
-                if let Some(e) = escape(b) {
+            if matches!(self.line, Line::Target | Line::Query) {
+                if let Some(e) = escape(b, self.line == Line::Query) {
                     out.extend_from_slice(e);
                     continue;
                 }
-                if b == b'\n' {
-                    self.line = Line::Done;
+                match b {
+                    b'\n' => self.line = Line::Done,
+                    b'?' => self.line = Line::Query,
+                    b' ' if self.line == Line::Query => self.line = Line::Target,
+                    _ => {}
                 }
             }
             out.push(b);
@@ -380,6 +393,20 @@ mod tests {
         assert_eq!(
             read_through(b"GET\n\"x\"", 2, 8).await,
             b"GET\n\"x\"".to_vec()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_raw_hash_in_the_query_is_data() {
+        let req = b"GET /scim/v2/Users?filter=userName+eq+\"ann_x.com#EXT#@t.onmicrosoft.com\" HTTP/1.1\r\n\r\n";
+        let want = b"GET /scim/v2/Users?filter=userName+eq+%22ann_x.com%23EXT%23@t.onmicrosoft.com%22 HTTP/1.1\r\n\r\n";
+        for chunk in [1, 3, 4096] {
+            assert_eq!(read_through(req, chunk, 7).await, want.to_vec(), "{chunk}");
+        }
+        // In the path, `#` is left to pingora (a fragment, dropped).
+        assert_eq!(
+            read_through(b"GET /a#b HTTP/1.1\r\n\r\n", 4, 64).await,
+            b"GET /a#b HTTP/1.1\r\n\r\n".to_vec()
         );
     }
 

@@ -28,14 +28,47 @@ use std::time::{Duration, Instant};
 pub const JIT_USERS: &str = "jit-users";
 const GROUP_CACHE_MAX: usize = 100_000;
 
-/// Lower-cased NameID -> (when looked up, group IDs).
-type GroupCache = HashMap<String, (Instant, Arc<Vec<String>>)>;
+/// The identity's cache key -> (when looked up, its SCIM groups).
+type GroupCache = HashMap<String, (Instant, Arc<ScimGroups>)>;
+
+/// How a SAML sign-in finds its SCIM user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatchUsers {
+    /// NameID = userName (case-insensitive).
+    UserName,
+    /// The objectidentifier claim = externalId (Entra's object ID: stable through UPN
+    /// changes, and what a persistent NameID does not show).
+    ExternalId,
+    /// By object ID when the token has one and a user holds it, else by userName.
+    Both,
+}
+
+impl MatchUsers {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "username" => Some(Self::UserName),
+            "externalid" => Some(Self::ExternalId),
+            "both" => Some(Self::Both),
+            _ => None,
+        }
+    }
+}
+
+/// A user's SCIM groups: what routes match (externalId = Entra object ID, else the
+/// display name) and, in the same order, their display names (for headers that show
+/// names).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScimGroups {
+    pub refs: Vec<String>,
+    pub names: Vec<String>,
+}
 
 /// SCIM at run time.
 pub struct Provisioning {
     pub service: ScimService,
     pub authoritative_groups: bool,
     pub require_provisioned_user: bool,
+    pub match_users: MatchUsers,
     groups_ttl: Duration,
     groups: Mutex<GroupCache>,
     /// Every app's name: a revocation ends the user's sessions in all of them.
@@ -55,31 +88,66 @@ impl Provisioning {
             service,
             authoritative_groups,
             require_provisioned_user,
+            match_users: MatchUsers::Both,
             groups_ttl,
             groups: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The SCIM user for a NameID, if provisioned.
-    pub async fn user(&self, name_id: &str) -> Result<Option<Value>, ScimError> {
-        self.service.user_by_name(name_id).await
+    pub fn with_match_users(mut self, m: MatchUsers) -> Self {
+        self.match_users = m;
+        self
     }
 
-    /// Group IDs (externalId, else displayName) of the SCIM groups the user is a member
-    /// of; `None` when the user is not provisioned. Cached for the session cache's TTL.
-    pub async fn groups_of(&self, name_id: &str) -> Result<Option<Arc<Vec<String>>>, ScimError> {
-        let key = name_id.to_lowercase();
+    /// The SCIM user of a signed-in identity (see [`MatchUsers`]). Several users with one
+    /// object ID (a soft-deleted copy beside a re-created one): the active one first.
+    pub async fn user_for(&self, identity: &Identity) -> Result<Option<Value>, ScimError> {
+        if self.match_users != MatchUsers::UserName {
+            if let Some(oid) = identity
+                .claim(claims::OBJECT_ID)
+                .first()
+                .filter(|o| !o.is_empty())
+            {
+                let mut found = self.service.users_by_external_id(oid).await?;
+                found.sort_by_key(|u| !super::service::is_active(u));
+                if let Some(u) = found.into_iter().next() {
+                    return Ok(Some(u));
+                }
+            }
+        }
+        if self.match_users == MatchUsers::ExternalId {
+            return Ok(None);
+        }
+        self.service.user_by_name(&identity.name_id).await
+    }
+
+    /// The SCIM groups of a signed-in identity; `None` when the user is not provisioned.
+    /// Cached for the session cache's TTL.
+    pub async fn groups_of(
+        &self,
+        identity: &Identity,
+    ) -> Result<Option<Arc<ScimGroups>>, ScimError> {
+        let oid = identity
+            .claim(claims::OBJECT_ID)
+            .first()
+            .map(String::as_str)
+            .unwrap_or_default();
+        let key = format!("{oid}\n{}", identity.name_id.to_lowercase());
         if let Some((at, g)) = self.groups.lock().get(&key) {
             if at.elapsed() < self.groups_ttl {
                 return Ok(Some(g.clone()));
             }
         }
-        let Some(user) = self.user(name_id).await? else {
+        let Some(user) = self.user_for(identity).await? else {
             return Ok(None);
         };
         let id = user.get("id").and_then(Value::as_str).unwrap_or_default();
         // The member index names this user's groups: O(groups of the user).
-        let out = self.service.group_refs_of_member(id).await?;
+        let mut out = ScimGroups::default();
+        for (r, name) in self.service.group_refs_of_member(id).await? {
+            out.refs.push(r);
+            out.names.push(name);
+        }
         let out = Arc::new(out);
         if self.groups_ttl > Duration::ZERO {
             let mut cache = self.groups.lock();
@@ -97,12 +165,16 @@ impl Provisioning {
     }
 }
 
-/// An identity whose groups claim is replaced by `groups` (and without the overage link).
-pub fn with_groups(identity: &Identity, groups: &[String]) -> Identity {
+/// An identity whose groups are its SCIM groups: the groups claim replaced (and the
+/// overage link gone), the groups' display names beside them (`claims::GROUP_NAMES`,
+/// which only this sets).
+pub fn with_groups(identity: &Identity, groups: &ScimGroups) -> Identity {
     let mut id = identity.clone();
     id.attributes.remove(claims::GROUPS_OVERAGE);
     id.attributes
-        .insert(claims::GROUPS.to_string(), groups.to_vec());
+        .insert(claims::GROUPS.to_string(), groups.refs.clone());
+    id.attributes
+        .insert(claims::GROUP_NAMES.to_string(), groups.names.clone());
     id
 }
 
@@ -136,15 +208,59 @@ async fn apply_events(p: &Provisioning, events: &[ScimEvent]) {
                     p.forget_groups();
                 }
             }
-            ScimEvent::UserDeactivated { id, user_name, .. }
-            | ScimEvent::UserDeleted { id, user_name, .. } => {
+            ScimEvent::UserRenamed { id, old_user_name } => {
+                let apps = p.apps.iter().map(String::as_str);
+                match revoke_user(p.service.store().as_ref(), apps, old_user_name).await {
+                    Ok(n) => {
+                        METRICS
+                            .sessions_revoked
+                            .with_label_values(&["scim_renamed"])
+                            .inc_by(n as u64);
+                        tracing::info!(target: "ssogate::audit", event = "sessions_revoked", cause = "scim_renamed", scim_id = %id, sessions = n);
+                    }
+                    Err(err) => {
+                        tracing::error!(target: "ssogate::audit", event = "sessions_revoked", cause = "scim_renamed", scim_id = %id, error = %err, "could not end the sessions under the old name");
+                    }
+                }
+                p.forget_groups();
+            }
+            ScimEvent::UserDeactivated {
+                id,
+                user_name,
+                external_id,
+            }
+            | ScimEvent::UserDeleted {
+                id,
+                user_name,
+                external_id,
+            } => {
                 let cause = if matches!(e, ScimEvent::UserDeleted { .. }) {
                     "scim_deleted"
                 } else {
                     "scim_deactivated"
                 };
-                let apps = p.apps.iter().map(String::as_str);
-                match revoke_user(p.service.store().as_ref(), apps, user_name).await {
+                // Sessions are indexed by NameID and by object ID: both end, so a user
+                // whose NameID is persistent (or who was renamed) is signed out too.
+                let store = p.service.store().as_ref();
+                let by_name = revoke_user(store, p.apps.iter().map(String::as_str), user_name);
+                let by_oid = async {
+                    match external_id.as_deref().filter(|e| !e.is_empty()) {
+                        Some(oid) => {
+                            revoke_user(
+                                store,
+                                p.apps.iter().map(String::as_str),
+                                &crate::session::object_id_user(oid),
+                            )
+                            .await
+                        }
+                        None => Ok(0),
+                    }
+                };
+                let result = match (by_name.await, by_oid.await) {
+                    (Ok(a), Ok(b)) => Ok(a + b),
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                };
+                match result {
                     Ok(n) => {
                         METRICS
                             .sessions_revoked

@@ -269,13 +269,16 @@ pub fn index_of(kind: Kind, res: &Value) -> crate::session::DocIndex {
         ),
         Kind::Group => add(index::MEMBER, values("members")),
     }
-    // A group's identity for routes (externalId = Entra object ID, else displayName),
-    // read at sign-in without its member list.
+    // A group's identity for routes (externalId = Entra object ID, else displayName)
+    // and its display name, read at sign-in without its member list.
     if kind == Kind::Group {
-        ix.summary = text("externalId")
-            .filter(|e| !e.is_empty())
-            .or_else(|| text("displayName"))
-            .map(str::to_string);
+        let name = text("displayName").unwrap_or_default();
+        let route = text("externalId").filter(|e| !e.is_empty()).unwrap_or(name);
+        ix.summary = Some(format!(
+            "{}\t{}",
+            route.replace('\t', " "),
+            name.replace('\t', " ")
+        ));
     }
     ix
 }

@@ -76,6 +76,8 @@ pub enum ScimEvent {
         user_name: String,
         external_id: Option<String>,
     },
+    /// A user's userName changed (Entra: a UPN change).
+    UserRenamed { id: String, old_user_name: String },
     Changed {
         resource: &'static str,
         id: String,
@@ -268,7 +270,7 @@ fn user_event_fields(res: &Value) -> (String, String, Option<String>) {
     )
 }
 
-fn is_active(res: &Value) -> bool {
+pub(crate) fn is_active(res: &Value) -> bool {
     get_ci(res, "active")
         .and_then(resource::coerce_bool)
         .unwrap_or(true)
@@ -566,10 +568,23 @@ impl ScimService {
         Ok(out)
     }
 
-    /// The route identities (externalId, else displayName) of the groups whose members
-    /// include `member_id`: the member index and the groups' summaries, never their
-    /// member lists (two round trips, whatever the groups' sizes).
-    pub async fn group_refs_of_member(&self, member_id: &str) -> Result<Vec<String>, ScimError> {
+    /// The users whose externalId is `external_id` (case-exact).
+    pub async fn users_by_external_id(&self, external_id: &str) -> Result<Vec<Value>, ScimError> {
+        let ids = self
+            .store
+            .doc_find_all(USERS, resource::index::EXTERNAL_ID, external_id)
+            .await
+            .map_err(store_error)?;
+        self.get_many(Kind::User, ids).await
+    }
+
+    /// (route identity, display name) of the groups whose members include `member_id`:
+    /// the member index and the groups' summaries, never their member lists (two round
+    /// trips, whatever the groups' sizes).
+    pub async fn group_refs_of_member(
+        &self,
+        member_id: &str,
+    ) -> Result<Vec<(String, String)>, ScimError> {
         let ids = self
             .store
             .doc_find_all(GROUPS, resource::index::MEMBER, member_id)
@@ -582,6 +597,10 @@ impl ScimService {
             .map_err(store_error)?
             .into_iter()
             .flatten()
+            .map(|s| match s.split_once('\t') {
+                Some((r, name)) => (r.to_string(), name.to_string()),
+                None => (s.clone(), s),
+            })
             .collect())
     }
 
@@ -891,14 +910,12 @@ impl ScimService {
                         external_id,
                     });
                 }
-                // A renamed user: sessions under the old name end too.
+                // A renamed user (a UPN change): sessions signed in under the old name
+                // end (the app would see the old name); the person, found by object ID,
+                // keeps one record and signs in again under the new name.
                 if kind == Kind::User && previous.as_deref() != Some(unique.as_str()) {
-                    let (id, user_name, external_id) = user_event_fields(old);
-                    events.push(ScimEvent::UserDeactivated {
-                        id,
-                        user_name,
-                        external_id,
-                    });
+                    let (id, old_user_name, _) = user_event_fields(old);
+                    events.push(ScimEvent::UserRenamed { id, old_user_name });
                 }
                 // Entra expects 204 for group PATCH; users get the resource.
                 let (status, body) = if kind == Kind::Group && op == "patch" {

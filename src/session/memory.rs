@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::store::{clamp_ttl, user_index_key, DocIndex, DocWrite};
+use super::store::{clamp_ttl, session_user_names, user_index_key, DocIndex, DocWrite};
 use super::{PendingLogin, Revocation, SessionError, SessionRecord, SessionStore};
 
 /// Default bound per map (sessions, pending logins, seen assertions).
@@ -130,11 +130,13 @@ impl std::fmt::Debug for MemoryStore {
 
 impl Inner {
     fn unindex(&mut self, key: &str, rec: &SessionRecord) {
-        let ukey = user_index_key(&rec.app, &rec.identity.name_id);
-        if let Some(set) = self.users.get_mut(&ukey) {
-            set.remove(key);
-            if set.is_empty() {
-                self.users.remove(&ukey);
+        for name in session_user_names(&rec.identity) {
+            let ukey = user_index_key(&rec.app, &name);
+            if let Some(set) = self.users.get_mut(&ukey) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.users.remove(&ukey);
+                }
             }
         }
     }
@@ -153,10 +155,12 @@ impl Inner {
     fn put_session(&mut self, key: &str, rec: &SessionRecord, expires: Instant, now: Instant) {
         let removed = self.sessions.insert(key, rec.clone(), expires, now);
         self.unindex_all(removed);
-        self.users
-            .entry(user_index_key(&rec.app, &rec.identity.name_id))
-            .or_default()
-            .insert(key.to_owned());
+        for name in session_user_names(&rec.identity) {
+            self.users
+                .entry(user_index_key(&rec.app, &name))
+                .or_default()
+                .insert(key.to_owned());
+        }
     }
 
     fn remove_session(&mut self, key: &str, now: Instant) -> bool {

@@ -24,4 +24,6 @@ pub use memory::{MemoryStore, DEFAULT_MAX_ENTRIES};
 pub use redis::{
     RedisStore, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEY_PREFIX, DEFAULT_RESPONSE_TIMEOUT,
 };
-pub use store::{DocIndex, DocWrite, PendingLogin, Revocation, SessionRecord, SessionStore};
+pub use store::{
+    object_id_user, DocIndex, DocWrite, PendingLogin, Revocation, SessionRecord, SessionStore,
+};

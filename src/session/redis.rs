@@ -22,7 +22,7 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, Cmd, ErrorKind, FromRedisValue, IntoConnectionInfo, RedisError, Value};
 use parking_lot::Mutex;
 
-use super::store::{clamp_ttl, hashed, user_index_key, DocIndex, DocWrite};
+use super::store::{clamp_ttl, hashed, session_user_names, user_index_key, DocIndex, DocWrite};
 use super::{PendingLogin, Revocation, SessionError, SessionRecord, SessionStore};
 
 /// Default key prefix.
@@ -35,14 +35,16 @@ pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// between two rebuilds.
 const RECREATE_AFTER: Duration = Duration::from_secs(1);
 
-/// SET the session, add it to the user index, and make sure the index lives at least as
-/// long as the session (never shorten it: other sessions of the user may live longer).
-/// KEYS: session, user index. ARGV: json, ttl ms, store key.
+/// SET the session, add it to its user indexes, and make sure each index lives at least
+/// as long as the session (never shorten it: other sessions of the user may live longer).
+/// KEYS: session, user indexes (NameID, object ID). ARGV: json, ttl ms, store key.
 const PUT_SCRIPT: &str = r"
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[3])
-if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+for i = 2, #KEYS do
+  redis.call('SADD', KEYS[i], ARGV[3])
+  if redis.call('PTTL', KEYS[i]) < tonumber(ARGV[2]) then
+    redis.call('PEXPIRE', KEYS[i], ARGV[2])
+  end
 end
 return 1
 ";
@@ -53,9 +55,11 @@ const TOUCH_SCRIPT: &str = r"
 if not redis.call('SET', KEYS[1], ARGV[1], 'XX', 'PX', ARGV[2]) then
   return 0
 end
-redis.call('SADD', KEYS[2], ARGV[3])
-if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+for i = 2, #KEYS do
+  redis.call('SADD', KEYS[i], ARGV[3])
+  if redis.call('PTTL', KEYS[i]) < tonumber(ARGV[2]) then
+    redis.call('PEXPIRE', KEYS[i], ARGV[2])
+  end
 end
 return 1
 ";
@@ -462,10 +466,13 @@ impl SessionStore for RedisStore {
         ttl: Duration,
     ) -> Result<(), SessionError> {
         let mut cmd = ::redis::cmd("EVAL");
+        let users: Vec<String> = session_user_names(&rec.identity)
+            .map(|n| self.user_key(&rec.app, &n))
+            .collect();
         cmd.arg(PUT_SCRIPT)
-            .arg(2)
+            .arg(1 + users.len())
             .arg(self.session_key(key))
-            .arg(self.user_key(&rec.app, &rec.identity.name_id))
+            .arg(&users)
             .arg(to_json(rec)?)
             .arg(ttl_ms(ttl))
             .arg(key);
@@ -485,10 +492,13 @@ impl SessionStore for RedisStore {
         ttl: Duration,
     ) -> Result<(), SessionError> {
         let mut cmd = ::redis::cmd("EVAL");
+        let users: Vec<String> = session_user_names(&rec.identity)
+            .map(|n| self.user_key(&rec.app, &n))
+            .collect();
         cmd.arg(TOUCH_SCRIPT)
-            .arg(2)
+            .arg(1 + users.len())
             .arg(self.session_key(key))
-            .arg(self.user_key(&rec.app, &rec.identity.name_id))
+            .arg(&users)
             .arg(to_json(rec)?)
             .arg(ttl_ms(ttl))
             .arg(key);

@@ -234,6 +234,24 @@ pub(crate) fn user_index_key(app: &str, name_id: &str) -> String {
     hex::encode(h.finalize())
 }
 
+/// The names a session is indexed under for its user: the NameID and, when the token
+/// carries Entra's objectidentifier claim, `oid:<object ID>` (so SCIM, which knows a
+/// user's object ID as externalId, ends sessions whatever the NameID format).
+pub fn session_user_names(identity: &Identity) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(identity.name_id.clone()).chain(
+        identity
+            .claim(crate::identity::claims::OBJECT_ID)
+            .first()
+            .filter(|oid| !oid.is_empty())
+            .map(|oid| object_id_user(oid)),
+    )
+}
+
+/// The per-user index name of an Entra object ID (see [`session_user_names`]).
+pub fn object_id_user(oid: &str) -> String {
+    format!("oid:{}", oid.to_ascii_lowercase())
+}
+
 /// Hex SHA-256 of an externally supplied identifier (request or assertion ID), so keys
 /// have a bounded size whatever the input.
 pub(crate) fn hashed(s: &str) -> String {

@@ -557,3 +557,20 @@ async fn sign_out_is_a_same_origin_post_and_post_replay_only_same_origin() {
         401
     );
 }
+
+#[test]
+fn group_names_in_headers_need_authoritative_scim_groups() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let idp = crate::saml::DevIdp::generate("https://idp.example.com/").expect("idp");
+    std::fs::write(dir.path().join("idp.pem"), idp.certificate_pem()).expect("pem");
+    let text = format!(
+        "[listen]\npublic = \"127.0.0.1:8080\"\n[[app]]\nname = \"wiki\"\nhosts = [\"{HOST}\"]\nupstream = \"http://127.0.0.1:3000\"\n[app.sp]\nentity_id = \"https://{HOST}/saml\"\nacs_url = \"https://{HOST}/saml/acs\"\n[app.idp]\nentity_id = \"https://idp.example.com/\"\nsso_url = \"https://idp.example.com/sso\"\ncertificate_file = \"idp.pem\"\n[app.headers]\n\"X-Groups\" = {{ source = \"groups\", groups_as = \"name\" }}\n"
+    );
+    let env = std::collections::HashMap::<String, String>::new();
+    let config = crate::config::from_str(&text, dir.path(), &env).expect("config");
+    let err = Gateway::build(&config, Arc::new(crate::clock::SystemClock))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("authoritative_groups"), "{err}");
+}
