@@ -175,7 +175,21 @@ async fn documents(store: &Arc<dyn SessionStore>) {
         store.doc_get(&coll, &a).await.unwrap(),
         Some(b"A2".to_vec())
     );
-    // Summaries follow the latest write, without the documents.
+    // Summaries follow the latest write, without the documents; by index in one step.
+    let mut by_g1 = store
+        .doc_find_summaries(&coll, "member", "g1")
+        .await
+        .unwrap();
+    by_g1.sort();
+    assert_eq!(
+        by_g1,
+        vec!["about alice".to_string(), "about alicia".to_string()]
+    );
+    assert!(store
+        .doc_find_summaries(&coll, "member", "nobody")
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(
         store
             .doc_summaries(&coll, &[a.clone(), rid(), b.clone()])

@@ -585,18 +585,12 @@ impl ScimService {
         &self,
         member_id: &str,
     ) -> Result<Vec<(String, String)>, ScimError> {
-        let ids = self
-            .store
-            .doc_find_all(GROUPS, resource::index::MEMBER, member_id)
-            .await
-            .map_err(store_error)?;
         Ok(self
             .store
-            .doc_summaries(GROUPS, &ids)
+            .doc_find_summaries(GROUPS, resource::index::MEMBER, member_id)
             .await
             .map_err(store_error)?
             .into_iter()
-            .flatten()
             .map(|s| match s.split_once('\t') {
                 Some((r, name)) => (r.to_string(), name.to_string()),
                 None => (s.clone(), s),
@@ -774,7 +768,7 @@ impl ScimService {
         let location = format!("{base}/{}/{id}", kind.endpoint());
         let res = resource::normalize(kind, body, &id, &now, &now, 1, &location)?;
         if kind == Kind::Group {
-            self.check_members(&res).await?;
+            self.check_members(&res, None).await?;
         }
         resource::unique_value(kind, &res)?;
         let bytes =
@@ -823,16 +817,29 @@ impl ScimService {
         }
     }
 
-    /// Members must name existing users or groups (two round trips whatever their number).
-    async fn check_members(&self, group: &Value) -> Result<(), ScimError> {
-        let Some(members) = group.get("members").and_then(Value::as_array) else {
-            return Ok(());
+    /// Members must name existing users or groups: the ones `group` adds to `before`
+    /// (all of them for a new group), in two round trips whatever their number.
+    async fn check_members(&self, group: &Value, before: Option<&Value>) -> Result<(), ScimError> {
+        let values = |g: &Value| -> Vec<String> {
+            g.get("members")
+                .and_then(Value::as_array)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|m| m.get("value").and_then(Value::as_str))
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
         };
-        let ids: Vec<String> = members
-            .iter()
-            .filter_map(|m| m.get("value").and_then(Value::as_str))
-            .map(str::to_string)
+        let known: std::collections::HashSet<String> =
+            before.map(values).unwrap_or_default().into_iter().collect();
+        let ids: Vec<String> = values(group)
+            .into_iter()
+            .filter(|v| !known.contains(v))
             .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
         let users = self
             .store
             .doc_get_many(USERS, &ids)
@@ -976,7 +983,7 @@ impl ScimService {
                 resource::normalize(kind, body.clone(), id, &created, &now, 1, &location)?;
             Self::bump_meta(kind, &mut new, &old);
             if kind == Kind::Group {
-                self.check_members(&new).await?;
+                self.check_members(&new, Some(&old)).await?;
             }
             if let Some(r) = self.write(kind, &raw, &old, new, "replace").await? {
                 return Ok(r);
@@ -1004,7 +1011,7 @@ impl ScimService {
             }
             Self::bump_meta(kind, &mut new, &old);
             if kind == Kind::Group {
-                self.check_members(&new).await?;
+                self.check_members(&new, Some(&old)).await?;
             }
             if let Some(r) = self.write(kind, &raw, &old, new, "patch").await? {
                 return Ok(r);

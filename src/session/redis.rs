@@ -148,6 +148,21 @@ redis.call('SET', KEYS[1], ARGV[2])
 return 1
 ";
 
+/// The summaries of the ids in a multi-valued index entry, in one round trip.
+/// KEYS: the entry's set, the summaries hash.
+const FIND_SUMMARIES_SCRIPT: &str = r"
+local ids = redis.call('SMEMBERS', KEYS[1])
+local out = {}
+for i = 1, #ids, 500 do
+  local chunk = {}
+  for j = i, math.min(i + 499, #ids) do chunk[#chunk + 1] = ids[j] end
+  for _, s in ipairs(redis.call('HMGET', KEYS[2], unpack(chunk))) do
+    if s then out[#out + 1] = s end
+  end
+end
+return out
+";
+
 /// KEYS: doc, order, summaries, unique hashes (nu), multi sets; ARGV: id, nu, unique
 /// fields. Returns whether the doc existed.
 const DOC_DELETE_SCRIPT: &str = r"
@@ -726,6 +741,20 @@ impl SessionStore for RedisStore {
         for id in ids {
             cmd.arg(id);
         }
+        self.query(&cmd).await
+    }
+
+    async fn doc_find_summaries(
+        &self,
+        collection: &str,
+        index: &str,
+        key: &str,
+    ) -> Result<Vec<String>, SessionError> {
+        let mut cmd = ::redis::cmd("EVAL");
+        cmd.arg(FIND_SUMMARIES_SCRIPT)
+            .arg(2)
+            .arg(self.doc_multi_key(collection, index, key))
+            .arg(self.doc_summary_key(collection));
         self.query(&cmd).await
     }
 

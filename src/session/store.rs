@@ -149,6 +149,22 @@ pub trait SessionStore: Send + Sync + 'static {
         collection: &str,
         ids: &[String],
     ) -> Result<Vec<Option<String>>, SessionError>;
+    /// The summaries of the documents listed under a multi-valued index entry, in one
+    /// step (sign-in's "which groups is this user in").
+    async fn doc_find_summaries(
+        &self,
+        collection: &str,
+        index: &str,
+        key: &str,
+    ) -> Result<Vec<String>, SessionError> {
+        let ids = self.doc_find_all(collection, index, key).await?;
+        Ok(self
+            .doc_summaries(collection, &ids)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
     /// How many documents a collection holds.
     async fn doc_count(&self, collection: &str) -> Result<usize, SessionError>;
     /// Up to `count` documents from position `start` (0-based) in creation order, with
