@@ -26,6 +26,11 @@ pub struct Metrics {
     pub slo_sessions_ended: IntCounterVec,
     /// SCIM requests by resource, method and status.
     pub scim_requests: IntCounterVec,
+    /// SCIM changes by resource and kind of change (create, update, delete, disable,
+    /// enable, rename, members_added, members_removed).
+    pub scim_changes: IntCounterVec,
+    /// SCIM requests refused for exceeding a limit, by limit.
+    pub scim_refused: IntCounterVec,
     /// Sessions ended other than by their own expiry or logout, by cause.
     pub sessions_revoked: IntCounterVec,
     /// Unix time of the last successful IdP metadata fetch, by app.
@@ -93,6 +98,20 @@ fn build() -> Result<Metrics, prometheus::Error> {
         Opts::new("ssogate_scim_requests_total", "SCIM requests answered"),
         &["resource", "method", "status"],
     )?;
+    let scim_changes = IntCounterVec::new(
+        Opts::new(
+            "ssogate_scim_changes_total",
+            "SCIM changes by resource and kind of change",
+        ),
+        &["resource", "change"],
+    )?;
+    let scim_refused = IntCounterVec::new(
+        Opts::new(
+            "ssogate_scim_refused_total",
+            "SCIM requests refused for exceeding a limit",
+        ),
+        &["limit"],
+    )?;
     let sessions_revoked = IntCounterVec::new(
         Opts::new(
             "ssogate_sessions_revoked_total",
@@ -149,6 +168,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(logouts.clone()))?;
     registry.register(Box::new(slo_sessions_ended.clone()))?;
     registry.register(Box::new(scim_requests.clone()))?;
+    registry.register(Box::new(scim_changes.clone()))?;
+    registry.register(Box::new(scim_refused.clone()))?;
     registry.register(Box::new(sessions_revoked.clone()))?;
     registry.register(Box::new(idp_metadata_last_success.clone()))?;
     registry.register(Box::new(idp_metadata_refresh_failures.clone()))?;
@@ -167,6 +188,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         logouts,
         slo_sessions_ended,
         scim_requests,
+        scim_changes,
+        scim_refused,
         sessions_revoked,
         idp_metadata_last_success,
         idp_metadata_refresh_failures,

@@ -238,6 +238,51 @@ async fn microsofts_validator_sequence_with_raw_quotes_on_one_connection() {
         ))
         .await;
     assert_eq!((r.status, total(&r.json())), (200, 0));
+
+    // Past a limit: a clear SCIM error, counted.
+    let r = c
+        .roundtrip(&send(
+            "POST",
+            "/Users",
+            r#"{"userName":"limits@testuser.com"}"#,
+        ))
+        .await;
+    assert_eq!(r.status, 201);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let ops: Vec<String> = (0..1001)
+        .map(|i| format!(r#"{{"op":"Add","path":"title","value":"t{i}"}}"#))
+        .collect();
+    let r = c
+        .roundtrip(&send(
+            "PATCH",
+            &format!("/Users/{id}"),
+            &format!(r#"{{"Operations":[{}]}}"#, ops.join(",")),
+        ))
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["scimType"], "tooMany");
+
+    // What the operator sees: each kind of change, and the refusal.
+    let metrics = utils::http::client()
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"ssogate_scim_changes_total{change="create",resource="Users"} 2"#,
+        r#"ssogate_scim_changes_total{change="update",resource="Users"} 3"#,
+        r#"ssogate_scim_changes_total{change="disable",resource="Users"} 1"#,
+        r#"ssogate_scim_changes_total{change="rename",resource="Users"} 1"#,
+        r#"ssogate_scim_changes_total{change="delete",resource="Users"} 1"#,
+        r#"ssogate_scim_changes_total{change="members_added",resource="Groups"} 1"#,
+        r#"ssogate_scim_changes_total{change="members_removed",resource="Groups"} 1"#,
+        r#"ssogate_scim_refused_total{limit="patch_operations"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "missing {line}:\n{metrics}");
+    }
 }
 
 #[tokio::test]

@@ -13,6 +13,9 @@
 # response was not a 200.
 #
 #   benches/load/compare.sh            # DURATION=10s ROUNDS=3 by default
+#   BASELINE_BIN=/path/to/older/ssogate benches/load/compare.sh
+#                                      # also an older ssogate build ("baseline", same
+#                                      # config): what a change cost, in the same run
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/setup.sh
@@ -81,6 +84,16 @@ sed -e "s/127.0.0.1:$GW/127.0.0.1:$GN/g" -e "s/127.0.0.1:$AD/127.0.0.1:$AN/" \
     -e '/^\[app.headers\]/,/^"X-Remote-Groups"/d' "$WORK/ssogate.toml" >"$WORK/ssogate-noid.toml"
 RUST_LOG=warn "$BIN/ssogate" run --config "$WORK/ssogate-noid.toml" 2>"$WORK/ssogate-noid.log" & PIDS+=($!)
 GN_PID=$!
+TARGETS="passthrough ssogate ssogate_noid"
+if [ -n "${BASELINE_BIN:-}" ]; then
+  GB=$(free_port); AB=$(free_port)
+  sed -e "s/127.0.0.1:$GW/127.0.0.1:$GB/g" -e "s/127.0.0.1:$AD/127.0.0.1:$AB/" \
+      "$WORK/ssogate.toml" >"$WORK/ssogate-baseline.toml"
+  RUST_LOG=warn "$BASELINE_BIN" run --config "$WORK/ssogate-baseline.toml" 2>"$WORK/baseline.log" & PIDS+=($!)
+  GB_PID=$!
+  wait_port "$GB"
+  TARGETS="$TARGETS baseline"
+fi
 for p in "$RP" "$UP" "$PT" "$GW" "$GN"; do wait_port "$p"; done
 
 COOKIE=$("$BIN/examples/mint_session" "redis://127.0.0.1:$RP/0" load alice@contoso.example e7f3c0ba-0000-4000-8000-000000000001)
@@ -113,6 +126,9 @@ for c in $CONNS; do
     run passthrough "http://127.0.0.1:$PT/app/page" "$c" "$PT_PID" | tee -a "$RESULTS"
     run ssogate "http://127.0.0.1:$GW/app/page" "$c" "$GW_PID" | tee -a "$RESULTS"
     run ssogate_noid "http://127.0.0.1:$GN/app/page" "$c" "$GN_PID" | tee -a "$RESULTS"
+    if [ -n "${BASELINE_BIN:-}" ]; then
+      run baseline "http://127.0.0.1:$GB/app/page" "$c" "$GB_PID" | tee -a "$RESULTS"
+    fi
   done
 done
 
@@ -120,11 +136,11 @@ echo
 printf '%-13s %6s %12s %10s %10s %14s\n' target conns "req/s" "p50 µs" "p99 µs" "proxy CPU µs/req"
 med() { grep "^$1 c=$2 " "$RESULTS" | field "$3" | median; }
 for c in $CONNS; do
-  for t in passthrough ssogate ssogate_noid; do
+  for t in $TARGETS; do
     printf '%-13s %6s %12s %10s %10s %14s\n' "$t" "$c" \
       "$(med "$t" "$c" rps)" "$(med "$t" "$c" p50_us)" "$(med "$t" "$c" p99_us)" "$(med "$t" "$c" cpu_us)"
   done
-  for t in ssogate ssogate_noid; do
+  for t in ${TARGETS#passthrough }; do
     awk -v a="$(med passthrough "$c" rps)" -v b="$(med "$t" "$c" rps)" \
         -v a50="$(med passthrough "$c" p50_us)" -v b50="$(med "$t" "$c" p50_us)" \
         -v a99="$(med passthrough "$c" p99_us)" -v b99="$(med "$t" "$c" p99_us)" \

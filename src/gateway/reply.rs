@@ -229,6 +229,10 @@ fn scim(response: crate::scim::ScimResponse, reference: &Reference) -> Reply {
     if response.status == 401 {
         warn!(target: "ssogate::audit", event = "scim_unauthorized", reference = %reference);
     }
+    if let Some(limit) = response.over_limit {
+        METRICS.scim_refused.with_label_values(&[limit]).inc();
+        warn!(target: "ssogate::audit", event = "scim_refused", limit, status = response.status, reference = %reference);
+    }
     let mut headers = Vec::new();
     if let Some(l) = response.location {
         headers.push(("location".to_string(), l));

@@ -203,12 +203,43 @@ async fn apply_events(p: &Provisioning, events: &[ScimEvent]) {
     for e in events {
         match e {
             ScimEvent::Changed { resource, id, op } => {
+                METRICS
+                    .scim_changes
+                    .with_label_values(&[resource, op])
+                    .inc();
                 tracing::info!(target: "ssogate::audit", event = "scim_change", resource, id = %id, op);
                 if *resource == "Groups" || *op == "delete" {
                     p.forget_groups();
                 }
             }
+            ScimEvent::UserReactivated { id } => {
+                METRICS
+                    .scim_changes
+                    .with_label_values(&["Users", "enable"])
+                    .inc();
+                tracing::info!(target: "ssogate::audit", event = "scim_user_enabled", scim_id = %id);
+                p.forget_groups();
+            }
+            ScimEvent::Membership {
+                group,
+                added,
+                removed,
+            } => {
+                METRICS
+                    .scim_changes
+                    .with_label_values(&["Groups", "members_added"])
+                    .inc_by(*added as u64);
+                METRICS
+                    .scim_changes
+                    .with_label_values(&["Groups", "members_removed"])
+                    .inc_by(*removed as u64);
+                tracing::info!(target: "ssogate::audit", event = "scim_membership", group = %group, added, removed);
+            }
             ScimEvent::UserRenamed { id, old_user_name } => {
+                METRICS
+                    .scim_changes
+                    .with_label_values(&["Users", "rename"])
+                    .inc();
                 let apps = p.apps.iter().map(String::as_str);
                 match revoke_user(p.service.store().as_ref(), apps, old_user_name).await {
                     Ok(n) => {
@@ -237,6 +268,11 @@ async fn apply_events(p: &Provisioning, events: &[ScimEvent]) {
                 let cause = if matches!(e, ScimEvent::UserDeleted { .. }) {
                     "scim_deleted"
                 } else {
+                    METRICS
+                        .scim_changes
+                        .with_label_values(&["Users", "disable"])
+                        .inc();
+                    tracing::info!(target: "ssogate::audit", event = "scim_user_disabled", scim_id = %id);
                     "scim_deactivated"
                 };
                 // Sessions are indexed by NameID and by object ID: both end, so a user

@@ -211,7 +211,9 @@ impl Parser {
     fn or(&mut self) -> Result<Filter, ScimError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(ScimError::invalid_filter("filter nests too deeply"));
+            return Err(
+                ScimError::invalid_filter("filter nests too deeply").over_limit("filter_depth")
+            );
         }
         let mut left = self.and()?;
         while self.peek_word("or") {
@@ -261,7 +263,9 @@ impl Parser {
             self.pos += 1;
             self.depth += 1;
             if self.depth > MAX_DEPTH {
-                return Err(ScimError::invalid_filter("filter nests too deeply"));
+                return Err(
+                    ScimError::invalid_filter("filter nests too deeply").over_limit("filter_depth")
+                );
             }
             let inner = self.or()?;
             self.depth -= 1;
@@ -324,7 +328,7 @@ fn is_bare_value(w: &str) -> bool {
 /// Parse a filter expression.
 pub fn parse(s: &str) -> Result<Filter, ScimError> {
     if s.len() > MAX_FILTER_LEN {
-        return Err(ScimError::invalid_filter("filter too long"));
+        return Err(ScimError::invalid_filter("filter too long").over_limit("filter_length"));
     }
     let mut p = Parser {
         toks: lex(s)?,

@@ -25,6 +25,8 @@ pub struct ScimError {
     pub status: u16,
     pub scim_type: Option<&'static str>,
     pub detail: String,
+    /// Set when a request exceeded one of the service's limits (a metric label).
+    pub limit: Option<&'static str>,
 }
 
 impl ScimError {
@@ -33,7 +35,14 @@ impl ScimError {
             status,
             scim_type,
             detail: detail.into(),
+            limit: None,
         }
+    }
+
+    /// A refusal because the request exceeded a limit, counted under `label`.
+    pub fn over_limit(mut self, label: &'static str) -> Self {
+        self.limit = Some(label);
+        self
     }
 
     pub fn bad_request(scim_type: &'static str, detail: impl Into<String>) -> Self {

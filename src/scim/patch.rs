@@ -393,7 +393,9 @@ pub fn apply(kind: Kind, res: &mut Value, body: &Value) -> Result<(), ScimError>
         .and_then(Value::as_array)
         .ok_or_else(|| ScimError::bad_request("invalidSyntax", "PatchOp without Operations"))?;
     if ops.len() > MAX_OPERATIONS {
-        return Err(ScimError::bad_request("tooMany", "too many operations"));
+        return Err(
+            ScimError::bad_request("tooMany", "too many operations").over_limit("patch_operations")
+        );
     }
     for o in ops {
         let op = match get_ci(o, "op")

@@ -78,6 +78,14 @@ pub enum ScimEvent {
     },
     /// A user's userName changed (Entra: a UPN change).
     UserRenamed { id: String, old_user_name: String },
+    /// An inactive user became active again.
+    UserReactivated { id: String },
+    /// A group's members changed.
+    Membership {
+        group: String,
+        added: usize,
+        removed: usize,
+    },
     Changed {
         resource: &'static str,
         id: String,
@@ -95,6 +103,8 @@ pub struct ScimResponse {
     pub resource: &'static str,
     /// Metric label: the request method from a fixed set (`GET` ... `DELETE`, `other`).
     pub method_label: &'static str,
+    /// The limit the request exceeded, when that is why it was refused.
+    pub over_limit: Option<&'static str>,
 }
 
 impl ScimResponse {
@@ -106,13 +116,14 @@ impl ScimResponse {
             events: Vec::new(),
             resource,
             method_label: "other",
+            over_limit: None,
         }
     }
 
     /// 413: the body was over [`MAX_BODY`] and was not read.
     pub fn too_large() -> Self {
         Self::error(
-            ScimError::new(413, None, "request body too large"),
+            ScimError::new(413, None, "request body too large").over_limit("body_size"),
             "unknown",
         )
     }
@@ -125,6 +136,7 @@ impl ScimResponse {
             events: Vec::new(),
             resource,
             method_label: "other",
+            over_limit: e.limit,
         }
     }
 }
@@ -336,7 +348,7 @@ impl ScimService {
         }
         if req.body.len() > MAX_BODY {
             return ScimResponse::error(
-                ScimError::new(413, None, "request body too large"),
+                ScimError::new(413, None, "request body too large").over_limit("body_size"),
                 resource,
             );
         }
@@ -812,6 +824,7 @@ impl ScimService {
                     events,
                     resource: "",
                     method_label: "other",
+                    over_limit: None,
                 })
             }
         }
@@ -907,8 +920,34 @@ impl ScimService {
                 let mut events = vec![ScimEvent::Changed {
                     resource: kind.endpoint(),
                     id: id.clone(),
-                    op,
+                    op: "update",
                 }];
+                if kind == Kind::User && !is_active(old) && is_active(&new) {
+                    events.push(ScimEvent::UserReactivated { id: id.clone() });
+                }
+                if kind == Kind::Group {
+                    let members = |g: &Value| -> std::collections::HashSet<String> {
+                        g.get("members")
+                            .and_then(Value::as_array)
+                            .map(|m| {
+                                m.iter()
+                                    .filter_map(|x| x.get("value").and_then(Value::as_str))
+                                    .map(str::to_string)
+                                    .collect()
+                            })
+                            .unwrap_or_default()
+                    };
+                    let (before, after) = (members(old), members(&new));
+                    let added = after.difference(&before).count();
+                    let removed = before.difference(&after).count();
+                    if added + removed > 0 {
+                        events.push(ScimEvent::Membership {
+                            group: id.clone(),
+                            added,
+                            removed,
+                        });
+                    }
+                }
                 if kind == Kind::User && is_active(old) && !is_active(&new) {
                     let (id, user_name, external_id) = user_event_fields(&new);
                     events.push(ScimEvent::UserDeactivated {
@@ -937,6 +976,7 @@ impl ScimService {
                     events,
                     resource: "",
                     method_label: "other",
+                    over_limit: None,
                 }))
             }
         }
@@ -1089,6 +1129,7 @@ impl ScimService {
             events,
             resource: "",
             method_label: "other",
+            over_limit: None,
         })
     }
 }
