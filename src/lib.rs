@@ -9,6 +9,7 @@ pub mod authz;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod error;
 pub mod gateway;
 pub mod headers;
 pub mod identity;

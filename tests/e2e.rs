@@ -155,6 +155,7 @@ fn response_spec(
         lifetime: Duration::from_secs(600),
         assertion_id: None,
         session_index: None,
+        session_not_on_or_after: None,
         signing: Default::default(),
         encrypt_for: None,
     }

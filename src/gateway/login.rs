@@ -3,6 +3,7 @@
 //! 1-4, 6, 7 in `saml`, then InResponseTo consumption, replay cache and the session
 //! here, because they need the store). See `saml/LIFECYCLE.md`.
 
+use crate::error::Kind;
 use crate::gateway::{App, Gateway};
 use crate::saml::{self, SamlError};
 use crate::session::{PendingLogin, SessionError, SessionId};
@@ -24,7 +25,9 @@ pub enum LoginError {
     #[error("this response was already used (replay)")]
     Replay,
     #[error("session store unavailable: {0}")]
-    Store(#[from] SessionError),
+    Store(SessionError),
+    #[error("the identity provider ended this session already (SessionNotOnOrAfter)")]
+    SessionOver,
     #[error("the identity provider's metadata (signing keys) has not been loaded yet")]
     IdpNotReady,
     #[error("this account is deactivated in the directory (provisioning)")]
@@ -49,12 +52,42 @@ impl LoginError {
             LoginError::Unsolicited => "unsolicited_refused",
             LoginError::Replay => "replay",
             LoginError::Store(_) => "store_unavailable",
+            LoginError::SessionOver => "session_not_on_or_after",
             LoginError::IdpNotReady => "idp_not_ready",
             LoginError::UserInactive => "user_inactive",
             LoginError::NotProvisioned => "not_provisioned",
             LoginError::Directory(_) => "directory_unavailable",
             LoginError::TooManyPending => "too_many_pending",
             LoginError::OtherBrowser => "other_browser",
+        }
+    }
+
+    /// What kind of failure this is (`crate::error`), which sets the status.
+    pub fn kind(&self) -> Kind {
+        match self {
+            LoginError::Saml(e) => e.kind(),
+            LoginError::Store(e) => e.kind(),
+            LoginError::IdpNotReady | LoginError::Directory(_) => Kind::Unavailable,
+            LoginError::TooManyPending => Kind::TooMany,
+            LoginError::UnknownRequest
+            | LoginError::WrongApp
+            | LoginError::Unsolicited
+            | LoginError::Replay
+            | LoginError::SessionOver
+            | LoginError::UserInactive
+            | LoginError::NotProvisioned
+            | LoginError::OtherBrowser => Kind::Refused,
+        }
+    }
+}
+
+impl From<SessionError> for LoginError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            // The assertion's SessionNotOnOrAfter is already past: the IdP's word, not a
+            // store failure.
+            SessionError::Expired => LoginError::SessionOver,
+            e => LoginError::Store(e),
         }
     }
 }

@@ -52,6 +52,17 @@ impl LogoutError {
             LogoutError::Store(_) => "store_unavailable",
         }
     }
+
+    /// What kind of failure this is (`crate::error`), which sets the status.
+    pub fn kind(&self) -> crate::error::Kind {
+        match self {
+            LogoutError::NotConfigured => crate::error::Kind::NotConfigured,
+            LogoutError::Store(_) => crate::error::Kind::Unavailable,
+            LogoutError::Saml(_) | LogoutError::WrongApp | LogoutError::Replay => {
+                crate::error::Kind::BadMessage
+            }
+        }
+    }
 }
 
 /// What to do after `GET /saml/logout`.

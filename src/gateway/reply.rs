@@ -10,6 +10,7 @@ use super::login::LoginError;
 use super::logout::LogoutError;
 use super::pages;
 use crate::authz::Decision;
+use crate::error::Kind;
 use crate::metrics::METRICS;
 use bytes::Bytes;
 use tracing::{info, warn};
@@ -445,9 +446,22 @@ fn login_failed(
     page(status, "Sign-in failed", message, reference)
 }
 
+/// The status of each kind of failure (`crate::error`).
+fn status_of(kind: Kind) -> u16 {
+    match kind {
+        Kind::Unavailable => 503,
+        Kind::TooMany => 429,
+        Kind::Unverified | Kind::Refused => 403,
+        Kind::BadMessage => 400,
+        Kind::NotConfigured => 404,
+    }
+}
+
 fn login_error(app: &str, error: LoginError, reference: &Reference) -> Reply {
-    match &error {
-        LoginError::Store(e) => {
+    let kind = error.kind();
+    let status = status_of(kind);
+    match (kind, &error) {
+        (Kind::Unavailable, LoginError::Store(e)) => {
             METRICS.logins.with_label_values(&[app, "failure"]).inc();
             METRICS
                 .login_failures
@@ -461,28 +475,36 @@ fn login_error(app: &str, error: LoginError, reference: &Reference) -> Reply {
                 reference,
             )
         }
-        LoginError::Directory(_) => login_failed(
+        (Kind::Unavailable, LoginError::IdpNotReady) => login_failed(
             app,
             error.reason(),
-            503,
+            status,
+            "The gateway has not loaded the identity provider's metadata (its signing keys) yet. Please try again in a moment.",
+            None,
+            reference,
+        ),
+        (Kind::Unavailable, _) => login_failed(
+            app,
+            error.reason(),
+            status,
             "The sign-in service cannot reach its user directory right now. Please try again in a moment.",
             Some(&error.to_string()),
             reference,
         ),
-        LoginError::TooManyPending => login_failed(
+        (Kind::TooMany, _) => login_failed(
             app,
             error.reason(),
-            429,
+            status,
             "Too many sign-ins were started from here. Wait a few minutes, then open the application again.",
             None,
             reference,
         ),
         // Before the signature is verified, every failure looks the same from outside
         // (no decryption or parsing oracle); the reason and details go to the log.
-        LoginError::Saml(e) if e.before_verification() => login_failed(
+        (Kind::Unverified, _) => login_failed(
             app,
             error.reason(),
-            403,
+            status,
             "The sign-in response could not be verified. Start again from the application; if this keeps happening, give the reference below to your administrator.",
             Some(&error.to_string()),
             reference,
@@ -490,7 +512,7 @@ fn login_error(app: &str, error: LoginError, reference: &Reference) -> Reply {
         _ => login_failed(
             app,
             error.reason(),
-            403,
+            status,
             &format!("Sign-in failed: {error}."),
             None,
             reference,
@@ -534,12 +556,8 @@ fn logout_error(
         r.headers.push(("set-cookie".to_string(), cookie));
         return r;
     }
-    let status = match error {
-        LogoutError::NotConfigured => 404,
-        _ => 400,
-    };
     page(
-        status,
+        status_of(error.kind()),
         "Sign-out message refused",
         &format!("The sign-out message was refused: {error}."),
         reference,

@@ -166,6 +166,7 @@ pub fn demo_response_spec(
         lifetime: Duration::from_secs(3600),
         assertion_id: None,
         session_index: None,
+        session_not_on_or_after: None,
         signing: Default::default(),
         encrypt_for: None,
     }

@@ -63,6 +63,8 @@ pub struct ResponseSpec {
     pub assertion_id: Option<String>,
     /// Default: the assertion ID (as Entra does).
     pub session_index: Option<String>,
+    /// AuthnStatement `SessionNotOnOrAfter`; default: none (as Entra).
+    pub session_not_on_or_after: Option<DateTime<Utc>>,
     /// Which elements carry a signature (default: the Assertion, as Entra).
     pub signing: Signing,
     /// Encrypt the (signed) Assertion for this SP certificate (Entra "Token encryption").
@@ -109,6 +111,7 @@ impl ResponseSpec {
             lifetime: Duration::from_secs(300),
             assertion_id: None,
             session_index: None,
+            session_not_on_or_after: None,
             signing: Signing::Assertion,
             encrypt_for: None,
         }
@@ -375,12 +378,16 @@ impl DevIdp {
         let _ = write!(
             x,
             concat!(
-                "<AuthnStatement AuthnInstant=\"{now}\" SessionIndex=\"{si}\"><AuthnContext>",
+                "<AuthnStatement AuthnInstant=\"{now}\" SessionIndex=\"{si}\"{snoa}><AuthnContext>",
                 "<AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:Password</AuthnContextClassRef>",
                 "</AuthnContext></AuthnStatement></Assertion></samlp:Response>"
             ),
             now = now,
             si = session_index,
+            snoa = spec
+                .session_not_on_or_after
+                .map(|t| format!(" SessionNotOnOrAfter=\"{}\"", instant(t)))
+                .unwrap_or_default(),
         );
         Ok(x)
     }

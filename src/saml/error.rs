@@ -127,6 +127,15 @@ impl SamlError {
         )
     }
 
+    /// What kind of failure this is for a sign-in (`crate::error`).
+    pub fn kind(&self) -> crate::error::Kind {
+        if self.before_verification() {
+            crate::error::Kind::Unverified
+        } else {
+            crate::error::Kind::Refused
+        }
+    }
+
     /// Short snake_case label for metrics and audit logs.
     pub fn reason(&self) -> &'static str {
         match self {

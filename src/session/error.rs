@@ -23,3 +23,16 @@ pub enum SessionError {
     #[error("could not encode session record: {0}")]
     Encode(String),
 }
+
+impl SessionError {
+    /// What kind of failure this is (`crate::error`): only an expired-at-birth session is
+    /// the request's fault; everything else is the store's.
+    pub fn kind(&self) -> crate::error::Kind {
+        match self {
+            SessionError::Expired | SessionError::Corrupt => crate::error::Kind::Refused,
+            SessionError::Unavailable(_) | SessionError::Config(_) | SessionError::Encode(_) => {
+                crate::error::Kind::Unavailable
+            }
+        }
+    }
+}

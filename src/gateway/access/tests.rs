@@ -22,6 +22,8 @@ impl Clock for TestClock {
 struct World {
     gw: Gateway,
     clock: Arc<TestClock>,
+    /// The IdP whose certificate the app trusts.
+    idp: crate::saml::DevIdp,
     _dir: tempfile::TempDir,
 }
 
@@ -112,6 +114,7 @@ allow_encoded_slash = true
     World {
         gw,
         clock,
+        idp,
         _dir: dir,
     }
 }
@@ -442,6 +445,7 @@ async fn scim_refuses_a_bad_token_before_reading_the_body() {
     let w = World {
         gw,
         clock: w.clock.clone(),
+        idp,
         _dir: dir,
     };
     let o = run(&w, Method::POST, "/scim/v2/Users", &headers(&[])).await;
@@ -573,4 +577,41 @@ fn group_names_in_headers_need_authoritative_scim_groups() {
         .expect("refused")
         .to_string();
     assert!(err.contains("authoritative_groups"), "{err}");
+}
+
+#[tokio::test]
+async fn an_assertion_whose_idp_session_is_over_is_refused_not_unavailable() {
+    let w = world("", "allow_idp_initiated = true");
+    let app = w.gw.apps()[0].clone();
+    let now = w.clock.now();
+    let post = |spec: crate::saml::ResponseSpec| {
+        let b64 = w.idp.sign_response(&spec).expect("signed");
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("SAMLResponse", &b64)
+            .finish()
+            .into_bytes()
+    };
+    let acs = |body: Vec<u8>| async {
+        let h = headers(&[("content-type", "application/x-www-form-urlencoded")]);
+        let Outcome::Body(step) = run(&w, Method::POST, "/saml/acs", &h).await else {
+            panic!("the ACS reads its body")
+        };
+        let answer = with_body(&w.gw, step, Some(body)).await;
+        crate::gateway::reply::reply(answer, &crate::gateway::reply::Reference::new())
+    };
+    let fresh = crate::saml::ResponseSpec::for_sp(&app.sp, "ann@contoso.example", now);
+    let r = acs(post(fresh.clone())).await;
+    assert_eq!(
+        r.status,
+        302,
+        "signed in: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let over = crate::saml::ResponseSpec {
+        session_not_on_or_after: Some(now - chrono::Duration::seconds(60)),
+        ..fresh
+    };
+    let r = acs(post(over)).await;
+    assert_eq!(r.status, 403, "the IdP's word, not a store outage");
+    assert!(String::from_utf8_lossy(&r.body).contains("SessionNotOnOrAfter"));
 }
