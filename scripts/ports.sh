@@ -12,8 +12,8 @@ free_port() {
 }
 
 # Wait up to 10 s until something listens on 127.0.0.1:$1.
-wait_port() {
-  for _ in $(seq 1 100); do
+wait_port() { # PORT [SECONDS, default 10]
+  for _ in $(seq 1 $((${2:-10} * 10))); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
     sleep 0.1
   done

@@ -12,6 +12,18 @@
 # noisy machine) per run, the medians, and the ratios to the pass-through. Fails if any
 # response was not a 200.
 #
+# Then the measures noise cannot move, for each target serving a fixed workload
+# (examples/fixed_requests: exactly N requests over keep-alive connections):
+#   threads        the proxy's threads while serving
+#   ctxsw/req      context switches (voluntary + involuntary, all threads) per request,
+#                  STEADY_N requests over 50 connections
+#   syscalls/req   system calls per request (strace -c -f), STEADY_N/4 requests
+#   instr/req      instructions per request under valgrind --tool=callgrind: a second
+#                  instance of the target, counters zeroed after a warm-up, then
+#                  INSTR_N requests over 10 connections. Valgrind's CPU has no SHA-NI,
+#                  so SHA-256 counts in software (about 3,500 instructions a digest).
+# STEADY=0 skips them.
+#
 #   benches/load/compare.sh            # DURATION=10s ROUNDS=3 by default
 #   BASELINE_BIN=/path/to/older/ssogate benches/load/compare.sh
 #                                      # also an older ssogate build ("baseline", same
@@ -20,12 +32,17 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/setup.sh
 . scripts/ports.sh
-for tool in wrk curl; do
+STEADY=${STEADY:-1}
+TOOLS="wrk curl"
+[ "$STEADY" = 0 ] || TOOLS="$TOOLS valgrind strace"
+for tool in $TOOLS; do
   command -v "$tool" >/dev/null || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo; $SUDO apt-get install -y -qq "$tool" >&2; }
 done
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-"50 1000"}
+STEADY_N=${STEADY_N:-20000}
+INSTR_N=${INSTR_N:-2000}
 ulimit -n 65536 2>/dev/null || true
 
 cargo build --release --locked --examples --bin ssogate >&2
@@ -44,6 +61,11 @@ PIDS+=($!)
 "$BIN/examples/upstream" "127.0.0.1:$UP" 1 2>"$WORK/upstream.log" & PIDS+=($!)
 "$BIN/examples/passthrough" "127.0.0.1:$PT" "127.0.0.1:$UP" 2 2>"$WORK/passthrough.log" & PIDS+=($!)
 PT_PID=$!
+# Each target's command line with the port it listens on as @PORT@ and its admin port as
+# @ADMIN@: the steady measures start a second instance under valgrind.
+declare -A CMD PORT PID
+CMD[passthrough]="$BIN/examples/passthrough 127.0.0.1:@PORT@ 127.0.0.1:$UP 2"
+PORT[passthrough]=$PT; PID[passthrough]=$PT_PID
 cp config/example-idp.pem "$WORK/idp.pem"
 cat >"$WORK/ssogate.toml" <<TOML
 [listen]
@@ -79,11 +101,18 @@ allow_groups = ["staff"]
 TOML
 RUST_LOG=warn "$BIN/ssogate" run --config "$WORK/ssogate.toml" 2>"$WORK/ssogate.log" & PIDS+=($!)
 GW_PID=$!
+templated() { sed -e "s/127.0.0.1:$2\"/127.0.0.1:@PORT@\"/g" -e "s/127.0.0.1:$3\"/127.0.0.1:@ADMIN@\"/" "$1" >"$1.in"; }
+templated "$WORK/ssogate.toml" "$GW" "$AD"
+CMD[ssogate]="$BIN/ssogate run --config $WORK/ssogate.toml.vg"
+PORT[ssogate]=$GW; PID[ssogate]=$GW_PID
 # The same without [app.headers]: no identity headers.
 sed -e "s/127.0.0.1:$GW/127.0.0.1:$GN/g" -e "s/127.0.0.1:$AD/127.0.0.1:$AN/" \
     -e '/^\[app.headers\]/,/^"X-Remote-Groups"/d' "$WORK/ssogate.toml" >"$WORK/ssogate-noid.toml"
 RUST_LOG=warn "$BIN/ssogate" run --config "$WORK/ssogate-noid.toml" 2>"$WORK/ssogate-noid.log" & PIDS+=($!)
 GN_PID=$!
+templated "$WORK/ssogate-noid.toml" "$GN" "$AN"
+CMD[ssogate_noid]="$BIN/ssogate run --config $WORK/ssogate-noid.toml.vg"
+PORT[ssogate_noid]=$GN; PID[ssogate_noid]=$GN_PID
 TARGETS="passthrough ssogate ssogate_noid"
 if [ -n "${BASELINE_BIN:-}" ]; then
   GB=$(free_port); AB=$(free_port)
@@ -91,6 +120,9 @@ if [ -n "${BASELINE_BIN:-}" ]; then
       "$WORK/ssogate.toml" >"$WORK/ssogate-baseline.toml"
   RUST_LOG=warn "$BASELINE_BIN" run --config "$WORK/ssogate-baseline.toml" 2>"$WORK/baseline.log" & PIDS+=($!)
   GB_PID=$!
+  templated "$WORK/ssogate-baseline.toml" "$GB" "$AB"
+  CMD[baseline]="$BASELINE_BIN run --config $WORK/ssogate-baseline.toml.vg"
+  PORT[baseline]=$GB; PID[baseline]=$GB_PID
   wait_port "$GB"
   TARGETS="$TARGETS baseline"
 fi
@@ -147,4 +179,54 @@ for c in $CONNS; do
         -v acpu="$(med passthrough "$c" cpu_us)" -v bcpu="$(med "$t" "$c" cpu_us)" -v c="$c" -v t="$t" 'BEGIN {
       printf "ratio %s/passthrough at %s connections: throughput %.3f; added latency p50 %+d µs, p99 %+d µs; proxy CPU %+.1f µs/req\n", t, c, b/a, b50-a50, b99-a99, bcpu-acpu }'
   done
+done
+
+[ "$STEADY" = 0 ] && exit 0
+
+ctxsw() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^(non)?voluntary_ctxt_switches/ {n += $2} END {print n + 0}'; }
+fixed() { "$BIN/examples/fixed_requests" "127.0.0.1:$1" /app/page "$COOKIE" "$2" "$3"; }
+steady() { # target
+  local t=$1 port=${PORT[$1]} pid=${PID[$1]} before after threads cs sc vport vadmin vpid cmd
+  threads=$(ls /proc/"$pid"/task | wc -l)
+  before=$(ctxsw "$pid"); fixed "$port" 50 "$STEADY_N"; after=$(ctxsw "$pid")
+  cs=$(awk -v d=$((after - before)) -v n="$STEADY_N" 'BEGIN {printf "%.3f", d / n}')
+  strace -f -c -o "$WORK/$t.strace" -p "$pid" 2>/dev/null & local spid=$!
+  sleep 1
+  fixed "$port" 50 $((STEADY_N / 4))
+  kill -INT "$spid"; wait "$spid" 2>/dev/null || true
+  sc=$(awk -v n=$((STEADY_N / 4)) '$NF == "total" {printf "%.2f", $(NF-2) / n}' "$WORK/$t.strace")
+  # The instruction count, from a second instance under callgrind.
+  vport=$(free_port); vadmin=$(free_port)
+  for f in "$WORK"/*.toml.in; do
+    [ -e "$f" ] && sed -e "s/@PORT@/$vport/g" -e "s/@ADMIN@/$vadmin/g" "$f" >"${f%.in}.vg"
+  done
+  cmd=${CMD[$t]//@PORT@/$vport}
+  # shellcheck disable=SC2086
+  RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$WORK/$t.cg" $cmd 2>"$WORK/$t.valgrind.log" &
+  vpid=$!; PIDS+=("$vpid")
+  wait_port "$vport" 60
+  fixed "$vport" 10 200
+  callgrind_control -z "$vpid" >/dev/null
+  fixed "$vport" 10 "$INSTR_N"
+  callgrind_control -d "$vpid" >/dev/null
+  kill -INT "$vpid" 2>/dev/null || true; wait "$vpid" 2>/dev/null || true
+  local ir
+  ir=$(cat "$WORK/$t.cg".* | awk -v n="$INSTR_N" '/^summary:/ {printf "%.0f", $2 / n}')
+  echo "STEADY $t threads=$threads ctxsw=$cs syscalls=$sc instr=$ir"
+}
+
+echo
+echo "steady measures: $STEADY_N requests (strace: $((STEADY_N / 4))) over 50 connections; instructions: $INSTR_N over 10 under callgrind"
+for t in $TARGETS; do steady "$t" | tee -a "$RESULTS"; done
+echo
+printf '%-13s %8s %10s %13s %10s\n' target threads "ctxsw/req" "syscalls/req" "instr/req"
+for t in $TARGETS; do
+  grep "^STEADY $t " "$RESULTS" | awk '{for (i = 3; i <= NF; i++) {split($i, kv, "="); v[kv[1]] = kv[2]}
+    printf "%-13s %8s %10s %13s %10s\n", $2, v["threads"], v["ctxsw"], v["syscalls"], v["instr"]}'
+done
+for t in ${TARGETS#passthrough }; do
+  awk -v t="$t" '$1 == "STEADY" {for (i = 3; i <= NF; i++) {split($i, kv, "="); v[$2, kv[1]] = kv[2]}}
+    END {printf "ratio %s/passthrough: instructions %.3f (%+d/req); context switches %.2f; syscalls %.2f\n", t,
+      v[t, "instr"] / v["passthrough", "instr"], v[t, "instr"] - v["passthrough", "instr"],
+      v[t, "ctxsw"] / v["passthrough", "ctxsw"], v[t, "syscalls"] / v["passthrough", "syscalls"]}' "$RESULTS"
 done
