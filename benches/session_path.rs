@@ -148,7 +148,7 @@ async fn request(gw: &Gateway, headers: &http::HeaderMap) -> usize {
     let Some(user) = &a.user else {
         panic!("no identity")
     };
-    let n = a.app.headers.build_wire(user.identity()).len();
+    let n = user.headers(&a.app).len();
     match (&a.app.jwt, &user.jwt_key) {
         (Some(j), Some(key)) => {
             let t = j

@@ -52,6 +52,7 @@ fn record(app: &str, name_id: &str) -> SessionRecord {
         created_at: T0,
         last_seen: T0,
         expires_at: T0 + 3600,
+        headers: Default::default(),
     }
 }
 

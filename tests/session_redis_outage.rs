@@ -32,6 +32,7 @@ fn record() -> SessionRecord {
         created_at: 1,
         last_seen: 1,
         expires_at: i64::MAX,
+        headers: Default::default(),
     }
 }
 

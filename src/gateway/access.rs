@@ -123,6 +123,23 @@ impl SignedIn {
     pub fn identity(&self) -> &Identity {
         self.scim.as_deref().unwrap_or(&self.record.identity)
     }
+
+    /// The identity headers to forward to `app`: built once per cached session and
+    /// shared, unless SCIM groups make this request's identity its own.
+    pub fn headers(&self, app: &App) -> crate::headers::Prepared {
+        if let Some(identity) = &self.scim {
+            return app.headers.prepare(identity);
+        }
+        let (index, prepared) = self
+            .record
+            .headers
+            .get_or_init(|| (app.index, app.headers.prepare(&self.record.identity)));
+        if *index == app.index {
+            prepared.clone()
+        } else {
+            app.headers.prepare(&self.record.identity)
+        }
+    }
 }
 
 /// Everything the gateway answers itself; `reply` turns each into status, headers,

@@ -49,6 +49,9 @@ pub struct MetadataRefresh {
 /// One protected app, ready to serve.
 pub struct App {
     pub name: String,
+    /// This app's place in [`Gateway::apps`]: per-app tables elsewhere (the proxy's
+    /// upstream peers) are indexed by it.
+    pub index: usize,
     pub upstream: UpstreamConfig,
     pub sp: SpSettings,
     pub acs_path: String,

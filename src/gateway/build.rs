@@ -31,8 +31,9 @@ impl Gateway {
                         app.name
                     ));
                 }
-                Ok(a) => {
+                Ok(mut a) => {
                     let idx = apps.len();
+                    a.index = idx;
                     for h in &app.hosts {
                         if h == "*" {
                             wildcard = Some(idx);
@@ -277,6 +278,7 @@ fn build_app(app: &AppConfig) -> Result<App, Vec<String>> {
             .upstream_latency
             .with_label_values(&[app.name.as_str()]),
         name: app.name.clone(),
+        index: 0,
         upstream: app.upstream.clone(),
         public_scheme: if app.sp.acs_url.starts_with("https://") {
             "https"

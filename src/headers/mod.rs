@@ -4,7 +4,9 @@
 //! Strip first: every header this app may inject, and every client header starting with
 //! the app's strip prefix (default `X-Remote-`), is removed before anything else, so a
 //! client can never pose as another user. Values are checked for CR, LF and NUL (such a
-//! value is dropped, never sent); multi-valued claims are joined (`,` unless configured).
+//! value is dropped, never sent), and once encoded for any other byte a header cannot hold
+//! (a control byte sent raw under `utf8`: dropped too); multi-valued claims are joined
+//! (`,` unless configured).
 //!
 //! Encoding per header: `percent` (the default) percent-encodes only what is not printable
 //! ASCII (and `%` itself), so ASCII values such as e-mails and group IDs pass unchanged
@@ -168,6 +170,9 @@ struct Entry {
     aliases: Option<HashMap<String, String>>,
 }
 
+/// The identity headers of one identity, ready for the upstream request.
+pub type Prepared = std::sync::Arc<[(bytes::Bytes, http::HeaderValue)]>;
+
 #[derive(Debug, Clone)]
 pub struct HeaderMapping {
     entries: Vec<Entry>,
@@ -320,9 +325,21 @@ impl HeaderMapping {
         self.build_with(identity, |e| e.name.as_str())
     }
 
-    /// [`Self::build`] with each name as shared bytes, ready for the upstream request.
-    pub fn build_wire(&self, identity: &Identity) -> Vec<(bytes::Bytes, String)> {
+    /// [`Self::build`] ready for the upstream request: names as shared bytes, values as
+    /// header values. Built once per session in memory (`SessionRecord::headers`) and
+    /// shared by its requests.
+    pub fn prepare(&self, identity: &Identity) -> Prepared {
         self.build_with(identity, |e| e.wire.clone())
+            .into_iter()
+            .filter_map(|(name, value)| match http::HeaderValue::try_from(value) {
+                Ok(value) => Some((name, value)),
+                Err(_) => {
+                    // A control byte sent raw (`utf8`): no header can hold it.
+                    tracing::warn!(header = ?name, "identity value with a control byte dropped");
+                    None
+                }
+            })
+            .collect()
     }
 
     fn build_with<'a, N>(
@@ -420,6 +437,40 @@ mod tests {
                 ("x-remote-groups", "g1,g2".to_string())
             ]
         );
+        // Ready for the wire: the same headers, as header values.
+        let wire: Vec<(String, String)> = m
+            .prepare(&id)
+            .iter()
+            .map(|(n, v)| {
+                (
+                    String::from_utf8_lossy(n).into_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let built: Vec<(String, String)> = h.into_iter().map(|(n, v)| (n.to_string(), v)).collect();
+        assert_eq!(wire, built);
+    }
+
+    #[test]
+    fn a_control_byte_is_percent_encoded_or_dropped_never_sent() {
+        let raw = HeaderSpec {
+            encoding: Some("utf8".into()),
+            ..HeaderSpec::from("name_id")
+        };
+        let m = HeaderMapping::compile(
+            &[("X-Name".into(), "name_id".into()), ("X-Raw".into(), raw)],
+            "X-Remote-",
+        )
+        .unwrap();
+        let id = Identity {
+            name_id: "ann\u{1}@example.com".into(),
+            ..Default::default()
+        };
+        let wire = m.prepare(&id);
+        assert_eq!(wire.len(), 1, "the raw value is dropped");
+        assert_eq!(&wire[0].0[..], b"x-name");
+        assert_eq!(wire[0].1.as_bytes(), b"ann%01@example.com");
     }
 
     #[test]

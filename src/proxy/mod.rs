@@ -31,13 +31,13 @@ use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 pub struct GatewayProxy {
     gw: Arc<Gateway>,
-    peers: HashMap<String, HttpPeer>,
+    /// Each app's upstream, by `App::index`.
+    peers: Vec<HttpPeer>,
 }
 
 impl GatewayProxy {
@@ -60,7 +60,7 @@ impl GatewayProxy {
                         peer.options.set_http_version(2, 1);
                     }
                 }
-                (a.name.clone(), peer)
+                peer
             })
             .collect();
         GatewayProxy { gw, peers }
@@ -138,7 +138,7 @@ impl ProxyHttp for GatewayProxy {
             .ok_or_else(|| Error::explain(InternalError, "no app selected"))?;
         let peer = self
             .peers
-            .get(&app.name)
+            .get(app.index)
             .ok_or_else(|| Error::explain(InternalError, "no upstream for app"))?;
         Ok(Box::new(peer.clone()))
     }
@@ -176,8 +176,8 @@ impl ProxyHttp for GatewayProxy {
         }
         if let Some(user) = &a.user {
             let identity = user.identity();
-            for (name, value) in app.headers.build_wire(identity) {
-                upstream.insert_header(name, value)?;
+            for (name, value) in user.headers(app).iter() {
+                upstream.insert_header(name.clone(), value.clone())?;
             }
             if let (Some(jwt), Some(key)) = (&app.jwt, &user.jwt_key) {
                 let now = self.gw.clock.now().timestamp();

@@ -146,6 +146,7 @@ impl SessionManager {
             created_at: now,
             last_seen: now,
             expires_at,
+            headers: Default::default(),
         };
         let id = SessionId::generate();
         self.store

@@ -589,6 +589,7 @@ mod tests {
             created_at: 0,
             last_seen: 0,
             expires_at: 100,
+            headers: Default::default(),
         };
         for (k, secs) in [("a", 30), ("b", 10), ("c", 20)] {
             store

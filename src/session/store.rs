@@ -19,6 +19,46 @@ pub struct SessionRecord {
     pub last_seen: i64,
     /// Absolute cap, unix seconds: never valid at or after this instant.
     pub expires_at: i64,
+    /// The identity headers built from this record for its app (by `App::index`), once
+    /// per copy in memory: a cached session's requests share them. Never stored.
+    #[serde(skip)]
+    pub headers: Memo<(usize, crate::headers::Prepared)>,
+}
+
+/// A value derived from a record once per copy in memory: never stored, cloned empty,
+/// ignored by equality.
+pub struct Memo<T>(std::sync::OnceLock<T>);
+
+impl<T> Memo<T> {
+    pub fn get_or_init(&self, f: impl FnOnce() -> T) -> &T {
+        self.0.get_or_init(f)
+    }
+}
+
+impl<T> Default for Memo<T> {
+    fn default() -> Self {
+        Memo(std::sync::OnceLock::new())
+    }
+}
+
+impl<T> Clone for Memo<T> {
+    fn clone(&self) -> Self {
+        Memo::default()
+    }
+}
+
+impl<T> PartialEq for Memo<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl<T> Eq for Memo<T> {}
+
+impl<T> std::fmt::Debug for Memo<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Memo")
+    }
 }
 
 /// An SP-initiated login in flight, keyed by the AuthnRequest ID.

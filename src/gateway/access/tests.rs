@@ -61,6 +61,12 @@ fn world_with(extra_server: &str, extra_session: &str, app_extra: &str) -> World
     let dir = tempfile::tempdir().expect("tempdir");
     let idp = crate::saml::DevIdp::generate("https://idp.example.com/").expect("idp");
     std::fs::write(dir.path().join("idp.pem"), idp.certificate_pem()).expect("pem");
+    // No session cache unless a test asks for one: each request reads the store.
+    let cache = if extra_session.contains("cache_ttl") {
+        ""
+    } else {
+        "cache_ttl = \"0s\""
+    };
     let text = format!(
         r#"
 [listen]
@@ -70,7 +76,7 @@ public = "127.0.0.1:8080"
 [session]
 store = "memory"
 idle_timeout = "30m"
-cache_ttl = "0s"
+{cache}
 {extra_session}
 
 [[app]]
@@ -614,4 +620,38 @@ async fn an_assertion_whose_idp_session_is_over_is_refused_not_unavailable() {
     let r = acs(post(over)).await;
     assert_eq!(r.status, 403, "the IdP's word, not a store outage");
     assert!(String::from_utf8_lossy(&r.body).contains("SessionNotOnOrAfter"));
+}
+
+#[tokio::test]
+async fn a_sessions_identity_headers_are_built_once_and_shared() {
+    let w = world_with("", "cache_ttl = \"60s\"", "");
+    let ann = w.sign_in("wiki", &[ADMINS]).await;
+    let h = headers(&[("cookie", &ann)]);
+    // The cache serves only while the revocation feed runs.
+    let feed = w.gw.sessions.follow_revocations();
+    let body = async {
+        for _ in 0..200 {
+            forwarded(run(&w, Method::GET, "/wiki", &h).await);
+            if !w.gw.sessions.cache().is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let first = forwarded(run(&w, Method::GET, "/wiki", &h).await);
+        let second = forwarded(run(&w, Method::GET, "/wiki/page", &h).await);
+        let (a, b) = (first.user.expect("user"), second.user.expect("user"));
+        let (ha, hb) = (a.headers(&first.app), b.headers(&second.app));
+        assert!(
+            Arc::ptr_eq(&ha, &hb),
+            "the cached session's headers are shared"
+        );
+        let names: Vec<&[u8]> = ha.iter().map(|(n, _)| &n[..]).collect();
+        assert_eq!(names, [&b"x-remote-groups"[..], b"x-remote-user"]);
+        assert_eq!(ha[0].1.as_bytes(), ADMINS.as_bytes());
+        assert_eq!(ha[1].1.as_bytes(), b"ann@contoso.example");
+    };
+    tokio::select! {
+        _ = feed => panic!("the feed ended"),
+        _ = body => {}
+    }
 }
