@@ -10,13 +10,16 @@
 //!   cache is dropped and a generation counter makes in-flight loads skip their insert.
 //! - Bounded: when full, expired entries are swept; if still full, nothing is inserted
 //!   (the store answers instead).
+//! - Keyed by the session ID itself (constant-time equality), so that a hit costs no
+//!   hashing of the cookie into its store key; revocations name store keys, which an
+//!   index maps back to the entry.
 
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::SessionRecord;
+use super::{SessionId, SessionRecord};
 
 pub struct SessionCache {
     ttl: Duration,
@@ -24,15 +27,31 @@ pub struct SessionCache {
     inner: RwLock<Inner>,
 }
 
-/// Keys are store keys (hex SHA-256 of a cookie): foldhash, seeded per process, is
-/// enough for them and costs a fraction of SipHash on every request.
-type Map<V> = HashMap<String, V, foldhash::fast::RandomState>;
+/// foldhash, seeded per process: keys are random secrets or hashes of them, and it
+/// costs a fraction of SipHash on every request.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 #[derive(Default)]
 struct Inner {
-    entries: Map<(Arc<SessionRecord>, Instant)>,
-    tombstones: Map<Instant>,
+    entries: Map<SessionId, Entry>,
+    /// Store key -> session ID, for revocations.
+    by_store_key: Map<String, SessionId>,
+    /// Store keys revoked within `ttl`.
+    tombstones: Map<String, Instant>,
     generation: u64,
+}
+
+struct Entry {
+    record: Arc<SessionRecord>,
+    at: Instant,
+}
+
+impl Inner {
+    fn remove(&mut self, store_key: &str) {
+        if let Some(id) = self.by_store_key.remove(store_key) {
+            self.entries.remove(&id);
+        }
+    }
 }
 
 impl SessionCache {
@@ -49,13 +68,13 @@ impl SessionCache {
         !self.ttl.is_zero() && self.max_entries > 0
     }
 
-    pub fn get(&self, key: &str) -> Option<Arc<SessionRecord>> {
+    pub fn get(&self, id: &SessionId) -> Option<Arc<SessionRecord>> {
         if !self.enabled() {
             return None;
         }
         let inner = self.inner.read();
-        let (rec, at) = inner.entries.get(key)?;
-        (at.elapsed() < self.ttl).then(|| rec.clone())
+        let e = inner.entries.get(id)?;
+        (e.at.elapsed() < self.ttl).then(|| e.record.clone())
     }
 
     /// The generation to pass to `insert` for a load starting now.
@@ -63,7 +82,14 @@ impl SessionCache {
         self.inner.read().generation
     }
 
-    pub fn insert(&self, key: &str, rec: Arc<SessionRecord>, generation: u64) {
+    /// Cache `rec` under `id`, whose store key is `store_key`.
+    pub fn insert(
+        &self,
+        id: &SessionId,
+        store_key: &str,
+        rec: Arc<SessionRecord>,
+        generation: u64,
+    ) {
         if !self.enabled() {
             return;
         }
@@ -71,41 +97,58 @@ impl SessionCache {
         if inner.generation != generation {
             return;
         }
-        if let Some(t) = inner.tombstones.get(key) {
+        if let Some(t) = inner.tombstones.get(store_key) {
             if t.elapsed() < self.ttl {
                 return;
             }
-            inner.tombstones.remove(key);
+            inner.tombstones.remove(store_key);
         }
-        if inner.entries.len() >= self.max_entries && !inner.entries.contains_key(key) {
+        if inner.entries.len() >= self.max_entries && !inner.entries.contains_key(id) {
             let ttl = self.ttl;
-            inner.entries.retain(|_, (_, at)| at.elapsed() < ttl);
-            inner.tombstones.retain(|_, t| t.elapsed() < ttl);
+            let Inner {
+                entries,
+                by_store_key,
+                tombstones,
+                ..
+            } = &mut *inner;
+            entries.retain(|_, e| e.at.elapsed() < ttl);
+            by_store_key.retain(|_, id| entries.contains_key(id));
+            tombstones.retain(|_, t| t.elapsed() < ttl);
             if inner.entries.len() >= self.max_entries {
                 return;
             }
         }
-        inner.entries.insert(key.to_string(), (rec, Instant::now()));
+        inner.by_store_key.insert(store_key.to_string(), id.clone());
+        inner.entries.insert(
+            id.clone(),
+            Entry {
+                record: rec,
+                at: Instant::now(),
+            },
+        );
     }
 
-    /// A session was deleted (here or on another replica).
-    pub fn evict(&self, key: &str) {
+    /// A session was deleted (here or on another replica): by its store key.
+    pub fn evict(&self, store_key: &str) {
         if !self.enabled() {
             return;
         }
         let mut inner = self.inner.write();
-        inner.entries.remove(key);
+        inner.remove(store_key);
         if inner.tombstones.len() >= self.max_entries {
             let ttl = self.ttl;
             inner.tombstones.retain(|_, t| t.elapsed() < ttl);
         }
-        inner.tombstones.insert(key.to_string(), Instant::now());
+        inner
+            .tombstones
+            .insert(store_key.to_string(), Instant::now());
     }
 
     /// Forget everything (revocations may have been missed).
     pub fn clear(&self) {
         let mut inner = self.inner.write();
         inner.entries.clear();
+        inner.by_store_key.clear();
         inner.tombstones.clear();
         inner.generation = inner.generation.wrapping_add(1);
     }
@@ -124,6 +167,11 @@ mod tests {
     use super::*;
     use crate::identity::Identity;
 
+    /// A session ID and a store key that stands for its hash.
+    fn id(k: &str) -> (SessionId, String) {
+        (SessionId::generate(), format!("key-{k}"))
+    }
+
     fn rec() -> Arc<SessionRecord> {
         Arc::new(SessionRecord {
             app: "a".into(),
@@ -139,47 +187,63 @@ mod tests {
     fn evicted_keys_cannot_be_reinserted_by_a_racing_load() {
         let c = SessionCache::new(Duration::from_secs(10), 10);
         let g = c.generation();
-        c.insert("k", rec(), g);
-        assert!(c.get("k").is_some());
-        c.evict("k");
-        assert!(c.get("k").is_none());
-        c.insert("k", rec(), g);
-        assert!(c.get("k").is_none(), "tombstoned");
+        let (k, key) = id("k");
+        c.insert(&k, &key, rec(), g);
+        assert!(c.get(&k).is_some());
+        c.evict(&key);
+        assert!(c.get(&k).is_none());
+        c.insert(&k, &key, rec(), g);
+        assert!(c.get(&k).is_none(), "tombstoned");
+        // Equal IDs find the entry; another ID does not.
+        let (other, other_key) = id("other");
+        c.insert(&other, &other_key, rec(), g);
+        let copy = SessionId::parse(other.as_cookie_value()).expect("parses");
+        assert!(c.get(&copy).is_some());
+        assert!(c.get(&SessionId::generate()).is_none());
     }
 
     #[test]
     fn clear_invalidates_loads_in_flight() {
         let c = SessionCache::new(Duration::from_secs(10), 10);
         let g = c.generation();
+        let (k, key) = id("k");
         c.clear();
-        c.insert("k", rec(), g);
-        assert!(c.get("k").is_none());
-        c.insert("k", rec(), c.generation());
-        assert!(c.get("k").is_some());
+        c.insert(&k, &key, rec(), g);
+        assert!(c.get(&k).is_none());
+        c.insert(&k, &key, rec(), c.generation());
+        assert!(c.get(&k).is_some());
     }
 
     #[test]
     fn entries_expire_and_size_is_bounded() {
         let c = SessionCache::new(Duration::from_millis(30), 2);
         let g = c.generation();
-        c.insert("a", rec(), g);
-        c.insert("b", rec(), g);
-        c.insert("c", rec(), g);
+        let [(a, ka), (b, kb), (cc, kc)] = [id("a"), id("b"), id("c")];
+        c.insert(&a, &ka, rec(), g);
+        c.insert(&b, &kb, rec(), g);
+        c.insert(&cc, &kc, rec(), g);
         assert_eq!(c.len(), 2);
-        assert!(c.get("c").is_none());
+        assert!(c.get(&cc).is_none());
         std::thread::sleep(Duration::from_millis(40));
-        assert!(c.get("a").is_none(), "expired");
-        c.insert("c", rec(), g);
+        assert!(c.get(&a).is_none(), "expired");
+        c.insert(&cc, &kc, rec(), g);
         assert!(
-            c.get("c").is_some(),
+            c.get(&cc).is_some(),
             "expired entries were swept to make room"
         );
+        // The sweep took the index entries of what it dropped with it.
+        c.evict(&ka);
+        c.evict(&kb);
+        assert!(c.get(&cc).is_some(), "another session's revocation");
+        c.evict(&kc);
+        assert!(c.get(&cc).is_none());
     }
 
     #[test]
     fn zero_ttl_disables() {
         let c = SessionCache::new(Duration::ZERO, 10);
-        c.insert("k", rec(), c.generation());
-        assert!(c.get("k").is_none());
+        let (k, key) = id("k");
+        c.insert(&k, &key, rec(), c.generation());
+        assert!(c.get(&k).is_none());
     }
 }

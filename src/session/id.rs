@@ -30,20 +30,26 @@ impl SessionId {
     /// Strict parse of a cookie value: exactly 43 base64url characters that decode
     /// (canonically) to 32 bytes.
     pub fn parse(cookie_value: &str) -> Option<Self> {
-        if cookie_value.len() != ENCODED_LEN
-            || !cookie_value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        let bytes = cookie_value.as_bytes();
+        if bytes.len() != ENCODED_LEN
+            || !bytes
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
             return None;
         }
-        // Rejects non-canonical trailing bits, so one ID has exactly one spelling. Decoded
-        // on the stack: this runs on every request.
-        let mut bytes = [0u8; ID_BYTES];
-        match URL_SAFE_NO_PAD.decode_slice(cookie_value, &mut bytes) {
-            Ok(ID_BYTES) => Some(Self(cookie_value.to_owned())),
-            _ => None,
-        }
+        // 43 characters carry 258 bits for 32 bytes: the last character's two low bits
+        // are padding, and must be zero (canonical), so one ID has exactly one spelling.
+        // Checked directly rather than by decoding: this runs on every request.
+        let last = bytes[ENCODED_LEN - 1];
+        let sextet = match last {
+            b'A'..=b'Z' => last - b'A',
+            b'a'..=b'z' => last - b'a' + 26,
+            b'0'..=b'9' => last - b'0' + 52,
+            b'-' => 62,
+            _ => 63,
+        };
+        (sextet & 0b11 == 0).then(|| Self(cookie_value.to_owned()))
     }
 
     /// The value to put in the cookie.
@@ -72,6 +78,13 @@ impl PartialEq for SessionId {
 }
 
 impl Eq for SessionId {}
+
+/// Consistent with the constant-time equality: both look at the same bytes.
+impl std::hash::Hash for SessionId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 impl std::fmt::Debug for SessionId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -118,6 +131,23 @@ mod tests {
         // non-canonical last character (low bits set): 'B' encodes 000001
         assert!(SessionId::parse(&format!("{}B", "A".repeat(42))).is_none());
         assert!(SessionId::parse(&format!("{}A", "A".repeat(42))).is_some());
+    }
+
+    #[test]
+    fn parse_accepts_exactly_what_decodes_canonically() {
+        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let id = SessionId::generate();
+        let head = &id.as_cookie_value()[..42];
+        for last in alphabet.chars() {
+            let v = format!("{head}{last}");
+            let mut out = [0u8; ID_BYTES];
+            let decodes = URL_SAFE_NO_PAD.decode_slice(&v, &mut out) == Ok(ID_BYTES);
+            assert_eq!(
+                SessionId::parse(&v).is_some(),
+                decodes,
+                "last character {last}"
+            );
+        }
     }
 
     #[test]

@@ -164,10 +164,9 @@ impl SessionManager {
         app: &str,
         now: i64,
     ) -> Result<Option<Arc<SessionRecord>>, SessionError> {
-        let key = id.store_key();
         let use_cache = self.feed_live.load(Ordering::Acquire);
         if use_cache {
-            if let Some(rec) = self.cache.get(&key) {
+            if let Some(rec) = self.cache.get(id) {
                 if rec.app != app {
                     return Ok(None);
                 }
@@ -178,6 +177,7 @@ impl SessionManager {
                 // Due for a touch or over: ask the store, which has the last word.
             }
         }
+        let key = id.store_key();
         let generation = self.cache.generation();
         let mut rec = match self.store.get_session(&key).await {
             Ok(Some(rec)) => rec,
@@ -209,7 +209,7 @@ impl SessionManager {
         }
         let rec = Arc::new(rec);
         if use_cache {
-            self.cache.insert(&key, rec.clone(), generation);
+            self.cache.insert(id, &key, rec.clone(), generation);
         }
         Ok(Some(rec))
     }
