@@ -115,13 +115,63 @@ pub fn forwarded_for(previous: Option<&str>, peer: std::net::IpAddr, trusted_pee
         out.push_str(prev);
         out.push_str(", ");
     }
-    let _ = write!(out, "{peer}"); // infallible into a String
+    match peer {
+        // Every request writes one: digits by hand, not through the formatter.
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+        }
+        std::net::IpAddr::V6(_) => {
+            let _ = write!(out, "{peer}"); // infallible into a String
+        }
+    }
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_for_writes_addresses_as_their_display() {
+        for ip in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "9.10.99.100",
+            "127.0.0.1",
+            "192.168.100.255",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::17",
+            "::ffff:10.0.0.1",
+        ] {
+            let peer: std::net::IpAddr = ip.parse().expect("ip");
+            assert_eq!(forwarded_for(None, peer, false), ip);
+            assert_eq!(
+                forwarded_for(Some("203.0.113.9"), peer, true),
+                format!("203.0.113.9, {ip}")
+            );
+            assert_eq!(
+                forwarded_for(Some("203.0.113.9"), peer, false),
+                ip,
+                "untrusted chain dropped"
+            );
+        }
+        for octet in 0..=255u8 {
+            let peer = std::net::IpAddr::from([octet, 0, octet, 7]);
+            assert_eq!(forwarded_for(None, peer, false), peer.to_string());
+        }
+    }
 
     #[test]
     fn underscores_are_dashes_to_the_comparison() {
