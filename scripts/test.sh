@@ -50,17 +50,29 @@ VENV="$PWD/target/test-venv"
   pyjwt==2.15.1
 export SSOGATE_PYSAML2_PYTHON="$VENV/bin/python"
 
-REDIS_PORT=$(free_port)
+# A throwaway redis-server; should its port be taken between the check and the bind, it
+# is started again on another.
 REDIS_DIR=$(mktemp -d)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-  --dir "$REDIS_DIR" --daemonize no >"$REDIS_DIR/redis.log" 2>&1 &
-REDIS_PID=$!
-trap 'kill $REDIS_PID 2>/dev/null || true; rm -rf "$REDIS_DIR"' EXIT
-for _ in $(seq 1 50); do
+REDIS_PID=
+trap '[ -n "$REDIS_PID" ] && kill $REDIS_PID 2>/dev/null; rm -rf "$REDIS_DIR"' EXIT
+for attempt in 1 2 3 4 5; do
+  REDIS_PORT=$(free_port)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$REDIS_DIR" --daemonize no >"$REDIS_DIR/redis.log" 2>&1 &
+  REDIS_PID=$!
+  for _ in $(seq 1 50); do
+    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+    kill -0 "$REDIS_PID" 2>/dev/null || break
+    sleep 0.1
+  done
   redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
-  sleep 0.1
+  echo "test: redis-server did not start on $REDIS_PORT (attempt $attempt):" >&2
+  cat "$REDIS_DIR/redis.log" >&2
+  kill "$REDIS_PID" 2>/dev/null || true
+  wait "$REDIS_PID" 2>/dev/null || true
+  REDIS_PID=
+  [ "$attempt" = 5 ] && exit 1
 done
-redis-cli -p "$REDIS_PORT" ping >/dev/null || { cat "$REDIS_DIR/redis.log"; exit 1; }
 export SSOGATE_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 echo "test: redis-server on 127.0.0.1:$REDIS_PORT" >&2
 
