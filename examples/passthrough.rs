@@ -5,7 +5,11 @@
 //! It uses the same allocator as the ssogate binary (mimalloc), so that the comparison
 //! measures ssogate's own work and nothing else.
 //!
-//! Usage: passthrough LISTEN_ADDR UPSTREAM_ADDR [THREADS]
+//! Usage: passthrough LISTEN_ADDR UPSTREAM_ADDR [THREADS] [HEADERS]
+//!
+//! With HEADERS > 0 it also sets that many constant request headers on the way upstream,
+//! through the same pingora calls ssogate uses: the cost of the header work any gateway
+//! that adds identity and `X-Forwarded-*` headers pays, measured apart from ssogate's own.
 
 use async_trait::async_trait;
 use pingora::prelude::*;
@@ -16,6 +20,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct PassThrough {
     upstream: String,
+    headers: Vec<(String, String)>,
 }
 
 #[async_trait]
@@ -30,15 +35,31 @@ impl ProxyHttp for PassThrough {
             String::new(),
         )))
     }
+
+    async fn upstream_request_filter(
+        &self,
+        _s: &mut Session,
+        upstream: &mut RequestHeader,
+        _ctx: &mut (),
+    ) -> Result<()> {
+        for (name, value) in &self.headers {
+            upstream.insert_header(name.clone(), value.as_str())?;
+        }
+        Ok(())
+    }
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(listen), Some(upstream)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: passthrough LISTEN_ADDR UPSTREAM_ADDR [THREADS]");
+        eprintln!("usage: passthrough LISTEN_ADDR UPSTREAM_ADDR [THREADS] [HEADERS]");
         std::process::exit(2);
     };
     let threads = args.get(3).and_then(|t| t.parse().ok()).unwrap_or(2);
+    let n_headers: usize = args.get(4).and_then(|t| t.parse().ok()).unwrap_or(0);
+    let headers = (0..n_headers)
+        .map(|i| (format!("X-Pass-{i}"), format!("value-{i}@contoso.example")))
+        .collect();
     let conf = ServerConf {
         threads,
         grace_period_seconds: Some(1),
@@ -51,6 +72,7 @@ fn main() {
         &server.configuration,
         PassThrough {
             upstream: upstream.clone(),
+            headers,
         },
     );
     proxy.add_tcp(listen);

@@ -4,6 +4,10 @@
 #                 version, same allocator)
 #   ssogate     = ssogate with a signed-in session on the Redis store, injecting three
 #                 identity headers (user, e-mail, 20 group IDs) and X-Forwarded-*
+#   passthrough_h6 = the bare pass-through also setting six constant request headers
+#                 through the same pingora calls (as many as ssogate adds: three identity
+#                 headers and X-Forwarded-For/-Proto/-Host): what that header work costs
+#                 any gateway on pingora, apart from ssogate's own work
 #   ssogate_noid = the same gateway and session without identity headers (authentication,
 #                 route and group check, X-Forwarded-* only): where the rest of the gap goes
 # all in front of the same fast upstream (examples/upstream.rs), driven in turn by wrk at
@@ -61,11 +65,16 @@ PIDS+=($!)
 "$BIN/examples/upstream" "127.0.0.1:$UP" 1 2>"$WORK/upstream.log" & PIDS+=($!)
 "$BIN/examples/passthrough" "127.0.0.1:$PT" "127.0.0.1:$UP" 2 2>"$WORK/passthrough.log" & PIDS+=($!)
 PT_PID=$!
+PH=$(free_port)
+"$BIN/examples/passthrough" "127.0.0.1:$PH" "127.0.0.1:$UP" 2 6 2>"$WORK/passthrough_h6.log" & PIDS+=($!)
+PH_PID=$!
 # Each target's command line with the port it listens on as @PORT@ and its admin port as
 # @ADMIN@: the steady measures start a second instance under valgrind.
 declare -A CMD PORT PID
 CMD[passthrough]="$BIN/examples/passthrough 127.0.0.1:@PORT@ 127.0.0.1:$UP 2"
 PORT[passthrough]=$PT; PID[passthrough]=$PT_PID
+CMD[passthrough_h6]="$BIN/examples/passthrough 127.0.0.1:@PORT@ 127.0.0.1:$UP 2 6"
+PORT[passthrough_h6]=$PH; PID[passthrough_h6]=$PH_PID
 cp config/example-idp.pem "$WORK/idp.pem"
 cat >"$WORK/ssogate.toml" <<TOML
 [listen]
@@ -113,7 +122,7 @@ GN_PID=$!
 templated "$WORK/ssogate-noid.toml" "$GN" "$AN"
 CMD[ssogate_noid]="$BIN/ssogate run --config $WORK/ssogate-noid.toml.vg"
 PORT[ssogate_noid]=$GN; PID[ssogate_noid]=$GN_PID
-TARGETS="passthrough ssogate ssogate_noid"
+TARGETS="passthrough passthrough_h6 ssogate ssogate_noid"
 if [ -n "${BASELINE_BIN:-}" ]; then
   GB=$(free_port); AB=$(free_port)
   sed -e "s/127.0.0.1:$GW/127.0.0.1:$GB/g" -e "s/127.0.0.1:$AD/127.0.0.1:$AB/" \
@@ -126,7 +135,7 @@ if [ -n "${BASELINE_BIN:-}" ]; then
   wait_port "$GB"
   TARGETS="$TARGETS baseline"
 fi
-for p in "$RP" "$UP" "$PT" "$GW" "$GN"; do wait_port "$p"; done
+for p in "$RP" "$UP" "$PT" "$PH" "$GW" "$GN"; do wait_port "$p"; done
 
 COOKIE=$("$BIN/examples/mint_session" "redis://127.0.0.1:$RP/0" load alice@contoso.example e7f3c0ba-0000-4000-8000-000000000001)
 got=$(curl -s -H "Cookie: $COOKIE" "http://127.0.0.1:$GW/app/page")
@@ -156,6 +165,7 @@ RESULTS="$WORK/results"
 for c in $CONNS; do
   for r in $(seq 1 "$ROUNDS"); do
     run passthrough "http://127.0.0.1:$PT/app/page" "$c" "$PT_PID" | tee -a "$RESULTS"
+    run passthrough_h6 "http://127.0.0.1:$PH/app/page" "$c" "$PH_PID" | tee -a "$RESULTS"
     run ssogate "http://127.0.0.1:$GW/app/page" "$c" "$GW_PID" | tee -a "$RESULTS"
     run ssogate_noid "http://127.0.0.1:$GN/app/page" "$c" "$GN_PID" | tee -a "$RESULTS"
     if [ -n "${BASELINE_BIN:-}" ]; then
@@ -165,11 +175,11 @@ for c in $CONNS; do
 done
 
 echo
-printf '%-13s %6s %12s %10s %10s %14s\n' target conns "req/s" "p50 µs" "p99 µs" "proxy CPU µs/req"
+printf '%-15s %6s %12s %10s %10s %14s\n' target conns "req/s" "p50 µs" "p99 µs" "proxy CPU µs/req"
 med() { grep "^$1 c=$2 " "$RESULTS" | field "$3" | median; }
 for c in $CONNS; do
   for t in $TARGETS; do
-    printf '%-13s %6s %12s %10s %10s %14s\n' "$t" "$c" \
+    printf '%-15s %6s %12s %10s %10s %14s\n' "$t" "$c" \
       "$(med "$t" "$c" rps)" "$(med "$t" "$c" p50_us)" "$(med "$t" "$c" p99_us)" "$(med "$t" "$c" cpu_us)"
   done
   for t in ${TARGETS#passthrough }; do
@@ -179,6 +189,9 @@ for c in $CONNS; do
         -v acpu="$(med passthrough "$c" cpu_us)" -v bcpu="$(med "$t" "$c" cpu_us)" -v c="$c" -v t="$t" 'BEGIN {
       printf "ratio %s/passthrough at %s connections: throughput %.3f; added latency p50 %+d µs, p99 %+d µs; proxy CPU %+.1f µs/req\n", t, c, b/a, b50-a50, b99-a99, bcpu-acpu }'
   done
+  awk -v a="$(med passthrough_h6 "$c" rps)" -v b="$(med ssogate "$c" rps)" \
+      -v acpu="$(med passthrough_h6 "$c" cpu_us)" -v bcpu="$(med ssogate "$c" cpu_us)" -v c="$c" 'BEGIN {
+    printf "ratio ssogate/passthrough_h6 at %s connections (the same header work): throughput %.3f; proxy CPU %+.1f µs/req\n", c, b/a, bcpu-acpu }'
 done
 
 [ "$STEADY" = 0 ] && exit 0
@@ -219,10 +232,10 @@ echo
 echo "steady measures: $STEADY_N requests (strace: $((STEADY_N / 4))) over 50 connections; instructions: $INSTR_N over 10 under callgrind"
 for t in $TARGETS; do steady "$t" | tee -a "$RESULTS"; done
 echo
-printf '%-13s %8s %10s %13s %10s\n' target threads "ctxsw/req" "syscalls/req" "instr/req"
+printf '%-15s %8s %10s %13s %10s\n' target threads "ctxsw/req" "syscalls/req" "instr/req"
 for t in $TARGETS; do
   grep "^STEADY $t " "$RESULTS" | awk '{for (i = 3; i <= NF; i++) {split($i, kv, "="); v[kv[1]] = kv[2]}
-    printf "%-13s %8s %10s %13s %10s\n", $2, v["threads"], v["ctxsw"], v["syscalls"], v["instr"]}'
+    printf "%-15s %8s %10s %13s %10s\n", $2, v["threads"], v["ctxsw"], v["syscalls"], v["instr"]}'
 done
 for t in ${TARGETS#passthrough }; do
   awk -v t="$t" '$1 == "STEADY" {for (i = 3; i <= NF; i++) {split($i, kv, "="); v[$2, kv[1]] = kv[2]}}
@@ -230,3 +243,6 @@ for t in ${TARGETS#passthrough }; do
       v[t, "instr"] / v["passthrough", "instr"], v[t, "instr"] - v["passthrough", "instr"],
       v[t, "ctxsw"] / v["passthrough", "ctxsw"], v[t, "syscalls"] / v["passthrough", "syscalls"]}' "$RESULTS"
 done
+awk '$1 == "STEADY" {for (i = 3; i <= NF; i++) {split($i, kv, "="); v[$2, kv[1]] = kv[2]}}
+  END {printf "ratio ssogate/passthrough_h6 (the same header work): instructions %.3f (%+d/req)\n",
+    v["ssogate", "instr"] / v["passthrough_h6", "instr"], v["ssogate", "instr"] - v["passthrough_h6", "instr"]}' "$RESULTS"
