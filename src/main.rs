@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     ssogate::logging::init(cli.log_json);
     ssogate::saml::route_xmlsec_errors_to_tracing();
     match cli.command {
-        Command::Run { config } => cli::run::run(&config),
+        Command::Run { config, upgrade } => cli::run::run(&config, upgrade),
         Command::CheckConfig { files } => cli::run::check_config(&files),
         Command::SpMetadata { config, app } => cli::run::sp_metadata(&config, &app),
         Command::Saml { command } => cli::saml::saml_command(command),
@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Command::Groups { config, command } => cli::users::groups_command(&config, command),
         Command::Directory { config, command } => cli::users::directory_command(&config, command),
         Command::Authz { command } => cli::authz::authz_command(command),
+        Command::Probe { admin, path } => cli::run::probe(&admin, &path),
         Command::Demo { port } => cli::run::demo(port),
     }
 }

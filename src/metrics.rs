@@ -45,6 +45,9 @@ pub struct Metrics {
     pub store_errors: IntCounterVec,
     /// 1 while the session store answers pings.
     pub store_up: IntGauge,
+    /// notAfter (Unix time) of every certificate trusted or presented, by kind, app and
+    /// SHA-1 thumbprint (gateway/certs.rs).
+    pub certificate_expiry: IntGaugeVec,
     /// Sessions held in the in-process cache (set at scrape time).
     pub session_cache_entries: IntGauge,
 }
@@ -156,6 +159,14 @@ fn build() -> Result<Metrics, prometheus::Error> {
         &["op"],
     )?;
     let store_up = IntGauge::new("ssogate_store_up", "1 while the session store is reachable")?;
+    let certificate_expiry = IntGaugeVec::new(
+        Opts::new(
+            "ssogate_certificate_expiry_timestamp_seconds",
+            "When each certificate the gateway trusts or presents expires (notAfter, Unix time)",
+        ),
+        &["kind", "app", "thumbprint"],
+    )?;
+    registry.register(Box::new(certificate_expiry.clone()))?;
     let session_cache_entries = IntGauge::new(
         "ssogate_session_cache_entries",
         "Sessions held in the in-process cache",
@@ -197,6 +208,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         upstream_latency,
         store_errors,
         store_up,
+        certificate_expiry,
         session_cache_entries,
     })
 }

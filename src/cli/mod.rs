@@ -33,6 +33,10 @@ pub enum Command {
     Run {
         #[arg(long, short)]
         config: PathBuf,
+        /// Take the listening sockets over from the running gateway (send it SIGQUIT
+        /// once this one waits): a binary upgrade with no connection refused.
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Check config files and print every problem; exit 1 if any.
     CheckConfig {
@@ -76,6 +80,16 @@ pub enum Command {
     Saml {
         #[command(subcommand)]
         command: SamlCommand,
+    },
+    /// Ask a running gateway's admin listener whether it is ready (for a container
+    /// HEALTHCHECK, where no curl is installed). Exit 0: 200, 1: anything else.
+    Probe {
+        /// host:port of the admin listener.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: String,
+        /// Path to ask.
+        #[arg(long, default_value = "/readyz")]
+        path: String,
     },
     /// Run a complete local demo on loopback: gateway, development IdP, echo upstream.
     Demo {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-pub fn run(path: &Path) -> ExitCode {
+pub fn run(path: &Path, upgrade: bool) -> ExitCode {
     let (cfg, gw) = match assemble(path) {
         Ok(v) => v,
         Err(e) => {
@@ -15,14 +15,24 @@ pub fn run(path: &Path) -> ExitCode {
         }
     };
     tracing::info!(public = %cfg.listen_public, admin = %cfg.listen_admin, apps = cfg.apps.len(), "starting ssogate");
-    proxy::build_server(&cfg, Arc::new(gw)).run_forever()
+    let gw = Arc::new(gw);
+    proxy::run(
+        proxy::build_server(&cfg, gw.clone(), upgrade),
+        gw,
+        cfg.drain_period,
+    )
 }
 
 pub fn check_config(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for f in files {
         match assemble(f) {
-            Ok(_) => println!("{}: ok", f.display()),
+            Ok((_, gw)) => {
+                for w in gw.certificate_warnings(chrono::Utc::now().timestamp()) {
+                    println!("{}: warning: {w}", f.display());
+                }
+                println!("{}: ok", f.display());
+            }
             Err(e) => {
                 failed = true;
                 eprintln!("{e}");
@@ -30,6 +40,68 @@ pub fn check_config(files: &[PathBuf]) -> ExitCode {
         }
     }
     ExitCode::from(u8::from(failed))
+}
+
+/// `GET path` on the admin listener over plain HTTP/1.1, two seconds at most: exit 0 on
+/// a 200, 1 otherwise (the reason on stderr).
+pub fn probe(admin: &str, path: &str) -> ExitCode {
+    use std::io::{Read as _, Write as _};
+    use std::net::{TcpStream, ToSocketAddrs as _};
+    use std::time::Duration;
+    const LIMIT: Duration = Duration::from_secs(2);
+    let attempt = || -> Result<String, String> {
+        let addr = admin
+            .to_socket_addrs()
+            .map_err(|e| format!("{admin}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{admin}: no address"))?;
+        let mut s = TcpStream::connect_timeout(&addr, LIMIT).map_err(|e| format!("{addr}: {e}"))?;
+        s.set_read_timeout(Some(LIMIT)).map_err(|e| e.to_string())?;
+        s.set_write_timeout(Some(LIMIT))
+            .map_err(|e| e.to_string())?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n"
+        )
+        .map_err(|e| e.to_string())?;
+        // Read until the head and its Content-Length of body are in (or the peer closes).
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        let (head, body) = loop {
+            let n = s.read(&mut chunk).map_err(|e| e.to_string())?;
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .filter_map(|l| l.split_once(':'))
+                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+                    .and_then(|(_, v)| v.trim().parse::<usize>().ok());
+                if n == 0 || length.is_some_and(|l| body.len() >= l) {
+                    break (head.to_string(), body.trim().to_string());
+                }
+            }
+            if n == 0 || buf.len() > 8192 {
+                break (text, String::new());
+            }
+        };
+        let status = head.split_whitespace().nth(1).unwrap_or("");
+        if status == "200" {
+            Ok(body)
+        } else {
+            Err(format!("{path}: {status} {body}"))
+        }
+    };
+    match attempt() {
+        Ok(body) => {
+            println!("{body}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("not ready: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 pub fn sp_metadata(path: &Path, app: &str) -> ExitCode {

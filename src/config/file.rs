@@ -48,6 +48,12 @@ pub struct ServerFile {
     pub threads: Option<usize>,
     /// Seconds to finish in-flight requests on SIGTERM (default 10).
     pub grace_period: Option<String>,
+    /// On SIGTERM, how long `/readyz` fails while new requests are still served, before
+    /// the listeners close (default 5s): time for a load balancer to stop sending.
+    pub drain_period: Option<String>,
+    /// Unix socket through which a running gateway hands its listening sockets to a new
+    /// binary (`ssogate run --upgrade`, then SIGQUIT to the old process).
+    pub upgrade_socket: Option<String>,
     /// Addresses (CIDR or single IPs) of the proxies in front: their X-Forwarded-For is
     /// extended rather than replaced, and only they may call forward-auth.
     #[serde(default)]
@@ -170,6 +176,9 @@ pub struct IdpFile {
     pub want_response_signed: Option<bool>,
     /// Require the Redirect-binding signature on LogoutRequests/Responses (default true).
     pub require_signed_logout: Option<bool>,
+    /// Start even when every IdP signing certificate is past its date (Entra keeps
+    /// signing with an expired one until the admin rolls it over). Default false.
+    pub allow_expired_certificate: Option<bool>,
 }
 
 /// `"X-Remote-User" = "name_id"`, or the table form with options.

@@ -52,6 +52,11 @@ pub struct Config {
     pub listen_admin: SocketAddr,
     pub threads: usize,
     pub grace_period: Duration,
+    /// SIGTERM: `/readyz` fails and requests are still served this long, then the
+    /// listeners close and in-flight requests get `grace_period`.
+    pub drain_period: Duration,
+    /// Where listening sockets are handed to a new binary on upgrade.
+    pub upgrade_socket: PathBuf,
     /// Proxies in front whose forwarding headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Forward-auth (`/_ssogate/auth`), when configured.
@@ -236,6 +241,8 @@ pub struct IdpConfig {
     pub require_signed_logout: bool,
     /// Pinned certificate (path, bytes) the metadata signature must verify against.
     pub metadata_signer: Option<(PathBuf, Vec<u8>)>,
+    /// Start although every IdP signing certificate has expired.
+    pub allow_expired_certificate: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -98,6 +98,27 @@ pub(super) fn validate(
         file.server.grace_period.as_deref(),
         "10s",
     );
+    let drain_period = duration(
+        &mut errs,
+        "server.drain_period",
+        file.server.drain_period.as_deref(),
+        "5s",
+    );
+    let upgrade_socket = match file.server.upgrade_socket.as_deref() {
+        None => PathBuf::from("/tmp/ssogate-upgrade.sock"),
+        Some(p) => {
+            let p = base.join(p);
+            if p.parent()
+                .is_some_and(|d| !d.as_os_str().is_empty() && !d.is_dir())
+            {
+                errs.push(format!(
+                    "server.upgrade_socket: the directory of {} does not exist",
+                    p.display()
+                ));
+            }
+            p
+        }
+    };
 
     let mut trusted_proxies = Vec::new();
     for p in &file.server.trusted_proxies {
@@ -164,6 +185,8 @@ pub(super) fn validate(
             listen_admin,
             threads,
             grace_period,
+            drain_period,
+            upgrade_socket,
             trusted_proxies,
             forward_auth,
             session,
@@ -936,6 +959,7 @@ fn idp_config(errs: &mut Errors, ctx: &str, idp: &IdpFile, base: &Path) -> Optio
         source,
         clock_skew,
         allow_sha1: idp.allow_sha1.unwrap_or(false),
+        allow_expired_certificate: idp.allow_expired_certificate.unwrap_or(false),
         want_assertions_signed,
         want_response_signed,
         require_signed_logout: idp.require_signed_logout.unwrap_or(true),

@@ -92,6 +92,8 @@ pub struct App {
     pub target_rules: crate::gateway::target::TargetRules,
     /// Client headers with `_` in their names reach the upstream.
     pub allow_underscore_headers: bool,
+    /// Start although every IdP signing certificate has expired (`[app.idp]`).
+    pub allow_expired_idp_certificate: bool,
     /// This app's series of `ssogate_upstream_latency_seconds` (looked up once).
     pub upstream_latency: prometheus::Histogram,
 }
@@ -193,6 +195,10 @@ pub struct Gateway {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Forward-auth (`/_ssogate/auth`), when configured.
     pub forward_auth: Option<crate::config::ForwardStyle>,
+    /// Set on SIGTERM: `/readyz` fails from then on while requests are still served.
+    pub(super) draining: std::sync::atomic::AtomicBool,
+    /// The public listener's TLS certificate (DER leaf), for the expiry watch.
+    pub(super) listener_certs: Vec<Vec<u8>>,
 }
 
 impl Gateway {
@@ -207,6 +213,37 @@ impl Gateway {
 
     pub fn apps(&self) -> &[Arc<App>] {
         &self.apps
+    }
+
+    /// Every certificate trusted or presented right now, with its expiry.
+    pub fn certificates(&self) -> Vec<super::certs::Cert> {
+        super::certs::inventory(&self.apps, &self.listener_certs)
+    }
+
+    /// The certificate warnings at `now` (Unix seconds): expiring soon, or expired where
+    /// that is allowed.
+    pub fn certificate_warnings(&self, now: i64) -> Vec<String> {
+        super::certs::judge(&self.certificates(), now, |name| {
+            self.allows_expired_idp(name)
+        })
+        .1
+    }
+
+    fn allows_expired_idp(&self, app: &str) -> bool {
+        self.apps
+            .iter()
+            .any(|a| a.name == app && a.allow_expired_idp_certificate)
+    }
+
+    /// Shutting down: from now on `/readyz` says so (requests are still served until the
+    /// listeners close).
+    pub fn start_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Is this peer one of the trusted proxies?

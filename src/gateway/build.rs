@@ -61,6 +61,25 @@ impl Gateway {
                 }
             }
         };
+        // Certificates past their date refuse the config (certs.rs says which may pass).
+        let listener_certs: Vec<Vec<u8>> = config
+            .listen_tls
+            .as_ref()
+            .and_then(|(cert, _)| std::fs::read(cert).ok())
+            .and_then(|pem| super::certs::pem_leaf(&pem))
+            .into_iter()
+            .collect();
+        let (refused, _) = super::certs::judge(
+            &super::certs::inventory(&apps, &listener_certs),
+            clock.now().timestamp(),
+            |name| {
+                config
+                    .apps
+                    .iter()
+                    .any(|a| a.name == name && a.idp.allow_expired_certificate)
+            },
+        );
+        errors.extend(refused);
         if !errors.is_empty() {
             return Err(ConfigError(errors));
         }
@@ -98,6 +117,8 @@ impl Gateway {
             max_pending_total: config.session.max_pending_total,
             trusted_proxies: config.trusted_proxies.clone(),
             forward_auth: config.forward_auth,
+            draining: Default::default(),
+            listener_certs,
         })
     }
 }
@@ -274,6 +295,7 @@ fn build_app(app: &AppConfig) -> Result<App, Vec<String>> {
     validator_base.decryption_key = sp_keys.as_ref().map(|k| k.key.clone());
     validator_base.previous_decryption_keys = previous_sp_keys;
     let built = App {
+        allow_expired_idp_certificate: app.idp.allow_expired_certificate,
         upstream_latency: crate::metrics::METRICS
             .upstream_latency
             .with_label_values(&[app.name.as_str()]),

@@ -15,6 +15,7 @@
 pub mod access;
 mod apps;
 mod build;
+pub mod certs;
 pub mod login;
 pub mod logout;
 pub mod metadata;

@@ -20,6 +20,9 @@ impl AdminApp {
     }
 
     async fn ready(&self) -> Result<(), String> {
+        if self.gw.is_draining() {
+            return Err("shutting down (draining)".to_string());
+        }
         let ping = self.gw.sessions.store().ping();
         let result = match tokio::time::timeout(Duration::from_secs(1), ping).await {
             Ok(Ok(())) => Ok(()),

@@ -20,7 +20,7 @@ mod server;
 pub mod wire;
 
 pub use admin::AdminApp;
-pub use server::build_server;
+pub use server::{build_server, run};
 
 use crate::gateway::access::{self, Admitted, Outcome, RequestFacts};
 use crate::gateway::reply::{self, Reference, Reply};

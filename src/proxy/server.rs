@@ -1,25 +1,36 @@
-//! Builds the pingora `Server`: the public proxy service and the admin service.
+//! Builds the pingora `Server`: the public proxy service and the admin service, and runs
+//! it under ssogate's signals (drain on SIGTERM, listener hand-over on SIGQUIT, SIGHUP
+//! survived).
 
 use super::wire::PublicEntry;
 use super::{AdminApp, GatewayProxy};
 use crate::config::Config;
 use crate::gateway::Gateway;
 use pingora::prelude::*;
-use pingora::server::configuration::ServerConf;
-use pingora::server::ShutdownWatch;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
 use pingora::services::background::BackgroundService;
 use pingora::services::listening::Service;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
 
-/// A server ready for `run_forever` (more services may be added first, as the demo does).
-pub fn build_server(config: &Config, gw: Arc<Gateway>) -> Server {
+/// A server ready for `run_forever` or [`run`] (more services may be added first, as the
+/// demo does). With `upgrade`, the listening sockets are taken over from the running
+/// gateway that hands them over on `config.upgrade_socket` (it gets SIGQUIT next).
+pub fn build_server(config: &Config, gw: Arc<Gateway>, upgrade: bool) -> Server {
     let conf = ServerConf {
         threads: config.threads,
         grace_period_seconds: Some(config.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(config.grace_period.as_secs().max(1)),
+        upgrade_sock: config.upgrade_socket.display().to_string(),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = Opt {
+        upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
 
     // HTTP/1 request lines pass through `wire` first (Entra's raw `"` in SCIM queries).
@@ -58,6 +69,10 @@ pub fn build_server(config: &Config, gw: Arc<Gateway>) -> Server {
     server.add_service(admin);
 
     server.add_service(background_service(
+        "certificate expiry watch",
+        CertificateWatch { gw: gw.clone() },
+    ));
+    server.add_service(background_service(
         "session revocations",
         RevocationFollower { gw: gw.clone() },
     ));
@@ -68,6 +83,33 @@ pub fn build_server(config: &Config, gw: Arc<Gateway>) -> Server {
         ));
     }
     server
+}
+
+/// Keeps `ssogate_certificate_expiry_timestamp_seconds` in step with the certificates in
+/// use (IdP keys change on a metadata refresh) every minute, and logs those near or past
+/// their date at start and then daily.
+struct CertificateWatch {
+    gw: Arc<Gateway>,
+}
+
+#[async_trait::async_trait]
+impl BackgroundService for CertificateWatch {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        use crate::gateway::certs;
+        let mut last_logged: Option<std::time::Instant> = None;
+        loop {
+            let list = self.gw.certificates();
+            certs::publish(&list);
+            if last_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(86_400)) {
+                certs::log_standing(&list, self.gw.clock.now().timestamp());
+                last_logged = Some(std::time::Instant::now());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
 }
 
 /// Keeps every app's IdP keys in step with its metadata URL.
@@ -96,6 +138,75 @@ impl BackgroundService for RevocationFollower {
         tokio::select! {
             _ = self.gw.sessions.follow_revocations() => {}
             _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Run until a signal ends the process (then exit 0):
+/// - SIGTERM: `/readyz` fails at once, requests are still served for `drain`, then the
+///   listeners close and in-flight requests get the grace period;
+/// - SIGQUIT: the listening sockets go to a new binary started with `run --upgrade`
+///   (no connection refused), then as SIGTERM without the drain;
+/// - SIGINT: at once;
+/// - SIGHUP: survived (its default action would end the process): logged.
+pub fn run(server: Server, gw: Arc<Gateway>, drain: Duration) -> ! {
+    server.run(RunArgs {
+        shutdown_signal: Box::new(Signals { gw, drain }),
+    });
+    std::process::exit(0)
+}
+
+struct Signals {
+    gw: Arc<Gateway>,
+    drain: Duration,
+}
+
+#[async_trait::async_trait]
+impl ShutdownSignalWatch for Signals {
+    async fn recv(&self) -> ShutdownSignal {
+        let kinds = [
+            SignalKind::terminate(),
+            SignalKind::quit(),
+            SignalKind::interrupt(),
+            SignalKind::hangup(),
+        ];
+        let mut streams = Vec::with_capacity(kinds.len());
+        for kind in kinds {
+            match signal(kind) {
+                Ok(s) => streams.push(s),
+                Err(e) => {
+                    // Without its handlers the process could not stop cleanly: stop now.
+                    tracing::error!(error = %e, "cannot install signal handlers");
+                    return ShutdownSignal::FastShutdown;
+                }
+            }
+        }
+        let [term, quit, int, hup] = &mut streams[..] else {
+            return ShutdownSignal::FastShutdown;
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => {
+                    self.gw.start_draining();
+                    tracing::info!(drain_ms = self.drain.as_millis() as u64,
+                        "SIGTERM: draining (readyz fails, requests still served), then closing the listeners");
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.drain) => {}
+                        _ = int.recv() => return ShutdownSignal::FastShutdown,
+                    }
+                    tracing::info!("drain over: closing the listeners; in-flight requests get the grace period");
+                    return ShutdownSignal::GracefulTerminate;
+                }
+                _ = quit.recv() => {
+                    self.gw.start_draining();
+                    tracing::info!("SIGQUIT: handing the listening sockets to the new process");
+                    return ShutdownSignal::GracefulUpgrade;
+                }
+                _ = int.recv() => return ShutdownSignal::FastShutdown,
+                _ = hup.recv() => {
+                    tracing::warn!("SIGHUP: ignored; the gateway keeps running with the configuration it started with (restart or upgrade to apply a change)");
+                }
+            }
         }
     }
 }

@@ -73,6 +73,36 @@ impl Gateway {
         self.child.id()
     }
 
+    /// Send the gateway process a signal (`kill -s NAME`).
+    #[allow(dead_code, reason = "used by some test binaries only")]
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args(["-s", name, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -s {name} failed");
+    }
+
+    /// Wait up to `timeout` for the process to end; its exit status, or `None`.
+    #[allow(dead_code, reason = "used by some test binaries only")]
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    /// The config file the gateway runs with.
+    #[allow(dead_code, reason = "used by some test binaries only")]
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("ssogate.toml")
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("ssogate.log")).unwrap_or_default()
     }
