@@ -597,15 +597,19 @@ async fn memory_store_conformance() {
 }
 
 struct Redis {
-    url: String,
+    /// A client of our own, reaching the server as the store does.
+    client: redis::Client,
     store_key_prefix: String,
 }
 
 #[async_trait::async_trait]
 impl Backend for Redis {
     async fn corrupt_session(&self, key: &str) -> bool {
-        let client = redis::Client::open(self.url.as_str()).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
         let full = format!("{}sess:{key}", self.store_key_prefix);
         let _: () = redis::cmd("SET")
             .arg(&full)
@@ -637,7 +641,47 @@ async fn redis_store_conformance() {
         .unwrap()
         .with_key_prefix(&prefix);
     let backend = Redis {
-        url,
+        client: redis::Client::open(url.as_str()).unwrap(),
+        store_key_prefix: prefix,
+    };
+    run_conformance(Arc::new(store), &backend).await;
+}
+
+/// The same suite over TLS (a CA made here, the server's name checked, a client
+/// certificate required) as an ACL user granted exactly the README's ACL line (the
+/// `default` user switched off): the documented line is all the store needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_tls_acl_store_conformance() {
+    use utils::tls::{documented_acl_rules, Pki, TlsRedis, PASSWORD, USER};
+    let pki = Pki::new();
+    let rules = documented_acl_rules();
+    assert!(rules.iter().any(|r| r == "~ssogate:*"), "{rules:?}");
+    let rules: Vec<&str> = rules.iter().map(String::as_str).collect();
+    let server = TlsRedis::start_with_acl(&pki, "yes", &rules);
+    let options = ssogate::session::RedisOptions {
+        username: Some(USER.into()),
+        password: Some(PASSWORD.into()),
+        ca_pem: Some(pki.ca_pem.clone()),
+        client_tls: Some((pki.client_cert_pem.clone(), pki.client_key_pem.clone())),
+    };
+    // The default prefix: the ACL line grants `ssogate:*` (this server is the test's own).
+    let prefix = ssogate::session::DEFAULT_KEY_PREFIX.to_string();
+    let store = RedisStore::connect_with(&server.url("localhost"), options)
+        .unwrap()
+        .with_key_prefix(&prefix);
+    let client = redis::Client::build_with_tls(
+        format!("rediss://{USER}:{PASSWORD}@localhost:{}/0", server.port),
+        redis::TlsCertificates {
+            client_tls: Some(redis::ClientTlsConfig {
+                client_cert: pki.client_cert_pem.clone(),
+                client_key: pki.client_key_pem.clone(),
+            }),
+            root_cert: Some(pki.ca_pem.clone()),
+        },
+    )
+    .unwrap();
+    let backend = Redis {
+        client,
         store_key_prefix: prefix,
     };
     run_conformance(Arc::new(store), &backend).await;

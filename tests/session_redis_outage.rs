@@ -178,7 +178,7 @@ fn invalid_urls_are_config_errors_without_secrets() {
         "not a url",
         "http://127.0.0.1:6379",
         "redis://:hunter2@127.0.0.1:6379/notadb",
-        "rediss://:hunter2@127.0.0.1:6379",
+        "rediss://:hunter2@127.0.0.1:6379/#insecure",
     ] {
         match RedisStore::new(bad, None) {
             Err(e @ SessionError::Config(_)) => {

@@ -27,7 +27,10 @@ pub fn check_config(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for f in files {
         match assemble(f) {
-            Ok((_, gw)) => {
+            Ok((cfg, gw)) => {
+                if let crate::config::StoreConfig::Redis { summary, .. } = &cfg.session.store {
+                    println!("{}: session store: Redis, {summary}", f.display());
+                }
                 for w in gw.certificate_warnings(chrono::Utc::now().timestamp()) {
                     println!("{}: warning: {w}", f.display());
                 }

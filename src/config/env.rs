@@ -7,6 +7,8 @@ use std::collections::HashMap;
 pub const ENV_REDIS_URL: &str = "SSOGATE_REDIS_URL";
 /// Redis password; overrides the URL's and `[session] redis_password_file`.
 pub const ENV_REDIS_PASSWORD: &str = "SSOGATE_REDIS_PASSWORD";
+/// Redis ACL user; overrides the URL's and `[session] redis_username`.
+pub const ENV_REDIS_USERNAME: &str = "SSOGATE_REDIS_USERNAME";
 /// Overrides `[listen] public`.
 /// SCIM bearer token(s), comma-separated; added to `[scim] token_file`'s.
 pub const ENV_SCIM_TOKEN: &str = "SSOGATE_SCIM_TOKEN";

@@ -81,6 +81,14 @@ pub struct SessionFile {
     pub store: Option<String>,
     pub redis_url: Option<String>,
     pub redis_password_file: Option<String>,
+    /// Redis 6+ ACL user (`SSOGATE_REDIS_USERNAME` wins).
+    pub redis_username: Option<String>,
+    /// `rediss://` only: CA certificates (PEM) to trust instead of the system's.
+    pub redis_ca_file: Option<String>,
+    /// `rediss://` only: client certificate chain (PEM) for mutual TLS.
+    pub redis_client_cert_file: Option<String>,
+    /// `rediss://` only: the client certificate's private key (PEM, mode 600).
+    pub redis_client_key_file: Option<String>,
     pub cookie_name: Option<String>,
     pub cookie_secure: Option<bool>,
     pub idle_timeout: Option<String>,

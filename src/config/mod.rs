@@ -10,7 +10,7 @@ mod validate;
 
 pub use env::{
     Env, ProcessEnv, ENV_LISTEN_ADMIN, ENV_LISTEN_PUBLIC, ENV_REDIS_PASSWORD, ENV_REDIS_URL,
-    ENV_SCIM_TOKEN,
+    ENV_REDIS_USERNAME, ENV_SCIM_TOKEN,
 };
 pub use file::FileConfig;
 
@@ -109,6 +109,14 @@ pub enum StoreConfig {
         /// May carry credentials: secret.
         url: Secret<String>,
         password: Option<Secret<String>>,
+        /// ACL user, overriding the URL's.
+        username: Option<String>,
+        /// `rediss://`: CA certificates (PEM) trusted instead of the system's.
+        ca_pem: Option<Vec<u8>>,
+        /// `rediss://`: client certificate chain and key (PEM) for mutual TLS.
+        client_tls: Option<(Vec<u8>, Secret<Vec<u8>>)>,
+        /// How the store is reached, for `check-config` (never a secret).
+        summary: String,
     },
 }
 

@@ -118,7 +118,7 @@ fn env_overrides_file_and_secrets_stay_hidden() {
     let c = from_str(&text, &dir(), &env).unwrap();
     assert_eq!(c.listen_public.to_string(), "127.0.0.1:18080");
     match &c.session.store {
-        StoreConfig::Redis { url, password } => {
+        StoreConfig::Redis { url, password, .. } => {
             assert_eq!(url.expose(), "redis://:hunter2@10.1.1.1:6380/2");
             assert_eq!(password.as_ref().unwrap().expose(), "s3cret-pass");
         }
@@ -129,6 +129,70 @@ fn env_overrides_file_and_secrets_stay_hidden() {
         !debug.contains("hunter2") && !debug.contains("s3cret"),
         "{debug}"
     );
+}
+
+/// A minimal config whose `[session]` is `session` (the rest from the example).
+fn with_session(session: &str) -> String {
+    format!(
+        "[listen]\npublic = \"127.0.0.1:18080\"\n[session]\n{session}\n\
+         [[app]]\nname = \"wiki\"\nhosts = [\"*\"]\nupstream = \"http://127.0.0.1:9\"\n\
+         [app.sp]\nentity_id = \"https://wiki.example.test/saml\"\nacs_url = \"https://wiki.example.test/saml/acs\"\n\
+         [app.idp]\nentity_id = \"https://idp.example.test/\"\nsso_url = \"https://idp.example.test/sso\"\ncertificate_file = \"example-idp.pem\"\n"
+    )
+}
+
+#[test]
+fn rediss_with_an_acl_user_is_accepted_and_summarised_without_secrets() {
+    let mut env = no_env();
+    env.insert(ENV_REDIS_USERNAME.into(), "gateway".into());
+    env.insert(ENV_REDIS_PASSWORD.into(), "s3cret-pass".into());
+    let text = with_session(
+        "store = \"redis\"\nredis_url = \"rediss://cache.redis.cache.windows.net:6380/0\"\nredis_username = \"ignored\"",
+    );
+    let c = from_str(&text, &dir(), &env).unwrap();
+    match &c.session.store {
+        StoreConfig::Redis {
+            username,
+            summary,
+            ca_pem,
+            ..
+        } => {
+            assert_eq!(username.as_deref(), Some("gateway"));
+            assert!(ca_pem.is_none());
+            assert_eq!(
+                summary,
+                "TLS (at least 1.2, server name checked) trusting the system's CAs, ACL user \"gateway\" from SSOGATE_REDIS_USERNAME, password from SSOGATE_REDIS_PASSWORD"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!format!("{c:?}").contains("s3cret"));
+}
+
+#[test]
+fn redis_tls_settings_that_cannot_work_are_refused_together() {
+    let text = with_session(
+        "store = \"redis\"\nredis_url = \"redis://:hunter2@10.0.0.5:6379/#insecure\"\n\
+         redis_ca_file = \"nowhere/ca.pem\"\nredis_client_cert_file = \"client.pem\"\nredis_username = \"\"",
+    );
+    let err = from_str(&text, &dir(), &no_env()).unwrap_err();
+    let all = err.0.join("\n");
+    for needle in [
+        "session.redis_ca_file",
+        "give both or neither",
+        "session.redis_username (redis_username): empty",
+        "TLS settings need a rediss:// URL",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+    assert!(!all.contains("hunter2"), "{all}");
+    let err = from_str(
+        &with_session("store = \"redis\"\nredis_url = \"rediss://10.0.0.5:6380/#insecure\""),
+        &dir(),
+        &no_env(),
+    )
+    .unwrap_err();
+    assert!(err.0.join("\n").contains("#insecure"), "{err:?}");
 }
 
 #[test]

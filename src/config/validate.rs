@@ -345,49 +345,135 @@ fn read_secret_file(
     Some((p, bytes))
 }
 
+/// `store = "redis"`: the URL, credentials and TLS files, each from where it was given.
+fn redis_store(errs: &mut Errors, s: &SessionFile, base: &Path, env: &dyn Env) -> StoreConfig {
+    let url = env.get(ENV_REDIS_URL).or_else(|| s.redis_url.clone());
+    let mut password = None;
+    let mut password_from = None;
+    if let Some(p) = &s.redis_password_file {
+        if let Some((_, bytes)) = read_secret_file(errs, "session.redis_password_file", base, p) {
+            match String::from_utf8(bytes) {
+                Ok(text) => {
+                    password = Some(Secret::new(text.trim_end().to_string()));
+                    password_from = Some("redis_password_file");
+                }
+                Err(_) => errs.push("session.redis_password_file: not UTF-8 text"),
+            }
+        }
+    }
+    if let Some(p) = env.get(ENV_REDIS_PASSWORD) {
+        password = Some(Secret::new(p));
+        password_from = Some(ENV_REDIS_PASSWORD);
+    }
+    let (mut username, mut username_from) = (s.redis_username.clone(), "redis_username");
+    if let Some(u) = env.get(ENV_REDIS_USERNAME) {
+        (username, username_from) = (Some(u), ENV_REDIS_USERNAME);
+    }
+    if username.as_deref().is_some_and(str::is_empty) {
+        errs.push(format!("session.redis_username ({username_from}): empty"));
+    }
+    let ca_pem = s.redis_ca_file.as_ref().and_then(|p| {
+        let (_, pem) = read_file(errs, "session.redis_ca_file", base, p)?;
+        match openssl::x509::X509::stack_from_pem(&pem) {
+            Ok(certs) if !certs.is_empty() => Some(pem),
+            _ => {
+                errs.push("session.redis_ca_file: no PEM certificate in it");
+                None
+            }
+        }
+    });
+    let client_tls = match (&s.redis_client_cert_file, &s.redis_client_key_file) {
+        (None, None) => None,
+        (Some(c), Some(k)) => {
+            let cert = read_file(errs, "session.redis_client_cert_file", base, c);
+            let key = read_secret_file(errs, "session.redis_client_key_file", base, k);
+            match (cert, key) {
+                (Some((_, cert)), Some((_, key))) => Some((cert, Secret::new(key))),
+                _ => None,
+            }
+        }
+        _ => {
+            errs.push(
+                "session.redis_client_cert_file and redis_client_key_file: give both or neither",
+            );
+            None
+        }
+    };
+    let Some(u) = url else {
+        errs.push(format!(
+            "session.redis_url: required with store = \"redis\" (or set {ENV_REDIS_URL})"
+        ));
+        return StoreConfig::Memory;
+    };
+    let mut tls = false;
+    let mut url_user = false;
+    let mut url_password = false;
+    match url::Url::parse(&u) {
+        Ok(parsed) if parsed.scheme() == "redis" || parsed.scheme() == "rediss" => {
+            tls = parsed.scheme() == "rediss";
+            url_user = !parsed.username().is_empty();
+            url_password = parsed.password().is_some();
+            if parsed.fragment().is_some_and(|f| f.contains("insecure")) {
+                errs.push(
+                    "session.redis_url: #insecure turns off the check of Redis' certificate and name; trust its CA with session.redis_ca_file instead",
+                );
+            }
+        }
+        Ok(parsed) => errs.push(format!(
+            "session.redis_url: scheme \"{}\" is not supported (use redis://, or rediss:// for TLS)",
+            parsed.scheme()
+        )),
+        // Never echo the URL: it may carry a password.
+        Err(e) => errs.push(format!("session.redis_url: not a URL ({e})")),
+    }
+    let tls_files_given = s.redis_ca_file.is_some()
+        || s.redis_client_cert_file.is_some()
+        || s.redis_client_key_file.is_some();
+    if !tls && tls_files_given {
+        errs.push(
+            "session.redis_ca_file / redis_client_cert_file: TLS settings need a rediss:// URL",
+        );
+    }
+    // What check-config says about it: where each part comes from, never a secret.
+    let mut summary = vec![if tls {
+        format!(
+            "TLS (at least 1.2, server name checked) trusting {}",
+            if ca_pem.is_some() {
+                "session.redis_ca_file"
+            } else {
+                "the system's CAs"
+            }
+        )
+    } else {
+        "plain TCP, no TLS".to_string()
+    }];
+    if client_tls.is_some() {
+        summary.push("client certificate from session.redis_client_cert_file".into());
+    }
+    summary.push(match (&username, url_user) {
+        (Some(u), _) => format!("ACL user \"{u}\" from {username_from}"),
+        (None, true) => "ACL user from the URL".into(),
+        (None, false) => "user \"default\"".into(),
+    });
+    summary.push(match (password_from, url_password) {
+        (Some(from), _) => format!("password from {from}"),
+        (None, true) => "password from the URL".into(),
+        (None, false) => "no password".into(),
+    });
+    StoreConfig::Redis {
+        url: Secret::new(u),
+        password,
+        username,
+        ca_pem,
+        client_tls,
+        summary: summary.join(", "),
+    }
+}
+
 fn session(errs: &mut Errors, s: &SessionFile, base: &Path, env: &dyn Env) -> SessionConfig {
     let store = match s.store.as_deref().unwrap_or("memory") {
         "memory" => StoreConfig::Memory,
-        "redis" => {
-            let url = env.get(ENV_REDIS_URL).or_else(|| s.redis_url.clone());
-            let mut password = None;
-            if let Some(p) = &s.redis_password_file {
-                if let Some((_, bytes)) =
-                    read_secret_file(errs, "session.redis_password_file", base, p)
-                {
-                    match String::from_utf8(bytes) {
-                        Ok(text) => password = Some(Secret::new(text.trim_end().to_string())),
-                        Err(_) => errs.push("session.redis_password_file: not UTF-8 text"),
-                    }
-                }
-            }
-            if let Some(p) = env.get(ENV_REDIS_PASSWORD) {
-                password = Some(Secret::new(p));
-            }
-            match url {
-                None => {
-                    errs.push(format!(
-                        "session.redis_url: required with store = \"redis\" (or set {ENV_REDIS_URL})"
-                    ));
-                    StoreConfig::Memory
-                }
-                Some(u) => {
-                    match url::Url::parse(&u) {
-                        Ok(parsed) if parsed.scheme() == "redis" => {}
-                        Ok(parsed) => errs.push(format!(
-                            "session.redis_url: scheme \"{}\" is not supported (use redis://)",
-                            parsed.scheme()
-                        )),
-                        // Never echo the URL: it may carry a password.
-                        Err(e) => errs.push(format!("session.redis_url: not a URL ({e})")),
-                    }
-                    StoreConfig::Redis {
-                        url: Secret::new(u),
-                        password,
-                    }
-                }
-            }
-        }
+        "redis" => redis_store(errs, s, base, env),
         other => {
             errs.push(format!(
                 "session.store: \"{other}\" is not a store (use \"redis\", or \"memory\" for a single instance)"

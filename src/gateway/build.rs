@@ -51,8 +51,23 @@ impl Gateway {
         }
         let store: Arc<dyn SessionStore> = match &config.session.store {
             StoreConfig::Memory => Arc::new(MemoryStore::new()),
-            StoreConfig::Redis { url, password } => {
-                match RedisStore::new(url.expose(), password.as_ref().map(|p| p.expose().clone())) {
+            StoreConfig::Redis {
+                url,
+                password,
+                username,
+                ca_pem,
+                client_tls,
+                ..
+            } => {
+                let options = crate::session::RedisOptions {
+                    username: username.clone(),
+                    password: password.as_ref().map(|p| p.expose().clone()),
+                    ca_pem: ca_pem.clone(),
+                    client_tls: client_tls
+                        .as_ref()
+                        .map(|(cert, key)| (cert.clone(), key.expose().clone())),
+                };
+                match RedisStore::connect_with(url.expose(), options) {
                     Ok(s) => Arc::new(s),
                     Err(e) => {
                         errors.push(format!("session.redis_url: {e}"));

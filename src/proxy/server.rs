@@ -69,6 +69,10 @@ pub fn build_server(config: &Config, gw: Arc<Gateway>, upgrade: bool) -> Server 
     server.add_service(admin);
 
     server.add_service(background_service(
+        "session store check at start",
+        StoreCheck { gw: gw.clone() },
+    ));
+    server.add_service(background_service(
         "certificate expiry watch",
         CertificateWatch { gw: gw.clone() },
     ));
@@ -83,6 +87,24 @@ pub fn build_server(config: &Config, gw: Arc<Gateway>, upgrade: bool) -> Server 
         ));
     }
     server
+}
+
+/// Says at start-up whether the session store answers (a wrong CA, name, user or password
+/// shows here at once, not at the first sign-in); `/readyz` keeps saying it afterwards.
+struct StoreCheck {
+    gw: Arc<Gateway>,
+}
+
+#[async_trait::async_trait]
+impl BackgroundService for StoreCheck {
+    async fn start(&self, _shutdown: ShutdownWatch) {
+        let ping = self.gw.sessions.store().ping();
+        match tokio::time::timeout(Duration::from_secs(5), ping).await {
+            Ok(Ok(())) => tracing::info!("session store answers"),
+            Ok(Err(e)) => tracing::error!(error = %e, "session store unreachable at start-up (sign-ins fail and /readyz says so until it answers)"),
+            Err(_) => tracing::error!("session store: no answer within 5s at start-up (sign-ins fail and /readyz says so until it answers)"),
+        }
+    }
 }
 
 /// Keeps `ssogate_certificate_expiry_timestamp_seconds` in step with the certificates in

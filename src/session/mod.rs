@@ -22,7 +22,7 @@ pub use id::SessionId;
 pub use manager::{SessionManager, DEFAULT_TOUCH_INTERVAL};
 pub use memory::{MemoryStore, DEFAULT_MAX_ENTRIES};
 pub use redis::{
-    RedisStore, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEY_PREFIX, DEFAULT_RESPONSE_TIMEOUT,
+    RedisOptions, RedisStore, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEY_PREFIX, DEFAULT_RESPONSE_TIMEOUT,
 };
 pub use store::{
     object_id_user, DocIndex, DocWrite, PendingLogin, Revocation, SessionRecord, SessionStore,

@@ -208,21 +208,85 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
+/// How to reach Redis beyond its URL: credentials and TLS material. Never printed.
+#[derive(Clone, Default)]
+pub struct RedisOptions {
+    /// ACL user (Redis 6+), overriding the URL's.
+    pub username: Option<String>,
+    /// Overrides the URL's.
+    pub password: Option<String>,
+    /// `rediss://`: CA certificates (PEM) trusted instead of the system's.
+    pub ca_pem: Option<Vec<u8>>,
+    /// `rediss://`: client certificate chain and private key (PEM), for mutual TLS.
+    pub client_tls: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ca_pem", &self.ca_pem.is_some())
+            .field("client_tls", &self.client_tls.is_some())
+            .finish()
+    }
+}
+
 impl RedisStore {
-    /// Validate `url` (`redis://[user][:pass@]host[:port][/db]` or `redis+unix://`) and
-    /// build the store without connecting. `password`, when given, overrides the URL's.
-    /// TLS (`rediss://`) is rejected: the crate is built without a Redis TLS feature.
+    /// Validate `url` (`redis://[user][:pass@]host[:port][/db]`, `rediss://…` for TLS, or
+    /// `redis+unix://`) and build the store without connecting. `password`, when given,
+    /// overrides the URL's.
     pub fn new(url: &str, password: Option<String>) -> Result<Self, SessionError> {
+        Self::connect_with(
+            url,
+            RedisOptions {
+                password,
+                ..RedisOptions::default()
+            },
+        )
+    }
+
+    /// As [`Self::new`], with an ACL user and, for `rediss://`, TLS material. TLS is
+    /// native-tls over the system OpenSSL: TLS 1.2 at least, the server's certificate
+    /// checked against the system CAs (or `ca_pem` alone) and its name against the URL's
+    /// host (SNI sent). `#insecure` in the URL is refused.
+    pub fn connect_with(url: &str, options: RedisOptions) -> Result<Self, SessionError> {
         // Error texts from the redis crate never echo the URL (which may hold a password).
         let mut info = url
             .into_connection_info()
             .map_err(|e| SessionError::Config(format!("invalid Redis URL: {e}")))?;
-        if let Some(pw) = password {
-            let settings = info.redis_settings().clone().set_password(pw);
-            info = info.set_redis_settings(settings);
+        let mut settings = info.redis_settings().clone();
+        if let Some(user) = options.username {
+            settings = settings.set_username(user);
         }
-        let client = Client::open(info)
-            .map_err(|e| SessionError::Config(format!("invalid Redis URL: {e}")))?;
+        if let Some(pw) = options.password {
+            settings = settings.set_password(pw);
+        }
+        info = info.set_redis_settings(settings);
+        let client = match info.addr() {
+            ::redis::ConnectionAddr::TcpTls { insecure: true, .. } => {
+                return Err(SessionError::Config(
+                    "rediss:// with #insecure would not check Redis' certificate; trust its CA instead".into(),
+                ))
+            }
+            ::redis::ConnectionAddr::TcpTls { .. } => Client::build_with_tls(
+                info,
+                ::redis::TlsCertificates {
+                    client_tls: options.client_tls.map(|(cert, key)| ::redis::ClientTlsConfig {
+                        client_cert: cert,
+                        client_key: key,
+                    }),
+                    root_cert: options.ca_pem,
+                },
+            ),
+            _ if options.ca_pem.is_some() || options.client_tls.is_some() => {
+                return Err(SessionError::Config(
+                    "TLS certificates given for a Redis URL without TLS (use rediss://)".into(),
+                ))
+            }
+            _ => Client::open(info),
+        }
+        .map_err(|e| SessionError::Config(format!("invalid Redis settings: {e}")))?;
         Ok(Self {
             client,
             prefix: DEFAULT_KEY_PREFIX.to_owned(),

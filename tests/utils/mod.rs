@@ -10,3 +10,4 @@ pub mod raw;
 pub mod redis;
 pub mod servers;
 pub mod signin;
+pub mod tls;
