@@ -36,6 +36,18 @@ if [ "$caddy_preinstalled" = 0 ] && [ -d /run/systemd/system ] &&
   if [ "$(id -u)" -eq 0 ]; then systemctl disable --now caddy.service >&2; else sudo systemctl disable --now caddy.service >&2; fi
 fi
 
+# promtool (Debian's prometheus package) checks the alert rules, runs their unit tests and
+# lints a live gateway's /metrics (tests/prometheus.rs). Only the tool is needed: where
+# systemd runs, the prometheus.service this install starts (on :9090, the admin port's
+# default) is stopped and disabled; one installed before is left alone.
+prometheus_preinstalled=0
+dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q "install ok installed" && prometheus_preinstalled=1
+ssogate_apt_install prometheus
+if [ "$prometheus_preinstalled" = 0 ] && [ -d /run/systemd/system ] &&
+  systemctl is-active --quiet prometheus.service 2>/dev/null; then
+  if [ "$(id -u)" -eq 0 ]; then systemctl disable --now prometheus.service >&2; else sudo systemctl disable --now prometheus.service >&2; fi
+fi
+
 # Independent counterparts from PyPI for the interop tests, in a venv under target/:
 # pysaml2 (a real SAML IdP, signing and encrypting through xmlsec1) and scim2-tester
 # (a SCIM compliance checker, with its client scim2-client over httpx2), PyJWT (an

@@ -45,6 +45,8 @@ pub struct Metrics {
     pub store_errors: IntCounterVec,
     /// 1 while the session store answers pings.
     pub store_up: IntGauge,
+    /// 1 while the revocation subscription is live (the session cache is trusted).
+    pub revocation_feed_up: IntGauge,
     /// notAfter (Unix time) of every certificate trusted or presented, by kind, app and
     /// SHA-1 thumbprint (gateway/certs.rs).
     pub certificate_expiry: IntGaugeVec,
@@ -159,6 +161,11 @@ fn build() -> Result<Metrics, prometheus::Error> {
         &["op"],
     )?;
     let store_up = IntGauge::new("ssogate_store_up", "1 while the session store is reachable")?;
+    let revocation_feed_up = IntGauge::new(
+        "ssogate_revocation_feed_up",
+        "1 while the session revocation subscription is live (the session cache is trusted only then)",
+    )?;
+    registry.register(Box::new(revocation_feed_up.clone()))?;
     let certificate_expiry = IntGaugeVec::new(
         Opts::new(
             "ssogate_certificate_expiry_timestamp_seconds",
@@ -208,6 +215,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         upstream_latency,
         store_errors,
         store_up,
+        revocation_feed_up,
         certificate_expiry,
         session_cache_entries,
     })

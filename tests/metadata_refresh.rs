@@ -13,66 +13,14 @@ mod utils;
 
 use base64::Engine as _;
 use ssogate::saml::{DevIdp, ResponseSpec, SpSettings};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utils::echo::EchoUpstream;
 use utils::gateway::Gateway;
 use utils::http::client;
+use utils::served::MetadataServer;
 
 const ENTITY: &str = "https://sts.windows.net/00000000-0000-0000-0000-00000000cafe/";
 const PUBLIC_URL: &str = "https://wiki.example.test";
-
-/// Serves whatever (status, body) currently holds, to any request.
-struct MetadataServer {
-    port: u16,
-    content: Arc<Mutex<(u16, Vec<u8>)>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl MetadataServer {
-    async fn start() -> MetadataServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let content = Arc::new(Mutex::new((503u16, Vec::new())));
-        let shared = content.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((mut sock, _)) = listener.accept().await else {
-                    return;
-                };
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 8192];
-                    let _ = sock.read(&mut buf).await;
-                    let (status, body) = shared.lock().unwrap().clone();
-                    let head = format!(
-                        "HTTP/1.1 {status} X\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    let _ = sock.write_all(head.as_bytes()).await;
-                    let _ = sock.write_all(&body).await;
-                    let _ = sock.shutdown().await;
-                });
-            }
-        });
-        MetadataServer {
-            port,
-            content,
-            task,
-        }
-    }
-
-    fn serve(&self, status: u16, body: impl Into<Vec<u8>>) {
-        *self.content.lock().unwrap() = (status, body.into());
-    }
-}
-
-impl Drop for MetadataServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 /// Metadata listing the signing certificates of `idps` (all with the same entity ID).
 fn metadata(idps: &[&DevIdp]) -> String {

@@ -143,6 +143,64 @@ async fn frozen_redis_times_out_instead_of_hanging() {
     roundtrip(&store).await;
 }
 
+/// A revocation feed whose connection goes silent (Redis frozen: the TCP connection stays
+/// up, nothing answers; as after a firewall drops an idle connection) is noticed by its
+/// PING within about keepalive + response timeout: the cache stops being trusted, and
+/// the feed comes back by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_revocation_feed_is_noticed_and_the_cache_distrusted() {
+    use ssogate::session::SessionManager;
+    use std::sync::Arc;
+    let redis = TestRedis::start();
+    let store = store(&redis.url())
+        .with_timeouts(Duration::from_millis(500), Duration::from_millis(300))
+        .with_feed_keepalive(Duration::from_millis(200));
+    let manager = Arc::new(
+        SessionManager::new(
+            Arc::new(store),
+            Duration::from_secs(1800),
+            Duration::from_secs(3600),
+        )
+        .with_cache(Duration::from_secs(60), 1000),
+    );
+    let follower = {
+        let m = manager.clone();
+        tokio::spawn(async move { m.follow_revocations().await })
+    };
+    let now = chrono::Utc::now().timestamp();
+    let (id, _) = manager
+        .create("app", record().identity, now, None)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(manager.feed_live() && manager.cache().len() == 1) {
+        assert!(Instant::now() < deadline, "the feed never came up");
+        manager.load(&id, "app", now).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    redis.pause();
+    let paused = Instant::now();
+    while manager.feed_live() {
+        assert!(
+            paused.elapsed() < Duration::from_secs(3),
+            "a silent feed was still trusted after 3 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let noticed = paused.elapsed();
+    assert_eq!(manager.cache().len(), 0, "the cache outlived its feed");
+    eprintln!("silent feed noticed after {noticed:?}");
+
+    redis.resume();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !manager.feed_live() {
+        assert!(Instant::now() < deadline, "the feed did not come back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    follower.abort();
+}
+
 #[tokio::test]
 async fn password_overrides_the_urls() {
     let redis = TestRedis::start();

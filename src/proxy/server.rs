@@ -68,13 +68,11 @@ pub fn build_server(config: &Config, gw: Arc<Gateway>, upgrade: bool) -> Server 
     admin.add_tcp(&config.listen_admin.to_string());
     server.add_service(admin);
 
+    // One service (pingora gives each its own thread): the store check at start, then
+    // the certificate expiry watch.
     server.add_service(background_service(
-        "session store check at start",
-        StoreCheck { gw: gw.clone() },
-    ));
-    server.add_service(background_service(
-        "certificate expiry watch",
-        CertificateWatch { gw: gw.clone() },
+        "store check and certificate expiry watch",
+        Watch { gw: gw.clone() },
     ));
     server.add_service(background_service(
         "session revocations",
@@ -89,35 +87,25 @@ pub fn build_server(config: &Config, gw: Arc<Gateway>, upgrade: bool) -> Server 
     server
 }
 
-/// Says at start-up whether the session store answers (a wrong CA, name, user or password
-/// shows here at once, not at the first sign-in); `/readyz` keeps saying it afterwards.
-struct StoreCheck {
+/// At start-up, says whether the session store answers (a wrong CA, name, user or
+/// password shows here at once, not at the first sign-in; `/readyz` keeps saying it
+/// afterwards). Then keeps `ssogate_certificate_expiry_timestamp_seconds` in step with the
+/// certificates in use (IdP keys change on a metadata refresh) every minute, and logs
+/// those near or past their date at start and then daily.
+struct Watch {
     gw: Arc<Gateway>,
 }
 
 #[async_trait::async_trait]
-impl BackgroundService for StoreCheck {
-    async fn start(&self, _shutdown: ShutdownWatch) {
+impl BackgroundService for Watch {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        use crate::gateway::certs;
         let ping = self.gw.sessions.store().ping();
         match tokio::time::timeout(Duration::from_secs(5), ping).await {
             Ok(Ok(())) => tracing::info!("session store answers"),
             Ok(Err(e)) => tracing::error!(error = %e, "session store unreachable at start-up (sign-ins fail and /readyz says so until it answers)"),
             Err(_) => tracing::error!("session store: no answer within 5s at start-up (sign-ins fail and /readyz says so until it answers)"),
         }
-    }
-}
-
-/// Keeps `ssogate_certificate_expiry_timestamp_seconds` in step with the certificates in
-/// use (IdP keys change on a metadata refresh) every minute, and logs those near or past
-/// their date at start and then daily.
-struct CertificateWatch {
-    gw: Arc<Gateway>,
-}
-
-#[async_trait::async_trait]
-impl BackgroundService for CertificateWatch {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        use crate::gateway::certs;
         let mut last_logged: Option<std::time::Instant> = None;
         loop {
             let list = self.gw.certificates();

@@ -83,14 +83,20 @@ impl SessionManager {
                 Revocation::Subscribed => {
                     self.cache.clear();
                     self.feed_live.store(true, Ordering::Release);
+                    crate::metrics::METRICS.revocation_feed_up.set(1);
                 }
                 Revocation::Session(key) => self.cache.evict(&key),
             };
             let result = self.store.follow_revocations(&on_event).await;
-            self.feed_live.store(false, Ordering::Release);
+            let was_live = self.feed_live.swap(false, Ordering::AcqRel);
             self.cache.clear();
+            crate::metrics::METRICS.revocation_feed_up.set(0);
             if let Err(e) = result {
-                tracing::debug!(error = %e, "session revocation feed down; cache bypassed");
+                if was_live {
+                    tracing::warn!(error = %e, "session revocation feed down: the session cache is bypassed until it is back");
+                } else {
+                    tracing::debug!(error = %e, "session revocation feed still down");
+                }
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -101,6 +107,11 @@ impl SessionManager {
     pub fn with_touch_interval(mut self, interval: Duration) -> Self {
         self.touch_interval = effective_touch_interval(secs(interval), self.idle);
         self
+    }
+
+    /// Is the revocation feed live (and so the cache trusted)?
+    pub fn feed_live(&self) -> bool {
+        self.feed_live.load(Ordering::Acquire)
     }
 
     pub fn store(&self) -> &Arc<dyn SessionStore> {

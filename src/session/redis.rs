@@ -31,6 +31,9 @@ pub const DEFAULT_KEY_PREFIX: &str = "ssogate:";
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default per-command response timeout.
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// The revocation subscription is PINGed this often; no answer within the response
+/// timeout ends it (and the cache is distrusted until it is back).
+pub const DEFAULT_FEED_KEEPALIVE: Duration = Duration::from_secs(5);
 /// Failures lasting this long rebuild the connection manager; also the minimum interval
 /// between two rebuilds.
 const RECREATE_AFTER: Duration = Duration::from_secs(1);
@@ -183,6 +186,8 @@ pub struct RedisStore {
     prefix: String,
     connect_timeout: Duration,
     response_timeout: Duration,
+    /// How often the revocation subscription is PINGed.
+    feed_keepalive: Duration,
     conn: Mutex<ConnState>,
 }
 
@@ -292,6 +297,7 @@ impl RedisStore {
             prefix: DEFAULT_KEY_PREFIX.to_owned(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            feed_keepalive: DEFAULT_FEED_KEEPALIVE,
             conn: Mutex::new(ConnState::default()),
         })
     }
@@ -299,6 +305,12 @@ impl RedisStore {
     /// Use another key prefix (e.g. several deployments, or tests, sharing one Redis).
     pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
+        self
+    }
+
+    /// How often the revocation subscription is checked with PING (default 5 s).
+    pub fn with_feed_keepalive(mut self, every: Duration) -> Self {
+        self.feed_keepalive = every;
         self
     }
 
@@ -941,14 +953,44 @@ impl SessionStore for RedisStore {
             }
         };
         on_event(Revocation::Subscribed);
-        let mut messages = pubsub.into_on_message();
-        while let Some(msg) = messages.next().await {
-            if let Ok(key) = msg.get_payload::<String>() {
-                on_event(Revocation::Session(key));
+        // A connection dropped without a reset (a firewall's idle timeout, a cut link)
+        // looks like a quiet channel: PING it, and give up on the feed (the manager then
+        // stops trusting its cache) when no answer comes.
+        let (mut sink, mut messages) = pubsub.split();
+        let mut keepalive = tokio::time::interval(self.feed_keepalive);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        keepalive.tick().await;
+        loop {
+            tokio::select! {
+                msg = messages.next() => match msg {
+                    Some(msg) => {
+                        if let Ok(key) = msg.get_payload::<String>() {
+                            on_event(Revocation::Session(key));
+                        }
+                    }
+                    None => {
+                        return Err(SessionError::Unavailable(
+                            "revocation subscription ended".into(),
+                        ))
+                    }
+                },
+                _ = keepalive.tick() => {
+                    match tokio::time::timeout(self.response_timeout, sink.ping::<::redis::Value>()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => {
+                            return Err(SessionError::Unavailable(format!(
+                                "revocation subscription: PING failed ({e})"
+                            )))
+                        }
+                        Err(_) => {
+                            return Err(SessionError::Unavailable(format!(
+                                "revocation subscription: no answer to PING within {:?}",
+                                self.response_timeout
+                            )))
+                        }
+                    }
+                }
             }
         }
-        Err(SessionError::Unavailable(
-            "revocation subscription ended".into(),
-        ))
     }
 }

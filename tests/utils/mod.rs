@@ -8,6 +8,7 @@ pub mod http;
 pub mod ports;
 pub mod raw;
 pub mod redis;
+pub mod served;
 pub mod servers;
 pub mod signin;
 pub mod tls;
