@@ -1,7 +1,8 @@
 //! The alert rules and the metrics, checked by Prometheus' own tool: `promtool check
 //! rules` and `promtool test rules` (every alert has a unit test that fires it), `promtool
 //! check metrics` on a live gateway's `/metrics`, every metric the alerts use exists on a
-//! live gateway that has served a little of everything, and every alert has a runbook
+//! live gateway that has served a little of everything, and so does every metric the
+//! Grafana dashboard (deploy/grafana/ssogate.json) plots; every alert has a runbook
 //! section. promtool comes from Debian's `prometheus` package (scripts/test.sh installs it).
 
 #![allow(
@@ -107,7 +108,7 @@ fn promtool_checks_the_rules_and_every_alert_fires_in_its_unit_test() {
     }
 }
 
-fn config(echo: u16, metadata: u16) -> String {
+fn config(echo: u16, metadata: u16, redis_url: &str) -> String {
     format!(
         r#"
 [listen]
@@ -118,7 +119,8 @@ admin = "127.0.0.1:{{admin}}"
 grace_period = "1s"
 
 [session]
-store = "memory"
+store = "redis"
+redis_url = "{redis_url}"
 cookie_secure = false
 
 [scim]
@@ -129,9 +131,10 @@ token_file = "scim-token"
 name = "wiki"
 hosts = ["127.0.0.1"]
 upstream = "http://127.0.0.1:{echo}"
+allow_idp_initiated = true
 
 [app.sp]
-entity_id = "http://127.0.0.1/saml"
+entity_id = "http://127.0.0.1:{{public}}/saml"
 acs_url = "http://127.0.0.1:{{public}}/saml/acs"
 
 [app.idp]
@@ -139,22 +142,30 @@ metadata_url = "http://127.0.0.1:{metadata}/federationmetadata.xml"
 metadata_file = "metadata.xml"
 refresh_interval = "1s"
 
+[app.groups]
+admins = "e7f3c0ba-0000-4000-8000-00000000000a"
+
 [[app.route]]
 path = "/public/"
 public = true
+
+[[app.route]]
+path = "/admin/"
+allow_groups = ["admins"]
 "#
     )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_live_gateways_metrics_pass_promtool_and_hold_every_name_the_alerts_use() {
+async fn a_live_gateways_metrics_pass_promtool_and_hold_every_name_the_alerts_and_dashboard_use() {
     let echo = EchoUpstream::start().await;
     let idp = DevIdp::generate("https://idp.example.test/").unwrap();
     let metadata = idp.metadata_xml("https://login.example.test/saml2");
     let server = MetadataServer::start().await; // answers 503 until told otherwise
     let token = format!("{TOKEN}\n");
+    let redis = utils::redis::TestRedis::start();
     let gw = Gateway::start(
-        &config(echo.port, server.port),
+        &config(echo.port, server.port, &redis.url()),
         &[
             ("metadata.xml", metadata.as_bytes()),
             ("scim-token", token.as_bytes()),
@@ -207,6 +218,55 @@ async fn a_live_gateways_metrics_pass_promtool_and_hold_every_name_the_alerts_us
         .await
         .unwrap();
     assert_eq!(scim.status(), 200);
+    let created = c
+        .post(gw.url("/scim/v2/Users"))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/scim+json")
+        .body(r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"dale@contoso.example","active":true}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    // A sign-in, then a route the user's groups do not open: a denial.
+    let sp = utils::signin::sp(&format!("http://127.0.0.1:{}", gw.public));
+    let signed_in = utils::signin::idp_initiated(
+        &idp,
+        &sp,
+        &gw.url("/saml/acs"),
+        "ann@contoso.example",
+        vec![],
+    )
+    .await;
+    assert_eq!(signed_in.status(), 302, "{}", gw.log());
+    let cookie = signed_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("ssogate="))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .expect("no session cookie");
+    let denied = c
+        .get(gw.url("/admin/x"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 403);
+    // The store frozen: a session lookup fails (503) and is counted.
+    redis.pause();
+    let unknown = format!(
+        "ssogate={}",
+        ssogate::session::SessionId::generate().as_cookie_value()
+    );
+    let refused = c
+        .get(gw.url("/admin/y"))
+        .header("cookie", &unknown)
+        .send()
+        .await
+        .unwrap();
+    redis.resume();
+    assert_eq!(refused.status(), 503);
 
     let body = metrics().await;
     let (ok, out) = promtool(&["check", "metrics"], Some(body.as_bytes()));
@@ -218,5 +278,15 @@ async fn a_live_gateways_metrics_pass_promtool_and_hold_every_name_the_alerts_us
     assert!(
         missing.is_empty(),
         "the alerts use metrics a live gateway does not have: {missing:?}\n{body}"
+    );
+    let dashboard = std::fs::read_to_string(format!("{ROOT}/deploy/grafana/ssogate.json")).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    assert!(parsed["panels"].as_array().unwrap().len() >= 10);
+    let plotted = metric_names(&dashboard);
+    assert!(plotted.len() >= 12, "{plotted:?}");
+    let missing: Vec<_> = plotted.difference(&live).collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboard plots metrics a live gateway does not have: {missing:?}\n{body}"
     );
 }
