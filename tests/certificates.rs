@@ -16,7 +16,6 @@ use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
 use openssl::x509::{X509Builder, X509NameBuilder, X509};
-use std::process::Command;
 use utils::echo::EchoUpstream;
 use utils::gateway::Gateway;
 
@@ -101,19 +100,8 @@ fn check_config(text: &str, files: &[(&str, Vec<u8>)]) -> (bool, String) {
             .replace("{admin}", "19090"),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ssogate"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let (code, out) = utils::cli::ssogate(&["check-config", path.to_str().unwrap()]);
+    (code == 0, out)
 }
 
 struct Keys {

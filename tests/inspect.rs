@@ -7,8 +7,10 @@
     reason = "a test fails by panicking"
 )]
 
+mod utils;
+
 use std::path::Path;
-use std::process::Command;
+use utils::cli::ssogate;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/entra");
 const INSIDE: &str = "2022-02-23T17:50:00Z";
@@ -48,21 +50,6 @@ allow_expired_certificate = true
     )
     .unwrap();
     path
-}
-
-fn ssogate(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ssogate"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 #[test]

@@ -93,12 +93,7 @@ pub fn describe_certificate(der: &[u8]) -> String {
     let Ok(cert) = X509::from_der(der) else {
         return "(unparsable certificate)".into();
     };
-    let subject = cert
-        .subject_name()
-        .entries()
-        .filter_map(|e| e.data().to_string().ok())
-        .collect::<Vec<_>>()
-        .join(", ");
+    let subject = crate::gateway::certs::subject_of(&cert);
     let fp = cert
         .digest(MessageDigest::sha256())
         .map(|d| {

@@ -79,12 +79,7 @@ impl Cert {
             .iter()
             .map(|b| format!("{b:02X}"))
             .collect();
-        let subject = x
-            .subject_name()
-            .entries()
-            .filter_map(|e| e.data().to_string().ok())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let subject = subject_of(&x);
         Some(Cert {
             kind,
             app: app.to_owned(),
@@ -126,6 +121,15 @@ impl Cert {
         chrono::DateTime::from_timestamp(self.not_after, 0)
             .map_or_else(|| self.not_after.to_string(), |d| d.to_rfc3339())
     }
+}
+
+/// A certificate's subject as its values joined ("contoso.example, Contoso Ltd").
+pub fn subject_of(cert: &openssl::x509::X509Ref) -> String {
+    cert.subject_name()
+        .entries()
+        .filter_map(|e| e.data().to_string().ok())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The leaf of a PEM chain (the listener's certificate file), as DER.
