@@ -36,6 +36,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/setup.sh
 . scripts/ports.sh
+. benches/load/lib.sh
 STEADY=${STEADY:-1}
 TOOLS="wrk curl"
 [ "$STEADY" = 0 ] || TOOLS="$TOOLS valgrind strace"
@@ -49,19 +50,9 @@ STEADY_N=${STEADY_N:-20000}
 INSTR_N=${INSTR_N:-2000}
 ulimit -n 65536 2>/dev/null || true
 
-cargo build --release --locked --examples --bin ssogate >&2
-BIN=target/release
-
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-RP=$(free_port); UP=$(free_port); PT=$(free_port); GW=$(free_port); AD=$(free_port)
+load_setup
+UP=$(free_port); PT=$(free_port); GW=$(free_port); AD=$(free_port)
 GN=$(free_port); AN=$(free_port)
-redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >/dev/null 2>&1 &
-PIDS+=($!)
 "$BIN/examples/upstream" "127.0.0.1:$UP" 1 2>"$WORK/upstream.log" & PIDS+=($!)
 "$BIN/examples/passthrough" "127.0.0.1:$PT" "127.0.0.1:$UP" 2 2>"$WORK/passthrough.log" & PIDS+=($!)
 PT_PID=$!
@@ -76,28 +67,10 @@ PORT[passthrough]=$PT; PID[passthrough]=$PT_PID
 CMD[passthrough_h6]="$BIN/examples/passthrough 127.0.0.1:@PORT@ 127.0.0.1:$UP 2 6"
 PORT[passthrough_h6]=$PH; PID[passthrough_h6]=$PH_PID
 cp config/example-idp.pem "$WORK/idp.pem"
-cat >"$WORK/ssogate.toml" <<TOML
-[listen]
-public = "127.0.0.1:$GW"
-admin = "127.0.0.1:$AD"
-[server]
-threads = 2
-grace_period = "1s"
-[session]
-store = "redis"
-redis_url = "redis://127.0.0.1:$RP/0"
-cookie_secure = false
-[[app]]
-name = "load"
-hosts = ["*"]
-upstream = "http://127.0.0.1:$UP"
-[app.sp]
-entity_id = "http://127.0.0.1:$GW/saml"
-acs_url = "http://127.0.0.1:$GW/saml/acs"
-[app.idp]
-entity_id = "https://idp.example.test/"
-sso_url = "https://idp.example.test/saml2"
-certificate_file = "idp.pem"
+{
+  toml_head "$GW" "$AD"
+  toml_app "$GW" "127.0.0.1:$UP"
+  cat <<TOML
 [app.headers]
 "X-Remote-User" = "name_id"
 "X-Remote-Email" = "email"
@@ -108,6 +81,7 @@ staff = "e7f3c0ba-0000-4000-8000-000000000001"
 path = "/"
 allow_groups = ["staff"]
 TOML
+} >"$WORK/ssogate.toml"
 RUST_LOG=warn "$BIN/ssogate" run --config "$WORK/ssogate.toml" 2>"$WORK/ssogate.log" & PIDS+=($!)
 GW_PID=$!
 templated() { sed -e "s/127.0.0.1:$2\"/127.0.0.1:@PORT@\"/g" -e "s/127.0.0.1:$3\"/127.0.0.1:@ADMIN@\"/" "$1" >"$1.in"; }

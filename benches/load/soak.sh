@@ -10,45 +10,20 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/setup.sh
 . scripts/ports.sh
+. benches/load/lib.sh
 DURATION=${DURATION:-600}; INTERVAL=${INTERVAL:-30}; WARMUP=${WARMUP:-60}; SESSIONS=${SESSIONS:-20000}
 command -v wrk >/dev/null || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo; $SUDO apt-get install -y -qq wrk >&2; }
 ulimit -n 65536 2>/dev/null || true
-cargo build --release --locked --examples --bin ssogate >&2
-BIN=target/release
-WORK=$(mktemp -d); PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-RP=$(free_port); UP=$(free_port); GW=$(free_port); AD=$(free_port)
-redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >/dev/null 2>&1 & PIDS+=($!)
+load_setup
+UP=$(free_port); GW=$(free_port); AD=$(free_port)
 "$BIN/examples/upstream" "127.0.0.1:$UP" 1 2>/dev/null & PIDS+=($!)
 cp config/example-idp.pem "$WORK/idp.pem"
-cat >"$WORK/ssogate.toml" <<TOML
-[listen]
-public = "127.0.0.1:$GW"
-admin = "127.0.0.1:$AD"
-[server]
-threads = 2
-grace_period = "1s"
-[session]
-store = "redis"
-redis_url = "redis://127.0.0.1:$RP/0"
-cookie_secure = false
-cache_ttl = "10s"
-[[app]]
-name = "load"
-hosts = ["*"]
-upstream = "http://127.0.0.1:$UP"
-[app.sp]
-entity_id = "http://127.0.0.1:$GW/saml"
-acs_url = "http://127.0.0.1:$GW/saml/acs"
-[app.idp]
-entity_id = "https://idp.example.test/"
-sso_url = "https://idp.example.test/saml2"
-certificate_file = "idp.pem"
-[app.headers]
-"X-Remote-User" = "name_id"
-"X-Remote-Groups" = "groups"
-TOML
+{
+  toml_head "$GW" "$AD"
+  echo 'cache_ttl = "10s"'
+  toml_app "$GW" "127.0.0.1:$UP"
+  printf '[app.headers]\n"X-Remote-User" = "name_id"\n"X-Remote-Groups" = "groups"\n'
+} >"$WORK/ssogate.toml"
 RUST_LOG=warn "$BIN/ssogate" run --config "$WORK/ssogate.toml" 2>"$WORK/ssogate.log" & GWPID=$!; PIDS+=($GWPID)
 for p in "$RP" "$UP" "$GW"; do wait_port "$p"; done
 MINT_COUNT=$SESSIONS "$BIN/examples/mint_session" "redis://127.0.0.1:$RP/0" load user@contoso.example \
