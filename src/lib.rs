@@ -5,6 +5,7 @@
 //! sign-in, sign-out); `saml`, `session`, `authz`, `headers` and `scim` are plain Rust;
 //! `proxy` is the only module that knows pingora; `cli` holds the commands.
 
+pub mod audit;
 pub mod authz;
 pub mod cli;
 pub mod clock;

@@ -11,7 +11,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    ssogate::logging::init(cli.log_json);
+    // `run` logs as its config says (the flag wins); other commands as the flag says.
+    let (format, access_log) = match &cli.command {
+        Command::Run { config, .. } => ssogate::config::logging_of(config),
+        _ => (ssogate::logging::Format::Text, false),
+    };
+    let format = if cli.log_json {
+        ssogate::logging::Format::Json
+    } else {
+        format
+    };
+    ssogate::logging::init(format, access_log);
     ssogate::saml::route_xmlsec_errors_to_tracing();
     match cli.command {
         Command::Run { config, upgrade } => cli::run::run(&config, upgrade),

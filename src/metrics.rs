@@ -41,6 +41,9 @@ pub struct Metrics {
     pub idp_signing_keys: IntGaugeVec,
     /// Time from request start to the upstream's response header, by app.
     pub upstream_latency: HistogramVec,
+    /// Requests the proxy could not complete (upstream unreachable, timed out, broken),
+    /// by app and reason.
+    pub upstream_errors: IntCounterVec,
     /// Session store operations that failed (unreachable, timeout), by operation.
     pub store_errors: IntCounterVec,
     /// 1 while the session store answers pings.
@@ -153,6 +156,13 @@ fn build() -> Result<Metrics, prometheus::Error> {
         .buckets(exponential_buckets(0.0005, 2.0, 16)?),
         &["app"],
     )?;
+    let upstream_errors = IntCounterVec::new(
+        Opts::new(
+            "ssogate_upstream_errors_total",
+            "Requests the gateway could not complete with the upstream, by reason",
+        ),
+        &["app", "reason"],
+    )?;
     let store_errors = IntCounterVec::new(
         Opts::new(
             "ssogate_store_errors_total",
@@ -193,6 +203,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(idp_metadata_refresh_failures.clone()))?;
     registry.register(Box::new(idp_signing_keys.clone()))?;
     registry.register(Box::new(upstream_latency.clone()))?;
+    registry.register(Box::new(upstream_errors.clone()))?;
     registry.register(Box::new(store_errors.clone()))?;
     registry.register(Box::new(store_up.clone()))?;
     registry.register(Box::new(session_cache_entries.clone()))?;
@@ -213,6 +224,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         idp_metadata_refresh_failures,
         idp_signing_keys,
         upstream_latency,
+        upstream_errors,
         store_errors,
         store_up,
         revocation_feed_up,

@@ -48,7 +48,7 @@ pub fn directory_command(config: &Path, command: DirectoryCommand) -> ExitCode {
                     kind.endpoint()
                 );
             }
-            tracing::info!(target: "ssogate::audit", event = "directory_reindexed", cause = "cli");
+            crate::audit::directory_reindexed("cli");
             Ok(out)
         }
     })
@@ -287,7 +287,7 @@ async fn users(
             )
             .await
             .map_err(|e| e.to_string())?;
-            tracing::info!(target: "ssogate::audit", event = "sessions_revoked", cause = "cli", sessions = n);
+            crate::audit::sessions_revoked("cli", None, n);
             let _ = writeln!(out, "ended {n} session(s) of {user}");
         }
     }

@@ -58,6 +58,10 @@ pub struct ServerFile {
     /// extended rather than replaced, and only they may call forward-auth.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// "text" (default) or "json": JSON lines with the schema of docs/logging.md.
+    pub log_format: Option<String>,
+    /// One line per request on the target `ssogate::access` (default false).
+    pub access_log: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

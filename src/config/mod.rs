@@ -57,8 +57,11 @@ pub struct Config {
     pub drain_period: Duration,
     /// Where listening sockets are handed to a new binary on upgrade.
     pub upgrade_socket: PathBuf,
-    /// Proxies in front whose forwarding headers are believed.
+    /// Proxies in front whose forwarding headers (and `X-Request-Id`) are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub log_format: crate::logging::Format,
+    /// A line per request (`ssogate::access`).
+    pub access_log: bool,
     /// Forward-auth (`/_ssogate/auth`), when configured.
     pub forward_auth: Option<ForwardStyle>,
     pub session: SessionConfig,
@@ -357,6 +360,26 @@ pub fn load_with_env(path: &Path, env: &dyn Env) -> Result<Config, ConfigError> 
         .map_err(|e| ConfigError(vec![format!("cannot read {}: {e}", path.display())]))?;
     let base = path.parent().unwrap_or(Path::new("."));
     from_str(&text, base, env)
+}
+
+/// How `ssogate run` logs, read before anything else is (so the first lines already
+/// have the configured format): `[server] log_format` and `access_log`. Anything
+/// unreadable gives the defaults here; the full validation reports it.
+pub fn logging_of(path: &Path) -> (crate::logging::Format, bool) {
+    let table = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok());
+    let server = table.as_ref().and_then(|t| t.get("server"));
+    let format = server
+        .and_then(|s| s.get("log_format"))
+        .and_then(|v| v.as_str())
+        .and_then(crate::logging::Format::parse)
+        .unwrap_or(crate::logging::Format::Text);
+    let access = server
+        .and_then(|s| s.get("access_log"))
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    (format, access)
 }
 
 /// Parse and validate TOML text; relative file paths resolve against `base_dir`

@@ -120,6 +120,17 @@ pub(super) fn validate(
         }
     };
 
+    let log_format = match file.server.log_format.as_deref() {
+        None => crate::logging::Format::Text,
+        Some(f) => crate::logging::Format::parse(f).unwrap_or_else(|| {
+            errs.push(format!(
+                "server.log_format: \"{f}\" is neither \"text\" nor \"json\""
+            ));
+            crate::logging::Format::Text
+        }),
+    };
+    let access_log = file.server.access_log.unwrap_or(false);
+
     let mut trusted_proxies = Vec::new();
     for p in &file.server.trusted_proxies {
         let p = p.trim();
@@ -188,6 +199,8 @@ pub(super) fn validate(
             drain_period,
             upgrade_socket,
             trusted_proxies,
+            log_format,
+            access_log,
             forward_auth,
             session,
             scim,

@@ -124,7 +124,7 @@ pub async fn refresh(app: &App, client: &reqwest::Client) -> Result<Refreshed, S
         .filter(|c| !trust.settings.signing_certs.contains(c))
         .count();
     app.replace_trust(trust);
-    tracing::info!(target: "ssogate::audit", event = "idp_metadata_changed", app = %app.name, keys, added, removed, url = %source.url);
+    crate::audit::idp_metadata_changed(&app.name, keys, added, removed, source.url.as_str());
     if let Some(path) = &source.backing_file {
         if let Err(e) = write_atomically(path, &body) {
             tracing::warn!(app = %app.name, file = %path.display(), error = %e, "could not update the IdP metadata backing file");

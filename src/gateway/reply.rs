@@ -9,11 +9,12 @@ use super::access::{Answer, Refusal};
 use super::login::LoginError;
 use super::logout::LogoutError;
 use super::pages;
+use crate::audit;
 use crate::authz::Decision;
 use crate::error::Kind;
 use crate::metrics::METRICS;
 use bytes::Bytes;
-use tracing::{info, warn};
+use tracing::warn;
 
 /// A response, ready to write.
 #[derive(Debug)]
@@ -28,17 +29,51 @@ pub struct Reply {
 const HTML: &str = "text/html; charset=utf-8";
 const TEXT: &str = "text/plain; charset=utf-8";
 
-/// The reference shown on error pages and logged with the request: 16 hex digits, kept
-/// inline (made for every request, shown on few).
+/// The request's ID: the reference shown on error pages, sent upstream as `X-Request-Id`,
+/// and carried by every log line of the request. Made here (16 hex digits) unless a
+/// trusted proxy sent one ([`Reference::for_request`]). Kept inline: made for every
+/// request, shown on few.
 #[derive(Clone, Copy)]
-pub struct Reference([u8; 16]);
+pub struct Reference {
+    len: u8,
+    bytes: [u8; Reference::MAX_LEN],
+}
 
 impl Reference {
+    /// The longest request ID taken from a proxy.
+    pub const MAX_LEN: usize = 64;
+
     pub fn new() -> Self {
-        let mut out = [0u8; 16];
+        let mut bytes = [0u8; Self::MAX_LEN];
         // hex::encode_to_slice only fails on a wrong length: 8 bytes -> 16 digits.
-        let _ = hex::encode_to_slice(rand::random::<u64>().to_be_bytes(), &mut out);
-        Reference(out)
+        let _ = hex::encode_to_slice(rand::random::<u64>().to_be_bytes(), &mut bytes[..16]);
+        Reference { len: 16, bytes }
+    }
+
+    /// A proxy's `X-Request-Id`, if it can be one here: 1 to 64 characters of
+    /// `A-Z a-z 0-9 - _ . : + / = @` (UUIDs, hex, base64 and the usual prefixes), which
+    /// are safe in a page, a header and a log line as they are.
+    pub fn from_header(value: &[u8]) -> Option<Self> {
+        let ok = |b: &u8| b.is_ascii_alphanumeric() || b"-_.:+/=@".contains(b);
+        if value.is_empty() || value.len() > Self::MAX_LEN || !value.iter().all(ok) {
+            return None;
+        }
+        let mut bytes = [0u8; Self::MAX_LEN];
+        bytes[..value.len()].copy_from_slice(value);
+        Some(Reference {
+            len: value.len() as u8,
+            bytes,
+        })
+    }
+
+    /// The ID of a request: the `X-Request-Id` it came with when its peer is a trusted
+    /// proxy and the value is usable, else a new one (a client cannot choose the
+    /// reference another request's log lines carry).
+    pub fn for_request(header: Option<&[u8]>, trusted_peer: bool) -> Self {
+        header
+            .filter(|_| trusted_peer)
+            .and_then(Self::from_header)
+            .unwrap_or_default()
     }
 }
 
@@ -51,14 +86,20 @@ impl Default for Reference {
 impl std::ops::Deref for Reference {
     type Target = str;
     fn deref(&self) -> &str {
-        // Hex digits are ASCII.
-        std::str::from_utf8(&self.0).unwrap_or("0000000000000000")
+        // ASCII by construction.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("0000000000000000")
     }
 }
 
 impl std::fmt::Display for Reference {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self)
+    }
+}
+
+impl std::fmt::Debug for Reference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Reference({self})")
     }
 }
 
@@ -122,7 +163,7 @@ pub fn reply(answer: Answer, reference: &Reference) -> Reply {
                 .logins
                 .with_label_values(&[&app.name, "success"])
                 .inc();
-            info!(target: "ssogate::audit", event = "login", app = %app.name, result = "success", assertion_id = %assertion_id, reference = %reference);
+            audit::login_succeeded(&app.name, &assertion_id);
             let mut r = match replay_body {
                 // Post the kept form again, from the browser, now signed in.
                 Some(body) => Reply {
@@ -149,7 +190,7 @@ pub fn reply(answer: Answer, reference: &Reference) -> Reply {
                 .logouts
                 .with_label_values(&[&app.name, "sp", "success"])
                 .inc();
-            info!(target: "ssogate::audit", event = "logout", app = %app.name, initiator = "sp", had_session, at_idp, reference = %reference);
+            audit::logout_sp(&app.name, had_session, at_idp);
             match location {
                 Some(url) => redirect(302, url, Some(cookie)),
                 None => signed_out_page(cookie, reference),
@@ -164,7 +205,7 @@ pub fn reply(answer: Answer, reference: &Reference) -> Reply {
                 .logouts
                 .with_label_values(&[&app.name, "sp", "confirmed"])
                 .inc();
-            info!(target: "ssogate::audit", event = "logout_confirmed", app = %app.name, reference = %reference);
+            audit::logout_confirmed(&app.name);
             match location {
                 Some(url) => redirect(302, url, Some(cookie)),
                 None => signed_out_page(cookie, reference),
@@ -184,7 +225,7 @@ pub fn reply(answer: Answer, reference: &Reference) -> Reply {
                 .slo_sessions_ended
                 .with_label_values(&[&app.name])
                 .inc_by(ended as u64);
-            info!(target: "ssogate::audit", event = "logout", app = %app.name, initiator = "idp", sessions_ended = ended, reference = %reference);
+            audit::logout_idp(&app.name, ended);
             redirect(302, location, Some(cookie))
         }
         Answer::Metadata(xml) => Reply {
@@ -202,7 +243,7 @@ pub fn reply(answer: Answer, reference: &Reference) -> Reply {
             )],
             body: json,
         },
-        Answer::Scim(response) => scim(response, reference),
+        Answer::Scim(response) => scim(response),
         Answer::ForwardAllowed(headers) => Reply {
             status: 200,
             content_type: TEXT,
@@ -218,7 +259,7 @@ pub fn reply(answer: Answer, reference: &Reference) -> Reply {
     }
 }
 
-fn scim(response: crate::scim::ScimResponse, reference: &Reference) -> Reply {
+fn scim(response: crate::scim::ScimResponse) -> Reply {
     METRICS
         .scim_requests
         .with_label_values(&[
@@ -228,11 +269,11 @@ fn scim(response: crate::scim::ScimResponse, reference: &Reference) -> Reply {
         ])
         .inc();
     if response.status == 401 {
-        warn!(target: "ssogate::audit", event = "scim_unauthorized", reference = %reference);
+        audit::scim_unauthorized();
     }
     if let Some(limit) = response.over_limit {
         METRICS.scim_refused.with_label_values(&[limit]).inc();
-        warn!(target: "ssogate::audit", event = "scim_refused", limit, status = response.status, reference = %reference);
+        audit::scim_refused(limit, response.status);
     }
     let mut headers = Vec::new();
     if let Some(l) = response.location {
@@ -296,7 +337,7 @@ fn refusal(r: Refusal, reference: &Reference) -> Reply {
                 .requests_refused
                 .with_label_values(&[e.reason()])
                 .inc();
-            warn!(target: "ssogate::audit", event = "request_refused", reason = e.reason(), reference = %reference);
+            audit::request_refused(e.reason());
             page(400, "Bad request", e.explain(), reference)
         }
         Refusal::ForwardUntrusted => {
@@ -304,7 +345,7 @@ fn refusal(r: Refusal, reference: &Reference) -> Reply {
                 .requests_refused
                 .with_label_values(&["forward_auth_untrusted"])
                 .inc();
-            warn!(target: "ssogate::audit", event = "request_refused", reason = "forward_auth_untrusted", reference = %reference);
+            audit::request_refused("forward_auth_untrusted");
             page(
                 403,
                 "Forbidden",
@@ -317,7 +358,7 @@ fn refusal(r: Refusal, reference: &Reference) -> Reply {
                 .requests_refused
                 .with_label_values(&["cross_site"])
                 .inc();
-            warn!(target: "ssogate::audit", event = "request_refused", reason = "cross_site", reference = %reference);
+            audit::request_refused("cross_site");
             page(
                 403,
                 "Forbidden",
@@ -363,12 +404,12 @@ fn refusal(r: Refusal, reference: &Reference) -> Reply {
                 .denials
                 .with_label_values(&[app.name.as_str(), &route, reason])
                 .inc();
-            info!(target: "ssogate::audit", event = "access_denied", app = %app.name, route = %route, reason, reference = %reference);
+            audit::access_denied(&app.name, &route, reason);
             page(403, "Access denied", &message, reference)
         }
         Refusal::StoreUnavailable { op, error } => {
             METRICS.store_errors.with_label_values(&[op]).inc();
-            warn!(op, error = %error, reference = %reference, "session store unavailable");
+            warn!(op, error = %error, "session store unavailable");
             page(
                 503,
                 "Temporarily unavailable",
@@ -377,7 +418,7 @@ fn refusal(r: Refusal, reference: &Reference) -> Reply {
             )
         }
         Refusal::DirectoryUnavailable { error } => {
-            warn!(error = %error, reference = %reference, "user directory unavailable");
+            warn!(error = %error, "user directory unavailable");
             page(
                 503,
                 "Temporarily unavailable",
@@ -386,7 +427,7 @@ fn refusal(r: Refusal, reference: &Reference) -> Reply {
             )
         }
         Refusal::IdpNotReady { app } => {
-            warn!(target: "ssogate::audit", event = "login_start_failed", app = %app.name, reason = "idp_not_ready", reference = %reference);
+            audit::login_start_failed(&app.name, "idp_not_ready", None);
             page(
                 503,
                 "Sign-in temporarily unavailable",
@@ -395,7 +436,7 @@ fn refusal(r: Refusal, reference: &Reference) -> Reply {
             )
         }
         Refusal::LoginStart { app, error } => {
-            warn!(target: "ssogate::audit", event = "login_start_failed", app = %app.name, error = %error, reference = %reference);
+            audit::login_start_failed(&app.name, "request_failed", Some(&error.to_string()));
             page(
                 500,
                 "Sign-in unavailable",
@@ -442,8 +483,66 @@ fn login_failed(
         .login_failures
         .with_label_values(&[app, reason])
         .inc();
-    warn!(target: "ssogate::audit", event = "login", app, result = "failure", reason, detail, reference = %reference);
+    audit::login_failed(app, reason, detail);
     page(status, "Sign-in failed", message, reference)
+}
+
+/// Why a request that went upstream (or was on its way) failed: the proxy's translation
+/// of the proxy library's error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyFailure {
+    /// The app's server refused or could not be reached.
+    UpstreamUnreachable,
+    /// It did not answer in time.
+    UpstreamTimeout,
+    /// It answered something unusable or closed mid-answer.
+    UpstreamBroken,
+    /// The client's request could not be read as HTTP.
+    BadRequest,
+    Internal,
+}
+
+impl ProxyFailure {
+    /// The metric and log label.
+    pub fn reason(self) -> &'static str {
+        match self {
+            ProxyFailure::UpstreamUnreachable => "upstream_unreachable",
+            ProxyFailure::UpstreamTimeout => "upstream_timeout",
+            ProxyFailure::UpstreamBroken => "upstream_broken",
+            ProxyFailure::BadRequest => "bad_request",
+            ProxyFailure::Internal => "internal",
+        }
+    }
+}
+
+/// The page for a request the proxy could not complete (counted by app, `-` before one
+/// was chosen); the caller logs the error.
+pub fn proxy_failure(app: &str, failure: ProxyFailure, reference: &Reference) -> Reply {
+    METRICS
+        .upstream_errors
+        .with_label_values(&[app, failure.reason()])
+        .inc();
+    match failure {
+        ProxyFailure::UpstreamUnreachable | ProxyFailure::UpstreamBroken => page(
+            502,
+            "Application unavailable",
+            "The application behind the gateway is not answering properly right now. Please try again in a moment; if this keeps happening, give the reference below to your administrator.",
+            reference,
+        ),
+        ProxyFailure::UpstreamTimeout => page(
+            504,
+            "Application timed out",
+            "The application behind the gateway did not answer in time. Please try again; if this keeps happening, give the reference below to your administrator.",
+            reference,
+        ),
+        ProxyFailure::BadRequest => page(400, "Bad request", "The request could not be read.", reference),
+        ProxyFailure::Internal => page(
+            500,
+            "Gateway error",
+            "The gateway could not complete this request. If this keeps happening, give the reference below to your administrator.",
+            reference,
+        ),
+    }
 }
 
 /// The status of each kind of failure (`crate::error`).
@@ -509,14 +608,19 @@ fn login_error(app: &str, error: LoginError, reference: &Reference) -> Reply {
             Some(&error.to_string()),
             reference,
         ),
-        _ => login_failed(
-            app,
-            error.reason(),
-            status,
-            &format!("Sign-in failed: {error}."),
-            None,
-            reference,
-        ),
+        // Verified, or the IdP's own answer (its status codes and AADSTS message): the
+        // log says what the page says.
+        _ => {
+            let detail = error.to_string();
+            login_failed(
+                app,
+                error.reason(),
+                status,
+                &format!("Sign-in failed: {detail}."),
+                Some(&detail),
+                reference,
+            )
+        }
     }
 }
 
@@ -542,9 +646,9 @@ fn logout_error(
             );
         }
         METRICS.store_errors.with_label_values(&["logout"]).inc();
-        warn!(op = "logout", error = %e, reference = %reference, "session store unavailable");
+        warn!(op = "logout", error = %e, "session store unavailable");
     }
-    warn!(target: "ssogate::audit", event = "logout", app, initiator, result = "failure", reason = error.reason(), reference = %reference);
+    audit::logout_failed(app, initiator, error.reason());
     if let Some(cookie) = clear_cookie {
         // SP-initiated: the cookie goes regardless, the browser is signed out here.
         let mut r = page(
@@ -604,5 +708,44 @@ mod tests {
         assert!(!first.1.contains("line 3") && !first.1.contains("decrypt"));
         // After the signature is verified, the check that failed may be named.
         assert!(outside_view(SamlError::Expired).1.contains("expired"));
+    }
+
+    #[test]
+    fn a_request_id_is_taken_only_from_a_trusted_proxy_and_only_when_usable() {
+        let uuid = b"7f9c1e0a-3b2d-4c5e-8f6a-1b2c3d4e5f60";
+        assert_eq!(
+            &*Reference::for_request(Some(uuid), true),
+            "7f9c1e0a-3b2d-4c5e-8f6a-1b2c3d4e5f60"
+        );
+        // From anyone else, or unusable: a new one.
+        for (value, trusted) in [
+            (&uuid[..], false),
+            (&b"<script>"[..], true),
+            (&b"a b"[..], true),
+            (&b""[..], true),
+            (&[b'a'; 65][..], true),
+        ] {
+            let r = Reference::for_request(Some(value), trusted);
+            assert_eq!(r.len(), 16);
+            assert!(r.bytes().all(|b| b.is_ascii_hexdigit()));
+        }
+        assert_eq!(Reference::for_request(Some(&[b'a'; 64]), true).len(), 64);
+        assert_ne!(&*Reference::new(), &*Reference::new());
+    }
+
+    #[test]
+    fn proxy_failures_get_a_page_with_the_reference() {
+        let reference = Reference::for_request(Some(b"req-42"), true);
+        for (failure, status) in [
+            (ProxyFailure::UpstreamUnreachable, 502),
+            (ProxyFailure::UpstreamTimeout, 504),
+            (ProxyFailure::UpstreamBroken, 502),
+            (ProxyFailure::BadRequest, 400),
+            (ProxyFailure::Internal, 500),
+        ] {
+            let r = proxy_failure("wiki", failure, &reference);
+            assert_eq!(r.status, status);
+            assert!(String::from_utf8_lossy(&r.body).contains("req-42"));
+        }
     }
 }

@@ -88,6 +88,37 @@ pub fn must_drop(name: &str, c: Circumstances) -> bool {
         || (c.strip_method_override && METHOD_OVERRIDES.iter().any(|h| same_name(h, name)))
 }
 
+/// The trace ID of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), for the logs;
+/// the header itself goes upstream unchanged. `None` for anything else: version `ff`,
+/// an all-zero trace or parent ID, upper-case hex, a version-00 value of another length.
+pub fn trace_id(traceparent: &[u8]) -> Option<&str> {
+    let v = std::str::from_utf8(traceparent).ok()?;
+    let lower_hex = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let (version, rest) = v.split_at_checked(2)?;
+    if !lower_hex(version) || version == "ff" || (version == "00" && v.len() != 55) {
+        return None;
+    }
+    // Later versions may append fields after the first 55 characters.
+    if v.len() > 55 && v.as_bytes()[55] != b'-' {
+        return None;
+    }
+    let rest = rest.strip_prefix('-')?;
+    let (trace, rest) = rest.split_at_checked(32)?;
+    let rest = rest.strip_prefix('-')?;
+    let (parent, rest) = rest.split_at_checked(16)?;
+    let rest = rest.strip_prefix('-')?;
+    let flags = rest.get(..2)?;
+    let ok = lower_hex(trace)
+        && lower_hex(parent)
+        && lower_hex(flags)
+        && trace.bytes().any(|b| b != b'0')
+        && parent.bytes().any(|b| b != b'0');
+    ok.then_some(trace)
+}
+
 /// A `Cookie` header value without the gateway's own cookies: borrowed when nothing
 /// goes, `None` when nothing is left.
 pub fn without_own_cookies<'a>(
@@ -141,6 +172,28 @@ pub fn forwarded_for(previous: Option<&str>, peer: std::net::IpAddr, trusted_pee
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trace_ids_come_only_from_well_formed_traceparents() {
+        let good = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(trace_id(good), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        let later = b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra";
+        assert_eq!(trace_id(later), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        for bad in [
+            &b"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..],
+            b"00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+            b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
+            b"00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            b"",
+            b"00",
+            "00-4bf92f3577b34da6a3ce929d0e0e47\u{e9}-00f067aa0ba902b7-01".as_bytes(),
+        ] {
+            assert_eq!(trace_id(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
 
     #[test]
     fn forwarded_for_writes_addresses_as_their_display() {

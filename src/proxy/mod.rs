@@ -9,9 +9,18 @@
 //!                            Body     ─► read it (bounded) ─► access::with_body ─► write
 //! upstream_peer            the app's upstream (built at start-up)
 //! upstream_request_filter  strip client identity headers, set the judged target,
-//!                          inject the admitted identity (headers, JWT), X-Forwarded-*
+//!                          inject the admitted identity (headers, JWT), X-Forwarded-*,
+//!                          X-Request-Id
 //! response_filter          upstream latency
+//! fail_to_proxy            upstream unreachable / timed out: gateway::reply's page
 //! logging                  metrics, access log
+//! ```
+//!
+//! Each request gets an ID (`reply::Reference`: a trusted proxy's `X-Request-Id`, or a
+//! new one) and a span (`logging::request_span`) that the work of every step runs in, so
+//! every log line of the request carries the ID; the page of an error shows it.
+//!
+//! ```text
 //! ```
 
 mod admin;
@@ -23,16 +32,17 @@ pub use admin::AdminApp;
 pub use server::{build_server, run};
 
 use crate::gateway::access::{self, Admitted, Outcome, RequestFacts};
-use crate::gateway::reply::{self, Reference, Reply};
+use crate::gateway::reply::{self, ProxyFailure, Reference, Reply};
 use crate::gateway::{App, Gateway};
 use crate::headers::client::{self, Circumstances};
 use crate::metrics::METRICS;
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
-use pingora::proxy::{ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument as _;
 
 pub struct GatewayProxy {
     gw: Arc<Gateway>,
@@ -74,7 +84,10 @@ pub struct Ctx {
     /// For metrics and logs: the app and the route (or the endpoint) that answered.
     app: Option<Arc<App>>,
     route: Arc<str>,
+    /// The request's ID, shown on error pages and sent upstream.
     reference: Reference,
+    /// The span every step's work runs in (`request_filter` makes it).
+    span: tracing::Span,
     start: Instant,
 }
 
@@ -90,6 +103,7 @@ impl ProxyHttp for GatewayProxy {
             app: None,
             route: Arc::from(""),
             reference: Reference::new(),
+            span: tracing::Span::none(),
             start: Instant::now(),
         }
     }
@@ -100,6 +114,15 @@ impl ProxyHttp for GatewayProxy {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         let req = session.req_header();
+        ctx.reference = Reference::for_request(
+            req.headers.get("x-request-id").map(|v| v.as_bytes()),
+            self.gw.is_trusted_proxy(peer),
+        );
+        let trace_id = req
+            .headers
+            .get("traceparent")
+            .and_then(|v| client::trace_id(v.as_bytes()));
+        ctx.span = crate::logging::request_span(&ctx.reference, trace_id);
         let facts = RequestFacts {
             method: &req.method,
             target: req.raw_path(),
@@ -107,7 +130,10 @@ impl ProxyHttp for GatewayProxy {
             authority: req.uri.authority().map(|a| a.as_str()),
             peer,
         };
-        match access::admit(&self.gw, &facts).await {
+        match access::admit(&self.gw, &facts)
+            .instrument(ctx.span.clone())
+            .await
+        {
             Outcome::Forward(admitted) => {
                 ctx.app = Some(admitted.app.clone());
                 ctx.route = admitted.route.clone();
@@ -116,16 +142,18 @@ impl ProxyHttp for GatewayProxy {
             }
             Outcome::Answer(answer) => {
                 (ctx.app, ctx.route) = answer.labels();
-                let r = reply::reply(answer, &ctx.reference);
-                write(session, r).await?;
+                let r = ctx.span.in_scope(|| reply::reply(answer, &ctx.reference));
+                write(session, r, &ctx.reference).await?;
                 Ok(true)
             }
             Outcome::Body(step) => {
                 let body = read_body_limited(session, step.limit()).await?;
-                let answer = access::with_body(&self.gw, step, body).await;
+                let answer = access::with_body(&self.gw, step, body)
+                    .instrument(ctx.span.clone())
+                    .await;
                 (ctx.app, ctx.route) = answer.labels();
-                let r = reply::reply(answer, &ctx.reference);
-                write(session, r).await?;
+                let r = ctx.span.in_scope(|| reply::reply(answer, &ctx.reference));
+                write(session, r, &ctx.reference).await?;
                 Ok(true)
             }
         }
@@ -204,6 +232,7 @@ impl ProxyHttp for GatewayProxy {
             upstream.insert_header("x-forwarded-for", xff)?;
         }
         upstream.insert_header("x-forwarded-proto", app.public_scheme)?;
+        upstream.insert_header("x-request-id", &*ctx.reference)?;
         if let Some(host) = upstream.headers.get(http::header::HOST).cloned() {
             upstream.insert_header("x-forwarded-host", host)?;
         }
@@ -230,14 +259,108 @@ impl ProxyHttp for GatewayProxy {
             .requests
             .with_label_values(&[app, &ctx.route, reply::status_label(status)])
             .inc();
-        tracing::debug!(
+        let _in_request = ctx.span.enter();
+        tracing::info!(
             target: "ssogate::access",
+            event = "request",
             app, route = %ctx.route, status,
             method = %session.req_header().method,
             elapsed_ms = ctx.start.elapsed().as_millis() as u64,
             error = e.map(|e| e.to_string()),
-            reference = %ctx.reference,
         );
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let app = ctx.app.as_ref().map_or("-", |a| a.name.as_str());
+        let failure = match proxy_failure(e) {
+            Failure::ConnectionGone => None,
+            Failure::Status(code) => {
+                ctx.span
+                    .in_scope(|| tracing::warn!(app, status = code, error = %e, "request failed"));
+                if let Err(err) = session.respond_error(code).await {
+                    ctx.span.in_scope(
+                        || tracing::debug!(error = %err, "could not send the error response"),
+                    );
+                }
+                return FailToProxy {
+                    error_code: code,
+                    can_reuse_downstream: false,
+                };
+            }
+            Failure::Page(f) => Some(f),
+        };
+        ctx.span.in_scope(|| match failure {
+            Some(f) => tracing::warn!(app, reason = f.reason(), error = %e, "request failed"),
+            None => tracing::debug!(app, error = %e, "client connection gone"),
+        });
+        let Some(failure) = failure else {
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        };
+        let r = reply::proxy_failure(app, failure, &ctx.reference);
+        let status = r.status;
+        // Too late for a page once the upstream's answer has begun: the connection closes.
+        let started = session
+            .response_written()
+            .is_some_and(|r| !r.status.is_informational());
+        if !started {
+            session.set_keepalive(None);
+            if let Err(err) = write(session, r, &ctx.reference).await {
+                ctx.span
+                    .in_scope(|| tracing::debug!(error = %err, "could not send the error page"));
+            }
+        }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// `fail_to_proxy` logs every failure itself, inside the request's span.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, _e: &Error) -> bool {
+        true
+    }
+}
+
+/// What to tell the client about a failed request.
+enum Failure {
+    /// Nobody to tell.
+    ConnectionGone,
+    /// The proxy library already chose a status.
+    Status(u16),
+    Page(ProxyFailure),
+}
+
+/// The translation of the proxy library's error.
+fn proxy_failure(e: &Error) -> Failure {
+    use pingora::ErrorSource as Source;
+    use pingora::ErrorType as T;
+    match (e.esource(), e.etype()) {
+        (_, T::HTTPStatus(code)) => Failure::Status(*code),
+        (Source::Upstream, T::ConnectTimedout | T::ReadTimedout | T::WriteTimedout) => {
+            Failure::Page(ProxyFailure::UpstreamTimeout)
+        }
+        (
+            Source::Upstream,
+            T::ConnectRefused
+            | T::ConnectNoRoute
+            | T::ConnectError
+            | T::BindError
+            | T::SocketError
+            | T::TLSHandshakeFailure
+            | T::TLSHandshakeTimedout
+            | T::InvalidCert
+            | T::HandshakeError
+            | T::ConnectProxyFailure,
+        ) => Failure::Page(ProxyFailure::UpstreamUnreachable),
+        (Source::Upstream, _) => Failure::Page(ProxyFailure::UpstreamBroken),
+        (Source::Downstream, T::WriteError | T::ReadError | T::ConnectionClosed) => {
+            Failure::ConnectionGone
+        }
+        (Source::Downstream, _) => Failure::Page(ProxyFailure::BadRequest),
+        (Source::Internal | Source::Unset, _) => Failure::Page(ProxyFailure::Internal),
     }
 }
 
@@ -307,9 +430,10 @@ async fn read_body_limited(session: &mut Session, limit: usize) -> Result<Option
 }
 
 /// Write a reply: the one place responses are written.
-async fn write(session: &mut Session, r: Reply) -> Result<()> {
-    let mut resp = ResponseHeader::build(r.status, Some(4 + r.headers.len()))?;
+async fn write(session: &mut Session, r: Reply, reference: &Reference) -> Result<()> {
+    let mut resp = ResponseHeader::build(r.status, Some(5 + r.headers.len()))?;
     resp.insert_header("content-type", r.content_type)?;
+    resp.insert_header("x-request-id", &**reference)?;
     resp.insert_header("content-length", r.body.len().to_string())?;
     if !r
         .headers

@@ -207,7 +207,7 @@ async fn apply_events(p: &Provisioning, events: &[ScimEvent]) {
                     .scim_changes
                     .with_label_values(&[resource, op])
                     .inc();
-                tracing::info!(target: "ssogate::audit", event = "scim_change", resource, id = %id, op);
+                crate::audit::scim_change(resource, id, op);
                 if *resource == "Groups" || *op == "delete" {
                     p.forget_groups();
                 }
@@ -217,7 +217,7 @@ async fn apply_events(p: &Provisioning, events: &[ScimEvent]) {
                     .scim_changes
                     .with_label_values(&["Users", "enable"])
                     .inc();
-                tracing::info!(target: "ssogate::audit", event = "scim_user_enabled", scim_id = %id);
+                crate::audit::scim_user_enabled(id);
                 p.forget_groups();
             }
             ScimEvent::Membership {
@@ -233,7 +233,7 @@ async fn apply_events(p: &Provisioning, events: &[ScimEvent]) {
                     .scim_changes
                     .with_label_values(&["Groups", "members_removed"])
                     .inc_by(*removed as u64);
-                tracing::info!(target: "ssogate::audit", event = "scim_membership", group = %group, added, removed);
+                crate::audit::scim_membership(group, *added, *removed);
             }
             ScimEvent::UserRenamed { id, old_user_name } => {
                 METRICS
@@ -247,10 +247,14 @@ async fn apply_events(p: &Provisioning, events: &[ScimEvent]) {
                             .sessions_revoked
                             .with_label_values(&["scim_renamed"])
                             .inc_by(n as u64);
-                        tracing::info!(target: "ssogate::audit", event = "sessions_revoked", cause = "scim_renamed", scim_id = %id, sessions = n);
+                        crate::audit::sessions_revoked("scim_renamed", Some(id), n);
                     }
                     Err(err) => {
-                        tracing::error!(target: "ssogate::audit", event = "sessions_revoked", cause = "scim_renamed", scim_id = %id, error = %err, "could not end the sessions under the old name");
+                        crate::audit::sessions_revoke_failed(
+                            "scim_renamed",
+                            Some(id),
+                            &err.to_string(),
+                        );
                     }
                 }
                 p.forget_groups();
@@ -272,7 +276,7 @@ async fn apply_events(p: &Provisioning, events: &[ScimEvent]) {
                         .scim_changes
                         .with_label_values(&["Users", "disable"])
                         .inc();
-                    tracing::info!(target: "ssogate::audit", event = "scim_user_disabled", scim_id = %id);
+                    crate::audit::scim_user_disabled(id);
                     "scim_deactivated"
                 };
                 // Sessions are indexed by NameID and by object ID: both end, so a user
@@ -302,10 +306,10 @@ async fn apply_events(p: &Provisioning, events: &[ScimEvent]) {
                             .sessions_revoked
                             .with_label_values(&[cause])
                             .inc_by(n as u64);
-                        tracing::info!(target: "ssogate::audit", event = "sessions_revoked", cause, scim_id = %id, sessions = n);
+                        crate::audit::sessions_revoked(cause, Some(id), n);
                     }
                     Err(err) => {
-                        tracing::error!(target: "ssogate::audit", event = "sessions_revoked", cause, scim_id = %id, error = %err, "could not end the user's sessions");
+                        crate::audit::sessions_revoke_failed(cause, Some(id), &err.to_string());
                     }
                 }
                 p.forget_groups();
