@@ -48,10 +48,16 @@ if [ "$prometheus_preinstalled" = 0 ] && [ -d /run/systemd/system ] &&
   if [ "$(id -u)" -eq 0 ]; then systemctl disable --now prometheus.service >&2; else sudo systemctl disable --now prometheus.service >&2; fi
 fi
 
+# The runtime stage's packages of the Dockerfile: tests/deploy.rs builds a minimal root
+# from exactly their files (and their dependencies') and runs the binary in it (chroot).
+ssogate_apt_install ca-certificates libssl3 libxml2 libxmlsec1 libxmlsec1-openssl
+
 # Independent counterparts from PyPI for the interop tests, in a venv under target/:
 # pysaml2 (a real SAML IdP, signing and encrypting through xmlsec1) and scim2-tester
 # (a SCIM compliance checker, with its client scim2-client over httpx2), PyJWT (an
-# independent JWT verifier).
+# independent JWT verifier); for tests/deploy.rs, kubernetes-validate (the Kubernetes
+# schemas, pinned) and cloudcoil-models-prometheus-operator (the ServiceMonitor CRD's
+# model, which kubernetes-validate has no schema for).
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   ssogate_apt_install python3-venv
 fi
@@ -59,7 +65,8 @@ VENV="$PWD/target/test-venv"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
   pysaml2==7.5.5 scim2-tester==0.5.2 scim2-client==0.13.2 scim2-models==0.12.3 httpx2==2.16.2 \
-  pyjwt==2.15.1
+  pyjwt==2.15.1 kubernetes-validate==1.37.0 cloudcoil==0.6.0 \
+  cloudcoil-models-prometheus-operator==0.80.1.0
 export SSOGATE_PYSAML2_PYTHON="$VENV/bin/python"
 
 # A throwaway redis-server; should its port be taken between the check and the bind, it
