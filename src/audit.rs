@@ -29,6 +29,7 @@ pub const EVENTS: &[&str] = &[
     "sessions_revoked",
     "idp_metadata_changed",
     "directory_reindexed",
+    "config_reloaded",
 ];
 
 /// A user signed in to `app`.
@@ -128,6 +129,18 @@ pub fn idp_metadata_changed(app: &str, keys: usize, added: usize, removed: usize
 /// The SCIM directory's indexes were rebuilt (`ssogate directory reindex`).
 pub fn directory_reindexed(cause: &str) {
     info!(target: "ssogate::audit", event = "directory_reindexed", cause);
+}
+
+/// A reload (SIGHUP, `ssogate reload`) took effect: `generation` reloads so far.
+pub fn config_reloaded(generation: u64, apps: usize) {
+    info!(target: "ssogate::audit", event = "config_reloaded", result = "success", generation, apps);
+}
+
+/// A reload was refused: the running config stays. Every problem is in `problems`.
+pub fn config_reload_refused(problems: &[String]) {
+    let count = problems.len();
+    let problems = problems.join("; ");
+    error!(target: "ssogate::audit", event = "config_reloaded", result = "failure", count, problems = %problems, "config reload refused; the running config stays");
 }
 
 #[cfg(test)]

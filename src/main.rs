@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         Command::Directory { config, command } => cli::users::directory_command(&config, command),
         Command::Authz { command } => cli::authz::authz_command(command),
         Command::Probe { admin, path } => cli::run::probe(&admin, &path),
+        Command::Reload { admin } => cli::run::reload(&admin),
         Command::Demo { port } => cli::run::demo(port),
     }
 }

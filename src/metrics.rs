@@ -55,6 +55,10 @@ pub struct Metrics {
     pub certificate_expiry: IntGaugeVec,
     /// Sessions held in the in-process cache (set at scrape time).
     pub session_cache_entries: IntGauge,
+    /// Config reloads by result ("success" | "failure").
+    pub config_reloads: IntCounterVec,
+    /// Unix time the running config was loaded (start or last successful reload).
+    pub config_last_reload_success: IntGauge,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -188,6 +192,19 @@ fn build() -> Result<Metrics, prometheus::Error> {
         "ssogate_session_cache_entries",
         "Sessions held in the in-process cache",
     )?;
+    let config_reloads = IntCounterVec::new(
+        Opts::new(
+            "ssogate_config_reload_total",
+            "Config reloads (SIGHUP, ssogate reload) by result; a failed one keeps the running config",
+        ),
+        &["result"],
+    )?;
+    registry.register(Box::new(config_reloads.clone()))?;
+    let config_last_reload_success = IntGauge::new(
+        "ssogate_config_last_reload_success_timestamp_seconds",
+        "When the running config was loaded (start or last successful reload), Unix time",
+    )?;
+    registry.register(Box::new(config_last_reload_success.clone()))?;
     registry.register(Box::new(requests.clone()))?;
     registry.register(Box::new(logins.clone()))?;
     registry.register(Box::new(login_failures.clone()))?;
@@ -230,6 +247,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         revocation_feed_up,
         certificate_expiry,
         session_cache_entries,
+        config_reloads,
+        config_last_reload_success,
     })
 }
 

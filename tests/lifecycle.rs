@@ -1,6 +1,6 @@
 //! The process lifecycle, with the real binary and real signals: SIGTERM drains (readyz
 //! fails at once, new connections are still served for the drain period, exit 0),
-//! SIGHUP does not end the process, and a binary upgrade (`run --upgrade` + SIGQUIT to
+//! SIGHUP does not end the process (it reloads: tests/reload.rs), and a binary upgrade (`run --upgrade` + SIGQUIT to
 //! the old process) hands the listening sockets over with no request refused.
 
 #![allow(
@@ -154,7 +154,7 @@ async fn sighup_does_not_end_the_process() {
     assert_eq!(fresh_status(&gw.admin_url("/readyz")).await, Some(200));
     assert_eq!(probe(&gw), Some(0), "the container probe fails");
     let log = gw.log();
-    assert!(log.contains("SIGHUP: ignored"), "{log}");
+    assert!(log.contains("SIGHUP: reloading the config"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -91,6 +91,14 @@ pub enum Command {
         #[arg(long, default_value = "/readyz")]
         path: String,
     },
+    /// Make a running gateway re-read its config and every file it names (as SIGHUP
+    /// does): validated first, swapped whole, sessions kept; on any problem the running
+    /// config stays and every problem is printed. Exit 0: reloaded, 1: refused.
+    Reload {
+        /// host:port of the admin listener (the request must come from its host).
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: String,
+    },
     /// Run a complete local demo on loopback: gateway, development IdP, echo upstream.
     Demo {
         #[arg(long, default_value_t = 8080)]

@@ -4,7 +4,6 @@ use super::assemble;
 use crate::proxy;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 pub fn run(path: &Path, upgrade: bool) -> ExitCode {
     let (cfg, gw) = match assemble(path) {
@@ -15,12 +14,9 @@ pub fn run(path: &Path, upgrade: bool) -> ExitCode {
         }
     };
     tracing::info!(public = %cfg.listen_public, admin = %cfg.listen_admin, apps = cfg.apps.len(), "starting ssogate");
-    let gw = Arc::new(gw);
-    proxy::run(
-        proxy::build_server(&cfg, gw.clone(), upgrade),
-        gw,
-        cfg.drain_period,
-    )
+    let live = crate::gateway::Live::new(cfg, gw, Some(path.to_path_buf()));
+    let server = proxy::build_server(&live.config(), live.clone(), upgrade);
+    proxy::run(server, live)
 }
 
 pub fn check_config(files: &[PathBuf]) -> ExitCode {
@@ -45,66 +41,93 @@ pub fn check_config(files: &[PathBuf]) -> ExitCode {
     ExitCode::from(u8::from(failed))
 }
 
-/// `GET path` on the admin listener over plain HTTP/1.1, two seconds at most: exit 0 on
-/// a 200, 1 otherwise (the reason on stderr).
+/// `GET path` on the admin listener: exit 0 on a 200, 1 otherwise (the reason on stderr).
 pub fn probe(admin: &str, path: &str) -> ExitCode {
-    use std::io::{Read as _, Write as _};
-    use std::net::{TcpStream, ToSocketAddrs as _};
-    use std::time::Duration;
-    const LIMIT: Duration = Duration::from_secs(2);
-    let attempt = || -> Result<String, String> {
-        let addr = admin
-            .to_socket_addrs()
-            .map_err(|e| format!("{admin}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("{admin}: no address"))?;
-        let mut s = TcpStream::connect_timeout(&addr, LIMIT).map_err(|e| format!("{addr}: {e}"))?;
-        s.set_read_timeout(Some(LIMIT)).map_err(|e| e.to_string())?;
-        s.set_write_timeout(Some(LIMIT))
-            .map_err(|e| e.to_string())?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n"
-        )
-        .map_err(|e| e.to_string())?;
-        // Read until the head and its Content-Length of body are in (or the peer closes).
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 1024];
-        let (head, body) = loop {
-            let n = s.read(&mut chunk).map_err(|e| e.to_string())?;
-            buf.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&buf).into_owned();
-            if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                let length = head
-                    .lines()
-                    .filter_map(|l| l.split_once(':'))
-                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-                    .and_then(|(_, v)| v.trim().parse::<usize>().ok());
-                if n == 0 || length.is_some_and(|l| body.len() >= l) {
-                    break (head.to_string(), body.trim().to_string());
-                }
-            }
-            if n == 0 || buf.len() > 8192 {
-                break (text, String::new());
-            }
-        };
-        let status = head.split_whitespace().nth(1).unwrap_or("");
-        if status == "200" {
-            Ok(body)
-        } else {
-            Err(format!("{path}: {status} {body}"))
-        }
-    };
-    match attempt() {
-        Ok(body) => {
+    match admin_request(admin, "GET", path) {
+        Ok((200, body)) => {
             println!("{body}");
             ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            eprintln!("not ready: {path}: {status} {body}");
+            ExitCode::from(1)
         }
         Err(e) => {
             eprintln!("not ready: {e}");
             ExitCode::from(1)
         }
     }
+}
+
+/// `POST /reload` on the admin listener (from this host): the running gateway re-reads
+/// its config. Prints what it answered (every problem, when it refused); exit 0 when the
+/// new config took effect, 1 otherwise.
+pub fn reload(admin: &str) -> ExitCode {
+    match admin_request(admin, "POST", "/reload") {
+        Ok((200, body)) => {
+            println!("{body}");
+            ExitCode::SUCCESS
+        }
+        Ok((_, body)) => {
+            eprintln!("{body}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("reload: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// One request to the admin listener over plain HTTP/1.1 (no client library: this runs
+/// as a container HEALTHCHECK too), a few seconds at most: status and body.
+fn admin_request(admin: &str, method: &str, path: &str) -> Result<(u16, String), String> {
+    use std::io::{Read as _, Write as _};
+    use std::net::{TcpStream, ToSocketAddrs as _};
+    use std::time::Duration;
+    // A reload re-reads and checks every file: give it longer than a probe.
+    let limit = Duration::from_secs(if method == "GET" { 2 } else { 30 });
+    let addr = admin
+        .to_socket_addrs()
+        .map_err(|e| format!("{admin}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{admin}: no address"))?;
+    let mut s = TcpStream::connect_timeout(&addr, limit).map_err(|e| format!("{addr}: {e}"))?;
+    s.set_read_timeout(Some(limit)).map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(limit))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    // Read until the head and its Content-Length of body are in (or the peer closes).
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    let (head, body) = loop {
+        let n = s.read(&mut chunk).map_err(|e| e.to_string())?;
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.trim().parse::<usize>().ok());
+            if n == 0 || length.is_some_and(|l| body.len() >= l) {
+                break (head.to_string(), body.trim().to_string());
+            }
+        }
+        if n == 0 || buf.len() > 65_536 {
+            break (text, String::new());
+        }
+    };
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| format!("{path}: not an HTTP answer"))?;
+    Ok((status, body))
 }
 
 pub fn sp_metadata(path: &Path, app: &str) -> ExitCode {

@@ -149,6 +149,11 @@ impl App {
         *self.trust.write() = Arc::new(trust);
     }
 
+    /// Trust what another `App` (this app before a reload) trusts.
+    pub fn share_trust(&self, trust: Arc<IdpTrust>) {
+        *self.trust.write() = trust;
+    }
+
     /// This app's SP metadata (what `/saml/metadata` serves).
     pub fn sp_metadata(&self) -> String {
         saml::sp_metadata_xml(
@@ -180,7 +185,8 @@ pub struct Gateway {
     pub(super) apps: Vec<Arc<App>>,
     pub(super) by_host: HashMap<String, usize>,
     pub(super) wildcard: Option<usize>,
-    pub sessions: SessionManager,
+    /// Shared with the gateways that reloads build: sessions survive a reload.
+    pub sessions: Arc<SessionManager>,
     pub cookie: CookieSettings,
     pub clock: Arc<dyn Clock>,
     pub login_timeout: Duration,
@@ -195,8 +201,6 @@ pub struct Gateway {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Forward-auth (`/_ssogate/auth`), when configured.
     pub forward_auth: Option<crate::config::ForwardStyle>,
-    /// Set on SIGTERM: `/readyz` fails from then on while requests are still served.
-    pub(super) draining: std::sync::atomic::AtomicBool,
     /// The public listener's TLS certificate (DER leaf), for the expiry watch.
     pub(super) listener_certs: Vec<Vec<u8>>,
 }
@@ -233,17 +237,6 @@ impl Gateway {
         self.apps
             .iter()
             .any(|a| a.name == app && a.allow_expired_idp_certificate)
-    }
-
-    /// Shutting down: from now on `/readyz` says so (requests are still served until the
-    /// listeners close).
-    pub fn start_draining(&self) {
-        self.draining
-            .store(true, std::sync::atomic::Ordering::Release);
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Is this peer one of the trusted proxies?

@@ -18,8 +18,37 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 impl Gateway {
+    /// The gateway a config describes, with a new session store and manager.
     pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Gateway, ConfigError> {
         let mut errors = Vec::new();
+        let store = store_for(config, &mut errors);
+        let sessions = Arc::new(
+            SessionManager::new(
+                store,
+                config.session.idle_timeout,
+                config.session.absolute_timeout,
+            )
+            .with_cache(config.session.cache_ttl, config.session.cache_max_entries),
+        );
+        Self::build_inner(config, clock, sessions, errors)
+    }
+
+    /// The gateway a (re-read) config describes, keeping `sessions` (its store, cache and
+    /// revocation feed): what a reload builds, so that every session survives it.
+    pub fn build_with_sessions(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+        sessions: Arc<SessionManager>,
+    ) -> Result<Gateway, ConfigError> {
+        Self::build_inner(config, clock, sessions, Vec::new())
+    }
+
+    fn build_inner(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+        sessions: Arc<SessionManager>,
+        mut errors: Vec<String>,
+    ) -> Result<Gateway, ConfigError> {
         let mut apps = Vec::new();
         let mut by_host = HashMap::new();
         let mut wildcard = None;
@@ -49,33 +78,6 @@ impl Gateway {
                 ),
             }
         }
-        let store: Arc<dyn SessionStore> = match &config.session.store {
-            StoreConfig::Memory => Arc::new(MemoryStore::new()),
-            StoreConfig::Redis {
-                url,
-                password,
-                username,
-                ca_pem,
-                client_tls,
-                ..
-            } => {
-                let options = crate::session::RedisOptions {
-                    username: username.clone(),
-                    password: password.as_ref().map(|p| p.expose().clone()),
-                    ca_pem: ca_pem.clone(),
-                    client_tls: client_tls
-                        .as_ref()
-                        .map(|(cert, key)| (cert.clone(), key.expose().clone())),
-                };
-                match RedisStore::connect_with(url.expose(), options) {
-                    Ok(s) => Arc::new(s),
-                    Err(e) => {
-                        errors.push(format!("session.redis_url: {e}"));
-                        Arc::new(MemoryStore::new())
-                    }
-                }
-            }
-        };
         // Certificates past their date refuse the config (certs.rs says which may pass).
         let listener_certs: Vec<Vec<u8>> = config
             .listen_tls
@@ -102,7 +104,7 @@ impl Gateway {
             .unwrap_or(crate::scim::effects::MatchUsers::Both);
         let provisioning = config.scim.enabled.then(|| {
             Provisioning::new(
-                ScimService::new(store.clone(), config.scim.tokens.clone()),
+                ScimService::new(sessions.store().clone(), config.scim.tokens.clone()),
                 config.scim.authoritative_groups,
                 config.scim.require_provisioned_user,
                 config.session.cache_ttl,
@@ -115,12 +117,7 @@ impl Gateway {
             apps,
             by_host,
             wildcard,
-            sessions: SessionManager::new(
-                store,
-                config.session.idle_timeout,
-                config.session.absolute_timeout,
-            )
-            .with_cache(config.session.cache_ttl, config.session.cache_max_entries),
+            sessions,
             cookie: CookieSettings {
                 name: config.session.cookie_name.clone(),
                 secure: config.session.cookie_secure,
@@ -132,9 +129,40 @@ impl Gateway {
             max_pending_total: config.session.max_pending_total,
             trusted_proxies: config.trusted_proxies.clone(),
             forward_auth: config.forward_auth,
-            draining: Default::default(),
             listener_certs,
         })
+    }
+}
+
+/// The session store the config names (an unusable one is an error, with a memory store
+/// in its place so the other checks still run).
+fn store_for(config: &Config, errors: &mut Vec<String>) -> Arc<dyn SessionStore> {
+    match &config.session.store {
+        StoreConfig::Memory => Arc::new(MemoryStore::new()),
+        StoreConfig::Redis {
+            url,
+            password,
+            username,
+            ca_pem,
+            client_tls,
+            ..
+        } => {
+            let options = crate::session::RedisOptions {
+                username: username.clone(),
+                password: password.as_ref().map(|p| p.expose().clone()),
+                ca_pem: ca_pem.clone(),
+                client_tls: client_tls
+                    .as_ref()
+                    .map(|(cert, key)| (cert.clone(), key.expose().clone())),
+            };
+            match RedisStore::connect_with(url.expose(), options) {
+                Ok(s) => Arc::new(s),
+                Err(e) => {
+                    errors.push(format!("session.redis_url: {e}"));
+                    Arc::new(MemoryStore::new())
+                }
+            }
+        }
     }
 }
 

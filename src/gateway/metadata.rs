@@ -154,14 +154,35 @@ pub async fn follow(gw: Arc<Gateway>) {
             return;
         }
     };
-    let mut tasks = Vec::new();
+    // Dropping the set (a reload, or shutdown) ends every task.
+    let mut tasks = tokio::task::JoinSet::new();
     for app in gw.apps().iter().filter(|a| a.metadata_refresh.is_some()) {
         let app = app.clone();
         let client = client.clone();
-        tasks.push(tokio::spawn(async move { follow_app(&app, &client).await }));
+        tasks.spawn(async move { follow_app(&app, &client).await });
     }
-    for t in tasks {
-        let _ = t.await;
+    while tasks.join_next().await.is_some() {}
+}
+
+/// [`follow`] the serving gateway's apps; after a reload, the new gateway's (each
+/// fetched at once: a reload re-reads everything the config names).
+pub async fn follow_live(live: Arc<super::Live>) {
+    let mut changed = live.subscribe();
+    loop {
+        let gw = live.gateway();
+        tokio::select! {
+            _ = follow(gw) => {
+                // Nothing to follow in this config: wait for the next one.
+                if changed.changed().await.is_err() {
+                    return;
+                }
+            }
+            r = changed.changed() => {
+                if r.is_err() {
+                    return;
+                }
+            }
+        }
     }
 }
 

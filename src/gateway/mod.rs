@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `apps.rs` | `Gateway` (apps by host, sessions, clock) and `App` (one SP: IdP trust, routes, headers) |
 //! | `build.rs` | `Config` → `Gateway`, every problem reported at once |
+//! | `live.rs` | `Live`: the serving `Gateway` and `Config`, swapped whole on reload |
 //! | `target.rs` | the request target, parsed once: canonical or refused |
 //! | `access.rs` | `admit`: request facts → `Outcome` (forward with an identity, or answer) |
 //! | `reply.rs` | `Answer` → status, page, headers, metric and audit line (the one place) |
@@ -16,6 +17,7 @@ pub mod access;
 mod apps;
 mod build;
 pub mod certs;
+mod live;
 pub mod login;
 pub mod logout;
 pub mod metadata;
@@ -24,3 +26,4 @@ pub mod reply;
 pub mod target;
 
 pub use apps::{App, Gateway, IdpTrust, MetadataRefresh, MAX_SAML_RESPONSE_BYTES};
+pub use live::{Live, Reloaded};

@@ -332,7 +332,9 @@ allow_groups = ["admins"]
     );
     let cfg = config::from_str(&toml, &dir, &config::ProcessEnv).map_err(|e| e.to_string())?;
     let gw = Gateway::build(&cfg, Arc::new(saml::SystemClock)).map_err(|e| e.to_string())?;
-    let mut server = super::build_server(&cfg, Arc::new(gw), false);
+    // Its config is made here, not read from a file: nothing to reload.
+    let live = crate::gateway::Live::new(cfg, gw, None);
+    let mut server = super::build_server(&live.config(), live.clone(), false);
 
     let app = DevIdpApp::new(idp, &format!("{base}/saml"), &format!("{base}/saml/acs"));
     let mut idp_service = Service::new("development IdP (NOT FOR PRODUCTION)".into(), app);

@@ -33,7 +33,7 @@ pub use server::{build_server, run};
 
 use crate::gateway::access::{self, Admitted, Outcome, RequestFacts};
 use crate::gateway::reply::{self, ProxyFailure, Reference, Reply};
-use crate::gateway::{App, Gateway};
+use crate::gateway::{App, Gateway, Live};
 use crate::headers::client::{self, Circumstances};
 use crate::metrics::METRICS;
 use async_trait::async_trait;
@@ -45,13 +45,50 @@ use std::time::Instant;
 use tracing::Instrument as _;
 
 pub struct GatewayProxy {
+    live: Arc<Live>,
+    /// What each request runs with, rebuilt when a reload changed the gateway.
+    serving: arc_swap::ArcSwap<Serving>,
+    rebuilding: parking_lot::Mutex<()>,
+}
+
+/// A gateway and the upstream peers of its apps: one consistent snapshot per request.
+pub struct Serving {
+    generation: u64,
     gw: Arc<Gateway>,
     /// Each app's upstream, by `App::index`.
     peers: Vec<HttpPeer>,
 }
 
 impl GatewayProxy {
-    pub fn new(gw: Arc<Gateway>) -> Self {
+    pub fn new(live: Arc<Live>) -> Self {
+        let serving = Serving::new(live.generation(), live.gateway());
+        GatewayProxy {
+            live,
+            serving: arc_swap::ArcSwap::from_pointee(serving),
+            rebuilding: parking_lot::Mutex::new(()),
+        }
+    }
+
+    /// The snapshot for a new request: the current one, or (once after a reload) a new one.
+    fn serving(&self) -> Arc<Serving> {
+        let s = self.serving.load_full();
+        if s.generation == self.live.generation() {
+            return s;
+        }
+        let _one = self.rebuilding.lock();
+        let s = self.serving.load_full();
+        let generation = self.live.generation();
+        if s.generation == generation {
+            return s;
+        }
+        let fresh = Arc::new(Serving::new(generation, self.live.gateway()));
+        self.serving.store(fresh.clone());
+        fresh
+    }
+}
+
+impl Serving {
+    fn new(generation: u64, gw: Arc<Gateway>) -> Self {
         let peers = gw
             .apps()
             .iter()
@@ -73,12 +110,19 @@ impl GatewayProxy {
                 peer
             })
             .collect();
-        GatewayProxy { gw, peers }
+        Serving {
+            generation,
+            gw,
+            peers,
+        }
     }
 }
 
 /// Per-request state.
 pub struct Ctx {
+    /// The gateway (and its upstreams) this request runs with from start to end, even
+    /// if a reload swaps it meanwhile.
+    serving: Arc<Serving>,
     /// The admitted request, when it goes upstream.
     admitted: Option<Admitted>,
     /// For metrics and logs: the app and the route (or the endpoint) that answered.
@@ -99,6 +143,7 @@ impl ProxyHttp for GatewayProxy {
 
     fn new_ctx(&self) -> Ctx {
         Ctx {
+            serving: self.serving(),
             admitted: None,
             app: None,
             route: Arc::from(""),
@@ -116,7 +161,7 @@ impl ProxyHttp for GatewayProxy {
         let req = session.req_header();
         ctx.reference = Reference::for_request(
             req.headers.get("x-request-id").map(|v| v.as_bytes()),
-            self.gw.is_trusted_proxy(peer),
+            ctx.serving.gw.is_trusted_proxy(peer),
         );
         let trace_id = req
             .headers
@@ -130,7 +175,7 @@ impl ProxyHttp for GatewayProxy {
             authority: req.uri.authority().map(|a| a.as_str()),
             peer,
         };
-        match access::admit(&self.gw, &facts)
+        match access::admit(&ctx.serving.gw, &facts)
             .instrument(ctx.span.clone())
             .await
         {
@@ -148,7 +193,7 @@ impl ProxyHttp for GatewayProxy {
             }
             Outcome::Body(step) => {
                 let body = read_body_limited(session, step.limit()).await?;
-                let answer = access::with_body(&self.gw, step, body)
+                let answer = access::with_body(&ctx.serving.gw, step, body)
                     .instrument(ctx.span.clone())
                     .await;
                 (ctx.app, ctx.route) = answer.labels();
@@ -164,7 +209,8 @@ impl ProxyHttp for GatewayProxy {
             .app
             .as_ref()
             .ok_or_else(|| Error::explain(InternalError, "no app selected"))?;
-        let peer = self
+        let peer = ctx
+            .serving
             .peers
             .get(app.index)
             .ok_or_else(|| Error::explain(InternalError, "no upstream for app"))?;
@@ -185,10 +231,11 @@ impl ProxyHttp for GatewayProxy {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        let trusted_peer = self.gw.is_trusted_proxy(peer);
+        let gw = &ctx.serving.gw;
+        let trusted_peer = gw.is_trusted_proxy(peer);
         strip_client_headers(
             upstream,
-            &self.gw,
+            gw,
             a,
             Circumstances {
                 trusted_peer,
@@ -208,7 +255,7 @@ impl ProxyHttp for GatewayProxy {
                 upstream.insert_header(name.clone(), value.clone())?;
             }
             if let (Some(jwt), Some(key)) = (&app.jwt, &user.jwt_key) {
-                let now = self.gw.clock.now().timestamp();
+                let now = gw.clock.now().timestamp();
                 match jwt.token(key, identity, now) {
                     Ok(token) => upstream.insert_header(jwt.header.clone(), token.as_bytes())?,
                     Err(e) => {

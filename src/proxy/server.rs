@@ -1,11 +1,11 @@
 //! Builds the pingora `Server`: the public proxy service and the admin service, and runs
-//! it under ssogate's signals (drain on SIGTERM, listener hand-over on SIGQUIT, SIGHUP
-//! survived).
+//! it under ssogate's signals (drain on SIGTERM, listener hand-over on SIGQUIT, reload on
+//! SIGHUP).
 
 use super::wire::PublicEntry;
 use super::{AdminApp, GatewayProxy};
 use crate::config::Config;
-use crate::gateway::Gateway;
+use crate::gateway::Live;
 use pingora::prelude::*;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
@@ -18,7 +18,7 @@ use tokio::signal::unix::{signal, SignalKind};
 /// A server ready for `run_forever` or [`run`] (more services may be added first, as the
 /// demo does). With `upgrade`, the listening sockets are taken over from the running
 /// gateway that hands them over on `config.upgrade_socket` (it gets SIGQUIT next).
-pub fn build_server(config: &Config, gw: Arc<Gateway>, upgrade: bool) -> Server {
+pub fn build_server(config: &Config, live: Arc<Live>, upgrade: bool) -> Server {
     let conf = ServerConf {
         threads: config.threads,
         grace_period_seconds: Some(config.grace_period.as_secs()),
@@ -38,7 +38,7 @@ pub fn build_server(config: &Config, gw: Arc<Gateway>, upgrade: bool) -> Server 
         "ssogate public".to_string(),
         PublicEntry::new(pingora::proxy::http_proxy(
             &server.configuration,
-            GatewayProxy::new(gw.clone()),
+            GatewayProxy::new(live.clone()),
         )),
     );
     match &config.listen_tls {
@@ -64,7 +64,7 @@ pub fn build_server(config: &Config, gw: Arc<Gateway>, upgrade: bool) -> Server 
     }
     server.add_service(proxy);
 
-    let mut admin = Service::new("ssogate admin".to_string(), AdminApp::new(gw.clone()));
+    let mut admin = Service::new("ssogate admin".to_string(), AdminApp::new(live.clone()));
     admin.add_tcp(&config.listen_admin.to_string());
     server.add_service(admin);
 
@@ -72,18 +72,17 @@ pub fn build_server(config: &Config, gw: Arc<Gateway>, upgrade: bool) -> Server 
     // the certificate expiry watch.
     server.add_service(background_service(
         "store check and certificate expiry watch",
-        Watch { gw: gw.clone() },
+        Watch { live: live.clone() },
     ));
     server.add_service(background_service(
         "session revocations",
-        RevocationFollower { gw: gw.clone() },
+        RevocationFollower { live: live.clone() },
     ));
-    if gw.apps().iter().any(|a| a.metadata_refresh.is_some()) {
-        server.add_service(background_service(
-            "IdP metadata refresh",
-            MetadataFollower { gw },
-        ));
-    }
+    // Always: a reload may bring an app whose keys come from a metadata URL.
+    server.add_service(background_service(
+        "IdP metadata refresh",
+        MetadataFollower { live },
+    ));
     server
 }
 
@@ -93,14 +92,15 @@ pub fn build_server(config: &Config, gw: Arc<Gateway>, upgrade: bool) -> Server 
 /// certificates in use (IdP keys change on a metadata refresh) every minute, and logs
 /// those near or past their date at start and then daily.
 struct Watch {
-    gw: Arc<Gateway>,
+    live: Arc<Live>,
 }
 
 #[async_trait::async_trait]
 impl BackgroundService for Watch {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         use crate::gateway::certs;
-        let ping = self.gw.sessions.store().ping();
+        let store = self.live.gateway().sessions.store().clone();
+        let ping = store.ping();
         match tokio::time::timeout(Duration::from_secs(5), ping).await {
             Ok(Ok(())) => tracing::info!("session store answers"),
             Ok(Err(e)) => tracing::error!(error = %e, "session store unreachable at start-up (sign-ins fail and /readyz says so until it answers)"),
@@ -108,10 +108,11 @@ impl BackgroundService for Watch {
         }
         let mut last_logged: Option<std::time::Instant> = None;
         loop {
-            let list = self.gw.certificates();
+            let gw = self.live.gateway();
+            let list = gw.certificates();
             certs::publish(&list);
             if last_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(86_400)) {
-                certs::log_standing(&list, self.gw.clock.now().timestamp());
+                certs::log_standing(&list, gw.clock.now().timestamp());
                 last_logged = Some(std::time::Instant::now());
             }
             tokio::select! {
@@ -124,14 +125,14 @@ impl BackgroundService for Watch {
 
 /// Keeps every app's IdP keys in step with its metadata URL.
 struct MetadataFollower {
-    gw: Arc<Gateway>,
+    live: Arc<Live>,
 }
 
 #[async_trait::async_trait]
 impl BackgroundService for MetadataFollower {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         tokio::select! {
-            _ = crate::gateway::metadata::follow(self.gw.clone()) => {}
+            _ = crate::gateway::metadata::follow_live(self.live.clone()) => {}
             _ = shutdown.changed() => {}
         }
     }
@@ -139,14 +140,16 @@ impl BackgroundService for MetadataFollower {
 
 /// Keeps every replica's session cache in step with deletions made anywhere.
 struct RevocationFollower {
-    gw: Arc<Gateway>,
+    live: Arc<Live>,
 }
 
 #[async_trait::async_trait]
 impl BackgroundService for RevocationFollower {
     async fn start(&self, mut shutdown: ShutdownWatch) {
+        // Sessions are the same object across reloads (no gateway is held here).
+        let sessions = self.live.gateway().sessions.clone();
         tokio::select! {
-            _ = self.gw.sessions.follow_revocations() => {}
+            _ = sessions.follow_revocations() => {}
             _ = shutdown.changed() => {}
         }
     }
@@ -158,17 +161,17 @@ impl BackgroundService for RevocationFollower {
 /// - SIGQUIT: the listening sockets go to a new binary started with `run --upgrade`
 ///   (no connection refused), then as SIGTERM without the drain;
 /// - SIGINT: at once;
-/// - SIGHUP: survived (its default action would end the process): logged.
-pub fn run(server: Server, gw: Arc<Gateway>, drain: Duration) -> ! {
+/// - SIGHUP: reload the config (`Live::reload`); on any problem the running config
+///   stays and every problem is logged.
+pub fn run(server: Server, live: Arc<Live>) -> ! {
     server.run(RunArgs {
-        shutdown_signal: Box::new(Signals { gw, drain }),
+        shutdown_signal: Box::new(Signals { live }),
     });
     std::process::exit(0)
 }
 
 struct Signals {
-    gw: Arc<Gateway>,
-    drain: Duration,
+    live: Arc<Live>,
 }
 
 #[async_trait::async_trait]
@@ -197,24 +200,27 @@ impl ShutdownSignalWatch for Signals {
         loop {
             tokio::select! {
                 _ = term.recv() => {
-                    self.gw.start_draining();
-                    tracing::info!(drain_ms = self.drain.as_millis() as u64,
+                    self.live.start_draining();
+                    let drain = self.live.config().drain_period;
+                    tracing::info!(drain_ms = drain.as_millis() as u64,
                         "SIGTERM: draining (readyz fails, requests still served), then closing the listeners");
                     tokio::select! {
-                        _ = tokio::time::sleep(self.drain) => {}
+                        _ = tokio::time::sleep(drain) => {}
                         _ = int.recv() => return ShutdownSignal::FastShutdown,
                     }
                     tracing::info!("drain over: closing the listeners; in-flight requests get the grace period");
                     return ShutdownSignal::GracefulTerminate;
                 }
                 _ = quit.recv() => {
-                    self.gw.start_draining();
+                    self.live.start_draining();
                     tracing::info!("SIGQUIT: handing the listening sockets to the new process");
                     return ShutdownSignal::GracefulUpgrade;
                 }
                 _ = int.recv() => return ShutdownSignal::FastShutdown,
                 _ = hup.recv() => {
-                    tracing::warn!("SIGHUP: ignored; the gateway keeps running with the configuration it started with (restart or upgrade to apply a change)");
+                    tracing::info!("SIGHUP: reloading the config");
+                    // Logged and counted by `reload`; the files are small and local.
+                    let _ = self.live.reload();
                 }
             }
         }

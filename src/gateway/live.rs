@@ -1,0 +1,252 @@
+//! The running configuration, swapped whole on reload (SIGHUP, `ssogate reload`): the
+//! config file and every file it names are read and validated again, and only when all
+//! of it is good does the new `Gateway` replace the old one, atomically. Requests hold the
+//! gateway they started with to their end; the next ones get the new one. Sessions (the
+//! store, the in-process cache and its revocation feed) are the same object before and
+//! after, so nobody is signed out.
+//!
+//! What the running process cannot change in place (its listeners, threads, the store it
+//! talks to, the log format) is compared, and a change there refuses the reload with the
+//! name of each setting: a restart or a binary upgrade applies those.
+
+use super::Gateway;
+use crate::config::{self, Config, StoreConfig};
+use crate::metrics::METRICS;
+use arc_swap::ArcSwap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub struct Live {
+    /// The config file reloads read again; `None`: nothing to reload (the demo).
+    path: Option<PathBuf>,
+    gateway: ArcSwap<Gateway>,
+    config: ArcSwap<Config>,
+    /// Bumped after each swap; the proxy rebuilds what it derives from the gateway.
+    generation: AtomicU64,
+    changed: tokio::sync::watch::Sender<u64>,
+    /// Set on SIGTERM: `/readyz` fails from then on while requests are still served.
+    draining: AtomicBool,
+    /// One reload at a time.
+    reloading: parking_lot::Mutex<()>,
+    /// The public listener's certificate and key as loaded at start.
+    listener_files: Option<[u8; 32]>,
+}
+
+/// A reload that took effect.
+#[derive(Debug)]
+pub struct Reloaded {
+    pub generation: u64,
+    pub apps: usize,
+}
+
+impl Live {
+    pub fn new(config: Config, gateway: Gateway, path: Option<PathBuf>) -> Arc<Live> {
+        METRICS
+            .config_last_reload_success
+            .set(chrono::Utc::now().timestamp());
+        // Both series exist from the start, so `increase()` sees the first reload.
+        for result in ["success", "failure"] {
+            METRICS.config_reloads.with_label_values(&[result]);
+        }
+        let listener_files = listener_files(&config.listen_tls);
+        Arc::new(Live {
+            path,
+            gateway: ArcSwap::from_pointee(gateway),
+            config: ArcSwap::from_pointee(config),
+            generation: AtomicU64::new(0),
+            changed: tokio::sync::watch::channel(0).0,
+            draining: AtomicBool::new(false),
+            reloading: parking_lot::Mutex::new(()),
+            listener_files,
+        })
+    }
+
+    /// The gateway serving now.
+    pub fn gateway(&self) -> Arc<Gateway> {
+        self.gateway.load_full()
+    }
+
+    /// The config serving now.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// How many reloads took effect.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Told the generation after each reload that took effect.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Shutting down: from now on `/readyz` says so.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Read the config file and every file it names again; validate all of it; swap, or
+    /// keep the running config and return every problem. Logged and counted either way.
+    pub fn reload(&self) -> Result<Reloaded, Vec<String>> {
+        let _one = self.reloading.lock();
+        let result = self.try_reload();
+        match &result {
+            Ok(r) => {
+                METRICS.config_reloads.with_label_values(&["success"]).inc();
+                METRICS
+                    .config_last_reload_success
+                    .set(chrono::Utc::now().timestamp());
+                crate::audit::config_reloaded(r.generation, r.apps);
+            }
+            Err(problems) => {
+                METRICS.config_reloads.with_label_values(&["failure"]).inc();
+                crate::audit::config_reload_refused(problems);
+            }
+        }
+        result
+    }
+
+    fn try_reload(&self) -> Result<Reloaded, Vec<String>> {
+        let Some(path) = &self.path else {
+            return Err(vec!["this gateway has no config file to reload".to_string()]);
+        };
+        let fresh = config::load(path).map_err(|e| e.0)?;
+        let running = self.config();
+        let old = self.gateway();
+        let mut problems = restart_only(&running, &fresh, self.listener_files);
+        let built = Gateway::build_with_sessions(&fresh, old.clock.clone(), old.sessions.clone());
+        let new = match built {
+            Ok(gw) => Some(gw),
+            Err(e) => {
+                problems.extend(e.0);
+                None
+            }
+        };
+        let Some(new) = new.filter(|_| problems.is_empty()) else {
+            return Err(problems);
+        };
+        carry_fetched_trust(&old, &new);
+        let apps = new.apps().len();
+        self.config.store(Arc::new(fresh));
+        self.gateway.store(Arc::new(new));
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.changed.send_replace(generation);
+        Ok(Reloaded { generation, apps })
+    }
+}
+
+/// An app whose keys come from a metadata URL keeps the keys it fetched (the new one
+/// would start without them until its first fetch), unless its config gave it others.
+fn carry_fetched_trust(old: &Gateway, new: &Gateway) {
+    for app in new.apps() {
+        let Some(refresh) = &app.metadata_refresh else {
+            continue;
+        };
+        let before = old.apps().iter().find(|a| {
+            a.name == app.name
+                && a.metadata_refresh
+                    .as_ref()
+                    .is_some_and(|r| r.url == refresh.url)
+        });
+        if let Some(before) = before {
+            let trust = before.trust();
+            if trust.is_ready() && !app.trust().is_ready() {
+                app.share_trust(trust);
+            }
+        }
+    }
+}
+
+/// The settings a reload cannot apply in place, each named when it changed.
+fn restart_only(old: &Config, new: &Config, listener_at_start: Option<[u8; 32]>) -> Vec<String> {
+    let mut changed = Vec::new();
+    let mut check = |name: &str, same: bool| {
+        if !same {
+            changed.push(format!(
+                "{name}: changed, which a reload cannot apply (restart, or upgrade with `ssogate run --upgrade`); the running config stays"
+            ));
+        }
+    };
+    check("listen.public", old.listen_public == new.listen_public);
+    check("listen.admin", old.listen_admin == new.listen_admin);
+    check(
+        "listen.tls_cert_file / tls_key_file (or the files' contents)",
+        old.listen_tls == new.listen_tls && listener_at_start == listener_files(&new.listen_tls),
+    );
+    check("server.threads", old.threads == new.threads);
+    check("server.grace_period", old.grace_period == new.grace_period);
+    check(
+        "server.upgrade_socket",
+        old.upgrade_socket == new.upgrade_socket,
+    );
+    check("server.log_format", old.log_format == new.log_format);
+    check("server.access_log", old.access_log == new.access_log);
+    check(
+        "session.store and its connection settings",
+        same_store(&old.session.store, &new.session.store),
+    );
+    check(
+        "session.idle_timeout",
+        old.session.idle_timeout == new.session.idle_timeout,
+    );
+    check(
+        "session.absolute_timeout",
+        old.session.absolute_timeout == new.session.absolute_timeout,
+    );
+    check(
+        "session.cache_ttl",
+        old.session.cache_ttl == new.session.cache_ttl,
+    );
+    check(
+        "session.cache_max_entries",
+        old.session.cache_max_entries == new.session.cache_max_entries,
+    );
+    changed
+}
+
+/// The listener's certificate and key as loaded at start: a renewed file on the same path
+/// is a change a reload cannot apply either (an upgrade does, with no connection lost).
+fn listener_files(tls: &Option<(PathBuf, PathBuf)>) -> Option<[u8; 32]> {
+    let (cert, key) = tls.as_ref()?;
+    let mut both = std::fs::read(cert).unwrap_or_default();
+    both.extend(std::fs::read(key).unwrap_or_default());
+    Some(openssl::sha::sha256(&both))
+}
+
+fn same_store(old: &StoreConfig, new: &StoreConfig) -> bool {
+    match (old, new) {
+        (StoreConfig::Memory, StoreConfig::Memory) => true,
+        (
+            StoreConfig::Redis {
+                url: u1,
+                password: p1,
+                username: n1,
+                ca_pem: c1,
+                client_tls: t1,
+                ..
+            },
+            StoreConfig::Redis {
+                url: u2,
+                password: p2,
+                username: n2,
+                ca_pem: c2,
+                client_tls: t2,
+                ..
+            },
+        ) => {
+            u1.expose() == u2.expose()
+                && p1.as_ref().map(|p| p.expose()) == p2.as_ref().map(|p| p.expose())
+                && n1 == n2
+                && c1 == c2
+                && t1.as_ref().map(|(c, k)| (c, k.expose()))
+                    == t2.as_ref().map(|(c, k)| (c, k.expose()))
+        }
+        _ => false,
+    }
+}
