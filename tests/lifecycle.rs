@@ -20,40 +20,14 @@ use utils::echo::EchoUpstream;
 use utils::gateway::Gateway;
 
 fn config(echo_port: u16, drain: &str, extra_server: &str) -> String {
-    format!(
-        r#"
-[listen]
-public = "127.0.0.1:{{public}}"
-admin = "127.0.0.1:{{admin}}"
-
-[server]
-threads = 2
-grace_period = "1s"
-drain_period = "{drain}"
-{extra_server}
-
-[session]
-store = "memory"
-cookie_secure = false
-
-[[app]]
-name = "wiki"
-hosts = ["*"]
-upstream = "http://127.0.0.1:{echo_port}"
-
-[app.sp]
-entity_id = "http://127.0.0.1:{{public}}/saml"
-acs_url = "http://127.0.0.1:{{public}}/saml/acs"
-
-[app.idp]
-entity_id = "https://idp.example.test/"
-sso_url = "https://idp.example.test/saml2"
-certificate_file = "idp.pem"
-
-[[app.route]]
-path = "/"
-public = true
-"#
+    utils::config::head(&format!(
+        "grace_period = \"1s\"\ndrain_period = \"{drain}\"\n{extra_server}"
+    )) + &utils::config::app(
+        "wiki",
+        "\"*\"",
+        echo_port,
+        utils::config::GATEWAY,
+        &utils::config::public_route("/"),
     )
 }
 

@@ -26,58 +26,21 @@ const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PROXY_ADDR: [u8; 4] = [127, 0, 0, 2];
 
 fn config(echo_port: u16, dead_port: u16, log_format: &str) -> String {
-    format!(
-        r#"
-[listen]
-public = "127.0.0.1:{{public}}"
-admin = "127.0.0.1:{{admin}}"
-
-[server]
-threads = 2
-trusted_proxies = ["127.0.0.2"]
-log_format = "{log_format}"
-access_log = true
-
-[session]
-store = "memory"
-cookie_secure = false
-
-[[app]]
-name = "down"
-hosts = ["down.test"]
-upstream = "http://127.0.0.1:{dead_port}"
-
-[app.sp]
-entity_id = "http://down.test/saml"
-acs_url = "http://down.test/saml/acs"
-
-[app.idp]
-entity_id = "https://idp.example.test/"
-sso_url = "https://idp.example.test/saml2"
-certificate_file = "idp.pem"
-
-[[app.route]]
-path = "/"
-public = true
-
-[[app]]
-name = "wiki"
-hosts = ["*"]
-upstream = "http://127.0.0.1:{echo_port}"
-
-[app.sp]
-entity_id = "http://127.0.0.1:{{public}}/saml"
-acs_url = "http://127.0.0.1:{{public}}/saml/acs"
-
-[app.idp]
-entity_id = "https://idp.example.test/"
-sso_url = "https://idp.example.test/saml2"
-certificate_file = "idp.pem"
-
-[[app.route]]
-path = "/public/"
-public = true
-"#
+    use utils::config::{app, head, public_route, GATEWAY};
+    head(&format!(
+        "trusted_proxies = [\"127.0.0.2\"]\nlog_format = \"{log_format}\"\naccess_log = true"
+    )) + &app(
+        "down",
+        "\"down.test\"",
+        dead_port,
+        "http://down.test",
+        &public_route("/"),
+    ) + &app(
+        "wiki",
+        "\"*\"",
+        echo_port,
+        GATEWAY,
+        &public_route("/public/"),
     )
 }
 

@@ -24,47 +24,20 @@ use utils::signin;
 
 /// `extra_routes` go after the fixed ones; `server` lines into `[server]`.
 fn config(echo_port: u16, server: &str, extra_routes: &str) -> String {
-    format!(
-        r#"
-[listen]
-public = "127.0.0.1:{{public}}"
-admin = "127.0.0.1:{{admin}}"
-
-[server]
-threads = 2
-{server}
-
-[session]
-store = "memory"
-cookie_secure = false
-
-[[app]]
-name = "wiki"
-hosts = ["*"]
-upstream = "http://127.0.0.1:{echo_port}"
-
-[app.sp]
-entity_id = "http://127.0.0.1:{{public}}/saml"
-acs_url = "http://127.0.0.1:{{public}}/saml/acs"
-
-[app.idp]
-entity_id = "https://idp.example.test/"
-sso_url = "https://idp.example.test/saml2"
-certificate_file = "idp.pem"
-
-[[app.route]]
-path = "/public/"
-public = true
-{extra_routes}
-"#
-    )
+    utils::config::head(server)
+        + &utils::config::app(
+            "wiki",
+            "\"*\"",
+            echo_port,
+            utils::config::GATEWAY,
+            &(utils::config::public_route("/public/") + extra_routes),
+        )
 }
 
-const NEW_PUBLIC: &str = r#"
-[[app.route]]
-path = "/news/"
-public = true
-"#;
+/// The route the tests' reloads add.
+fn news_route() -> String {
+    utils::config::public_route("/news/")
+}
 
 struct Setup {
     gw: Gateway,
@@ -148,7 +121,7 @@ async fn sighup_applies_a_new_config_and_sessions_survive() {
     // Not public yet: a request without a session is sent to sign in.
     assert_eq!(s.status("/news/today", None).await, 401);
 
-    s.write_config(&config(s.echo.port, "", NEW_PUBLIC));
+    s.write_config(&config(s.echo.port, "", &news_route()));
     s.gw.signal("HUP");
     eventually("the new route is served", || async {
         s.status("/news/today", None).await == 200
@@ -178,7 +151,7 @@ async fn a_config_with_problems_is_refused_whole_and_every_problem_is_named() {
     let bad = config(
         s.echo.port,
         "trusted_proxies = [\"not-an-address\"]",
-        NEW_PUBLIC,
+        &news_route(),
     )
     .replace(
         "certificate_file = \"idp.pem\"",
@@ -208,7 +181,7 @@ async fn a_config_with_problems_is_refused_whole_and_every_problem_is_named() {
 
     // A setting only a restart can apply is named; the rest is not applied either.
     s.write_config(
-        &config(s.echo.port, "grace_period = \"3s\"", NEW_PUBLIC)
+        &config(s.echo.port, "grace_period = \"3s\"", &news_route())
             .replace("threads = 2", "threads = 3"),
     );
     let (code, out) = s.reload_command();
@@ -218,7 +191,7 @@ async fn a_config_with_problems_is_refused_whole_and_every_problem_is_named() {
     assert_eq!(s.status("/news/today", None).await, 401);
 
     // Fixed: the command reloads and says so.
-    s.write_config(&config(s.echo.port, "", NEW_PUBLIC));
+    s.write_config(&config(s.echo.port, "", &news_route()));
     let (code, out) = s.reload_command();
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("reloaded: generation 1"), "{out}");
@@ -263,8 +236,12 @@ async fn reloads_under_load_fail_no_request() {
     }
     let reloads = 10;
     for i in 0..reloads {
-        let extra = if i % 2 == 0 { NEW_PUBLIC } else { "" };
-        s.write_config(&config(s.echo.port, "", extra));
+        let extra = if i % 2 == 0 {
+            news_route()
+        } else {
+            String::new()
+        };
+        s.write_config(&config(s.echo.port, "", &extra));
         let (code, out) = s.reload_command();
         assert_eq!(code, 0, "{out}");
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod cli;
+pub mod config;
 pub mod echo;
 pub mod gateway;
 pub mod http;
