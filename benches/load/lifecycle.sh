@@ -7,7 +7,7 @@
 #   upgrade  a new process started with `run --upgrade` takes the listening sockets over
 #            (SIGQUIT to the old one), as README "Signals" describes.
 # For each it prints the requests served, the non-200 answers and wrk's socket errors
-# (connect, read, write, timeout), and fails on any non-200. Targets (issue 14): 0 failed
+# (connect, read, write, timeout), and fails on any non-200 or socket error. Targets (issue 14): 0 failed
 # requests for both.
 #   benches/load/lifecycle.sh           # PHASE_SECONDS=15 by default
 set -euo pipefail
@@ -48,6 +48,7 @@ report() { # NAME
   errors=$(grep 'Socket errors' "$WORK/$1.wrk" | sed 's/^ *//' || true)
   printf '%-8s %s  socket errors: %s\n' "$1" "${result#RESULT }" "${errors:-none}"
   case "$result" in *" bad=0") ;; *) FAILED=1;; esac
+  [ -z "$errors" ] || FAILED=1
 }
 FAILED=0
 

@@ -154,6 +154,12 @@ impl ProxyHttp for GatewayProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        if self.live.is_draining() {
+            // Shutting down or handing over: this answer closes the connection, so the
+            // client's next request opens a new one (to whoever listens then) instead of
+            // racing the close of an idle keep-alive connection.
+            session.set_keepalive(None);
+        }
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())

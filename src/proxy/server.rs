@@ -170,6 +170,10 @@ pub fn run(server: Server, live: Arc<Live>) -> ! {
     std::process::exit(0)
 }
 
+/// On SIGQUIT, how long answers close their keep-alive connections before the sockets go
+/// to the new process (whose connections are the only ones left open to close then).
+const HANDOVER_DRAIN: Duration = Duration::from_millis(500);
+
 struct Signals {
     live: Arc<Live>,
 }
@@ -212,8 +216,16 @@ impl ShutdownSignalWatch for Signals {
                     return ShutdownSignal::GracefulTerminate;
                 }
                 _ = quit.recv() => {
+                    // Answers close their connections from now on; after a moment every
+                    // busy keep-alive connection has had one, and the clients reconnect
+                    // to the listener the new process takes over.
                     self.live.start_draining();
-                    tracing::info!("SIGQUIT: handing the listening sockets to the new process");
+                    tracing::info!(handover_ms = HANDOVER_DRAIN.as_millis() as u64,
+                        "SIGQUIT: closing keep-alive connections, then handing the listening sockets to the new process");
+                    tokio::select! {
+                        _ = tokio::time::sleep(HANDOVER_DRAIN) => {}
+                        _ = int.recv() => return ShutdownSignal::FastShutdown,
+                    }
                     return ShutdownSignal::GracefulUpgrade;
                 }
                 _ = int.recv() => return ShutdownSignal::FastShutdown,
