@@ -147,6 +147,10 @@ fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
 /// Refresh every app that has a metadata URL, forever: at once, then every interval
 /// (sooner after a failure).
 pub async fn follow(gw: Arc<Gateway>) {
+    // No client (its TLS set-up reads the system's CA store) when nothing is followed.
+    if !gw.apps().iter().any(|a| a.metadata_refresh.is_some()) {
+        return;
+    }
     let client = match client() {
         Ok(c) => c,
         Err(e) => {
