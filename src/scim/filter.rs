@@ -51,7 +51,7 @@ pub enum Filter {
 /// up to the last ':' (URNs contain dots, like `2.0`).
 pub fn parse_attr_path(s: &str) -> Result<AttrPath, ScimError> {
     let s = s.trim();
-    let (urn, rest) = if s.len() > 4 && s[..4].eq_ignore_ascii_case("urn:") {
+    let (urn, rest) = if s.len() > 4 && s.as_bytes()[..4].eq_ignore_ascii_case(b"urn:") {
         match s.rfind(':') {
             Some(i) => (Some(s[..i].to_string()), &s[i + 1..]),
             None => (None, s),
@@ -477,6 +477,22 @@ pub fn matches(f: &Filter, res: &Value) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Found by the scim_filter fuzz target: a multi-byte character across byte 4 made
+    /// the `urn:` check slice a `str` inside a character (a panic on the request path).
+    #[test]
+    fn a_multibyte_character_at_byte_four_is_not_a_panic() {
+        for path in ["use\u{6db}isplay", "urn\u{e9}x", "\u{e9}\u{e9}\u{e9}"] {
+            let _ = parse_attr_path(path);
+            let _ = parse(&format!("{path} eq \"x\""));
+        }
+        let projected = crate::scim::resource::project(
+            &json!({"id": "1", "userName": "a"}),
+            Some("use\u{6db}isplay,userName"),
+            None,
+        );
+        assert_eq!(projected["userName"], "a");
+    }
 
     fn user() -> Value {
         json!({

@@ -396,7 +396,7 @@ pub fn project(res: &Value, attributes: Option<&str>, excluded: Option<&str>) ->
             .filter(|a| !a.is_empty())
             .map(|a| {
                 // `urn:…:User:userName` and `name.givenName` keep their top-level part.
-                let a = if a.len() > 4 && a[..4].eq_ignore_ascii_case("urn:") {
+                let a = if a.len() > 4 && a.as_bytes()[..4].eq_ignore_ascii_case(b"urn:") {
                     let core = a.rsplit_once(':').map(|(urn, attr)| {
                         if super::filter::is_core_urn(urn) {
                             attr.to_string()
