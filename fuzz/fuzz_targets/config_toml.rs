@@ -18,7 +18,7 @@ use libfuzzer_sys::fuzz_target;
 use ssogate::config::{self, FileConfig};
 use ssogate::gateway::Gateway;
 use ssogate::saml::FixedClock;
-use ssogate_fuzz::{dev_now, dev_sp_key, quiet, ENTRA_CERT_PEM};
+use ssogate_fuzz::{dev_now, dev_sp_key, private_dir, quiet, ENTRA_CERT_PEM};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -42,8 +42,7 @@ fn dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         quiet();
-        let d = std::env::temp_dir().join(format!("ssogate-fuzz-config-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
+        let d = private_dir("config");
         write(
             &d,
             "entra-metadata.xml",

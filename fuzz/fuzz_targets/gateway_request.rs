@@ -42,9 +42,8 @@ use ssogate::saml::FixedClock;
 use ssogate::scim::effects::{MatchUsers, Provisioning};
 use ssogate::scim::ScimService;
 use ssogate::session::{MemoryStore, PendingLogin, SessionManager, SessionStore};
-use ssogate_fuzz::{entra_now, quiet, runtime, split_once, ENTRA_CERT_PEM};
+use ssogate_fuzz::{entra_now, private_dir, quiet, runtime, split_once, ENTRA_CERT_PEM};
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -129,9 +128,7 @@ fn config() -> &'static Config {
     C.get_or_init(|| {
         use std::os::unix::fs::PermissionsExt as _;
         quiet();
-        let d: PathBuf =
-            std::env::temp_dir().join(format!("ssogate-fuzz-gw-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
+        let d = private_dir("gateway");
         let put = |name: &str, bytes: &[u8]| {
             std::fs::write(d.join(name), bytes).unwrap();
             std::fs::set_permissions(d.join(name), std::fs::Permissions::from_mode(0o600)).unwrap();

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use ssogate::saml::{
     load_certificate, DevIdp, IdpSettings, ResponseValidator, SigningKey, SpSettings,
 };
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// The real Entra response (assertion signed, RSA-SHA256, exclusive c14n).
@@ -124,6 +125,28 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
             .build()
             .unwrap()
     })
+}
+
+/// A private directory for the files a config names, one per process
+/// (`$TMPDIR/ssogate-fuzz-<tag>-<pid>`); those of processes that are gone are removed first
+/// (libFuzzer exits without running destructors).
+pub fn private_dir(tag: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = std::env::temp_dir();
+    let prefix = format!("ssogate-fuzz-{tag}-");
+    for e in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix(&prefix)
+            .and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    let d = tmp.join(format!("{prefix}{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+    d
 }
 
 /// Split `data` at the first `sep` (the fuzzer learns separators from the seeds).
