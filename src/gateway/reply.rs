@@ -70,10 +70,13 @@ impl Reference {
     /// proxy and the value is usable, else a new one (a client cannot choose the
     /// reference another request's log lines carry).
     pub fn for_request(header: Option<&[u8]>, trusted_peer: bool) -> Self {
-        header
-            .filter(|_| trusted_peer)
-            .and_then(Self::from_header)
-            .unwrap_or_default()
+        Self::from_trusted(header, trusted_peer).unwrap_or_default()
+    }
+
+    /// The proxy's ID alone, when it may be taken: what replaces the one a request
+    /// context was made with (so a request makes one random ID, not two).
+    pub fn from_trusted(header: Option<&[u8]>, trusted_peer: bool) -> Option<Self> {
+        header.filter(|_| trusted_peer).and_then(Self::from_header)
     }
 }
 

@@ -165,10 +165,13 @@ impl ProxyHttp for GatewayProxy {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         let req = session.req_header();
-        ctx.reference = Reference::for_request(
+        // `new_ctx` made an ID; a trusted proxy's replaces it.
+        if let Some(r) = Reference::from_trusted(
             req.headers.get("x-request-id").map(|v| v.as_bytes()),
             ctx.serving.gw.is_trusted_proxy(peer),
-        );
+        ) {
+            ctx.reference = r;
+        }
         let trace_id = req
             .headers
             .get("traceparent")
