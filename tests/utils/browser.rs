@@ -305,10 +305,13 @@ impl Browser {
 
     /// The rendered text of the page's body (a text/plain page: its text).
     pub async fn body_text(&self) -> String {
-        match self.try_find("body").await {
-            Some(b) => self.text(&b).await,
-            None => String::new(),
-        }
+        // One script call, not find-then-read: a page that replaces its document between
+        // the two (a redirect finishing) left a stale element reference.
+        self.script("return document.body ? document.body.innerText : '';")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// The first element matching the CSS selector, if any.
