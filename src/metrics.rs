@@ -2,7 +2,7 @@
 //! than repeating a name as a literal. All names start with `ssogate_`.
 
 use prometheus::{
-    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::sync::LazyLock;
@@ -48,6 +48,15 @@ pub struct Metrics {
     pub store_errors: IntCounterVec,
     /// 1 while the session store answers pings.
     pub store_up: IntGauge,
+    /// Time of each session store operation, by operation (Redis store).
+    pub store_duration: HistogramVec,
+    /// Redis requests that failed, by kind (one of [`STORE_FAILURE_KINDS`]).
+    pub store_failures: IntCounterVec,
+    /// Redis connections rebuilt after failures (a new connection, or, with Sentinel, a
+    /// new look for the primary).
+    pub store_reconnects: IntCounter,
+    /// Sentinel failovers seen: the primary found is another than before.
+    pub store_failovers: IntCounter,
     /// 1 while the revocation subscription is live (the session cache is trusted).
     pub revocation_feed_up: IntGauge,
     /// notAfter (Unix time) of every certificate trusted or presented, by kind, app and
@@ -55,6 +64,9 @@ pub struct Metrics {
     pub certificate_expiry: IntGaugeVec,
     /// Sessions held in the in-process cache (set at scrape time).
     pub session_cache_entries: IntGauge,
+    /// Requests whose session came from the in-process cache because the store could
+    /// not answer (within `cache_ttl` of the session's last read).
+    pub session_outage_fallbacks: IntCounter,
     /// Config reloads by result ("success" | "failure").
     pub config_reloads: IntCounterVec,
     /// Unix time the running config was loaded (start or last successful reload).
@@ -175,6 +187,32 @@ fn build() -> Result<Metrics, prometheus::Error> {
         &["op"],
     )?;
     let store_up = IntGauge::new("ssogate_store_up", "1 while the session store is reachable")?;
+    let store_duration = HistogramVec::new(
+        HistogramOpts::new(
+            "ssogate_store_duration_seconds",
+            "Time of each session store operation (Redis), failed ones included",
+        )
+        .buckets(exponential_buckets(0.0001, 2.0, 16)?),
+        &["op"],
+    )?;
+    let store_failures = IntCounterVec::new(
+        Opts::new(
+            "ssogate_store_failures_total",
+            "Redis requests that failed, by kind (timeout, unreachable, readonly, auth, no_primary, server, corrupt)",
+        ),
+        &["kind"],
+    )?;
+    for kind in STORE_FAILURE_KINDS {
+        store_failures.with_label_values(&[kind]);
+    }
+    let store_reconnects = IntCounter::new(
+        "ssogate_store_reconnects_total",
+        "Redis connections rebuilt after failures (with Sentinel: the primary looked for again)",
+    )?;
+    let store_failovers = IntCounter::new(
+        "ssogate_store_failovers_total",
+        "Redis Sentinel failovers seen (the primary is another node than before)",
+    )?;
     let revocation_feed_up = IntGauge::new(
         "ssogate_revocation_feed_up",
         "1 while the session revocation subscription is live (the session cache is trusted only then)",
@@ -192,6 +230,11 @@ fn build() -> Result<Metrics, prometheus::Error> {
         "ssogate_session_cache_entries",
         "Sessions held in the in-process cache",
     )?;
+    let session_outage_fallbacks = IntCounter::new(
+        "ssogate_session_outage_fallbacks_total",
+        "Sessions served from the in-process cache while the session store could not answer",
+    )?;
+    registry.register(Box::new(session_outage_fallbacks.clone()))?;
     let config_reloads = IntCounterVec::new(
         Opts::new(
             "ssogate_config_reload_total",
@@ -223,6 +266,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(upstream_errors.clone()))?;
     registry.register(Box::new(store_errors.clone()))?;
     registry.register(Box::new(store_up.clone()))?;
+    registry.register(Box::new(store_duration.clone()))?;
+    registry.register(Box::new(store_failures.clone()))?;
+    registry.register(Box::new(store_reconnects.clone()))?;
+    registry.register(Box::new(store_failovers.clone()))?;
     registry.register(Box::new(session_cache_entries.clone()))?;
     Ok(Metrics {
         registry,
@@ -244,13 +291,29 @@ fn build() -> Result<Metrics, prometheus::Error> {
         upstream_errors,
         store_errors,
         store_up,
+        store_duration,
+        store_failures,
+        store_reconnects,
+        store_failovers,
         revocation_feed_up,
         certificate_expiry,
         session_cache_entries,
+        session_outage_fallbacks,
         config_reloads,
         config_last_reload_success,
     })
 }
+
+/// The kinds of `ssogate_store_failures_total`, each exported from the start.
+pub const STORE_FAILURE_KINDS: [&str; 7] = [
+    "timeout",
+    "unreachable",
+    "readonly",
+    "auth",
+    "no_primary",
+    "server",
+    "corrupt",
+];
 
 #[allow(clippy::expect_used)]
 pub static METRICS: LazyLock<Metrics> =

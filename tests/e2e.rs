@@ -11,7 +11,7 @@
 mod utils;
 
 use ssogate::saml::{self, DevIdp, ResponseSpec};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use utils::echo::{echoed, EchoUpstream};
 use utils::gateway::Gateway;
 use utils::http::{binding_of, client};
@@ -28,7 +28,8 @@ struct Setup {
     _redis: Option<TestRedis>,
 }
 
-fn config(redis_url: &str, echo_port: u16, idle: &str) -> String {
+/// `session` lines go at the end of `[session]`.
+fn config(redis_url: &str, echo_port: u16, session: &str) -> String {
     format!(
         r#"
 [listen]
@@ -43,7 +44,7 @@ grace_period = "1s"
 store = "redis"
 redis_url = "{redis_url}"
 cookie_secure = false
-idle_timeout = "{idle}"
+{session}
 
 [[app]]
 name = "wiki"
@@ -78,7 +79,7 @@ allow_groups = ["admins"]
     )
 }
 
-async fn setup_with(redis: Option<TestRedis>, idle: &str) -> Setup {
+async fn setup_with(redis: Option<TestRedis>, session: &str) -> Setup {
     let url = match &redis {
         Some(r) => r.url(),
         None => utils::redis::shared_url(),
@@ -87,7 +88,7 @@ async fn setup_with(redis: Option<TestRedis>, idle: &str) -> Setup {
     let idp = DevIdp::generate("https://idp.example.test/").unwrap();
     let pem = idp.certificate_pem();
     let gw = Gateway::start(
-        &config(&url, echo.port, idle),
+        &config(&url, echo.port, session),
         &[("idp.pem", pem.as_bytes())],
     )
     .await;
@@ -100,7 +101,7 @@ async fn setup_with(redis: Option<TestRedis>, idle: &str) -> Setup {
 }
 
 async fn setup() -> Setup {
-    setup_with(None, "30m").await
+    setup_with(None, "idle_timeout = \"30m\"").await
 }
 
 async fn browse(url: &str, cookie: Option<&str>) -> reqwest::Response {
@@ -418,12 +419,14 @@ async fn response_signed_by_another_key_or_unsolicited_is_refused() {
     );
 }
 
+/// Redis goes away: a session read within `cache_ttl` (2 s here) keeps working, then
+/// gets the 503 page; new sign-ins get it at once; `/readyz` fails; public routes work;
+/// everything recovers when Redis is back, without a restart.
 #[tokio::test]
 async fn redis_outage_gives_503_and_not_ready_then_recovers() {
     let redis = TestRedis::start();
-    let s = setup_with(Some(redis), "30m").await;
+    let s = setup_with(Some(redis), "idle_timeout = \"30m\"\ncache_ttl = \"2s\"").await;
     let cookie = sign_in(&s, "/", "alice@contoso.example", &[ADMINS]).await;
-    assert_eq!(browse(&s.gw.url("/"), Some(&cookie)).await.status(), 200);
     let ready = || async {
         reqwest::get(s.gw.admin_url("/readyz"))
             .await
@@ -431,22 +434,57 @@ async fn redis_outage_gives_503_and_not_ready_then_recovers() {
             .status()
     };
     assert_eq!(ready().await, 200);
-
-    s._redis.as_ref().unwrap().stop();
-    // The session cache is bypassed as soon as the revocation feed notices the outage.
-    let mut r = browse(&s.gw.url("/"), Some(&cookie)).await;
-    for _ in 0..30 {
-        if r.status() == 503 {
+    // Browse until the gateway holds the session in its cache (once the feed is live).
+    let metrics = || async {
+        reqwest::get(s.gw.admin_url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let mut cached = false;
+    for _ in 0..50 {
+        assert_eq!(browse(&s.gw.url("/"), Some(&cookie)).await.status(), 200);
+        if metrics().await.contains("ssogate_session_cache_entries 1") {
+            cached = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(cached, "the session is cached");
+    let last_read = Instant::now();
+
+    s._redis.as_ref().unwrap().stop();
+    // Within cache_ttl of its last read, the session is served as cached.
+    assert_eq!(browse(&s.gw.url("/"), Some(&cookie)).await.status(), 200);
+    // No session yet: 503, not a redirect to the IdP that cannot be finished.
+    assert_eq!(browse(&s.gw.url("/"), None).await.status(), 503);
+    // Past cache_ttl: the 503 page.
+    let mut r = browse(&s.gw.url("/"), Some(&cookie)).await;
+    while r.status() == 200 {
+        assert!(
+            last_read.elapsed() < Duration::from_secs(4),
+            "a cached session outlived cache_ttl (2 s) by 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
         r = browse(&s.gw.url("/"), Some(&cookie)).await;
     }
+    assert!(
+        last_read.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        last_read.elapsed()
+    );
     assert_eq!(r.status(), 503);
     assert!(r.text().await.unwrap().contains("Temporarily unavailable"));
-    // No session yet: still 503, not a redirect to the IdP that cannot be finished.
-    assert_eq!(browse(&s.gw.url("/"), None).await.status(), 503);
     assert_eq!(ready().await, 503);
+    let body = metrics().await;
+    let fallbacks = body
+        .lines()
+        .find_map(|l| l.strip_prefix("ssogate_session_outage_fallbacks_total "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(fallbacks >= 1, "{body}");
     // Public routes do not need the store.
     assert_eq!(browse(&s.gw.url("/public/"), None).await.status(), 200);
 
@@ -462,6 +500,7 @@ async fn redis_outage_gives_503_and_not_ready_then_recovers() {
     assert_eq!(status, 302, "recovers without a restart");
     assert_eq!(ready().await, 200);
     // Redis restarted empty (no persistence): the old session is gone, sign in again works.
+    assert_eq!(browse(&s.gw.url("/"), Some(&cookie)).await.status(), 302);
     let cookie = sign_in(&s, "/", "alice@contoso.example", &[ADMINS]).await;
     assert_eq!(browse(&s.gw.url("/"), Some(&cookie)).await.status(), 200);
 }

@@ -25,6 +25,7 @@ fn options(pki: &Pki) -> RedisOptions {
         password: Some(PASSWORD.into()),
         ca_pem: Some(pki.ca_pem.clone()),
         client_tls: Some((pki.client_cert_pem.clone(), pki.client_key_pem.clone())),
+        ..RedisOptions::default()
     }
 }
 

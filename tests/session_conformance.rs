@@ -648,7 +648,7 @@ async fn redis_store_conformance() {
 }
 
 /// The same suite over TLS (a CA made here, the server's name checked, a client
-/// certificate required) as an ACL user granted exactly the README's ACL line (the
+/// certificate required) as an ACL user granted exactly docs/redis.md's ACL line (the
 /// `default` user switched off): the documented line is all the store needs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_tls_acl_store_conformance() {
@@ -663,6 +663,7 @@ async fn redis_tls_acl_store_conformance() {
         password: Some(PASSWORD.into()),
         ca_pem: Some(pki.ca_pem.clone()),
         client_tls: Some((pki.client_cert_pem.clone(), pki.client_key_pem.clone())),
+        ..Default::default()
     };
     // The default prefix: the ACL line grants `ssogate:*` (this server is the test's own).
     let prefix = ssogate::session::DEFAULT_KEY_PREFIX.to_string();
@@ -682,6 +683,29 @@ async fn redis_tls_acl_store_conformance() {
     .unwrap();
     let backend = Redis {
         client,
+        store_key_prefix: prefix,
+    };
+    run_conformance(Arc::new(store), &backend).await;
+}
+
+/// The same suite on Redis Sentinel (a primary, a replica, three Sentinels): the store
+/// finds the primary through the Sentinels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_sentinel_store_conformance() {
+    let set = test_redis::SentinelSet::start();
+    let prefix = format!("ssogate-test-{}:", &key()[..12]);
+    let store = RedisStore::connect_with(
+        &set.url(),
+        ssogate::session::RedisOptions {
+            sentinels: set.sentinel_addrs(),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .with_key_prefix(&prefix);
+    let backend = Redis {
+        client: redis::Client::open(format!("redis://127.0.0.1:{}/0", set.primary().port()))
+            .unwrap(),
         store_key_prefix: prefix,
     };
     run_conformance(Arc::new(store), &backend).await;

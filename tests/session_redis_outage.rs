@@ -189,8 +189,10 @@ async fn a_silent_revocation_feed_is_noticed_and_the_cache_distrusted() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let noticed = paused.elapsed();
-    assert_eq!(manager.cache().len(), 0, "the cache outlived its feed");
     eprintln!("silent feed noticed after {noticed:?}");
+    // Not trusted any more, but the outage fallback: the frozen store times out and the
+    // session read before it is served as cached.
+    assert!(manager.load(&id, "app", now).await.unwrap().is_some());
 
     redis.resume();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -198,6 +200,12 @@ async fn a_silent_revocation_feed_is_noticed_and_the_cache_distrusted() {
         assert!(Instant::now() < deadline, "the feed did not come back");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Back: the cache is dropped (revocations may have been missed meanwhile).
+    assert_eq!(
+        manager.cache().len(),
+        0,
+        "the cache outlived the gap in its feed"
+    );
     follower.abort();
 }
 

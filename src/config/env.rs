@@ -9,9 +9,11 @@ pub const ENV_REDIS_URL: &str = "SSOGATE_REDIS_URL";
 pub const ENV_REDIS_PASSWORD: &str = "SSOGATE_REDIS_PASSWORD";
 /// Redis ACL user; overrides the URL's and `[session] redis_username`.
 pub const ENV_REDIS_USERNAME: &str = "SSOGATE_REDIS_USERNAME";
-/// Overrides `[listen] public`.
+/// The Redis Sentinels' password; overrides `[session] redis_sentinel_password_file`.
+pub const ENV_REDIS_SENTINEL_PASSWORD: &str = "SSOGATE_REDIS_SENTINEL_PASSWORD";
 /// SCIM bearer token(s), comma-separated; added to `[scim] token_file`'s.
 pub const ENV_SCIM_TOKEN: &str = "SSOGATE_SCIM_TOKEN";
+/// Overrides `[listen] public`.
 pub const ENV_LISTEN_PUBLIC: &str = "SSOGATE_LISTEN_PUBLIC";
 /// Overrides `[listen] admin`.
 pub const ENV_LISTEN_ADMIN: &str = "SSOGATE_LISTEN_ADMIN";

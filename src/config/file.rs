@@ -93,6 +93,17 @@ pub struct SessionFile {
     pub redis_client_cert_file: Option<String>,
     /// `rediss://` only: the client certificate's private key (PEM, mode 600).
     pub redis_client_key_file: Option<String>,
+    /// Redis Sentinel addresses ("host:port", port 26379 when left out); the URL's host
+    /// is then the master name they monitor.
+    pub redis_sentinels: Option<Vec<String>>,
+    /// ACL user for the Sentinels (Redis 6.2+).
+    pub redis_sentinel_username: Option<String>,
+    /// The Sentinels' own password (`SSOGATE_REDIS_SENTINEL_PASSWORD` wins).
+    pub redis_sentinel_password_file: Option<String>,
+    /// TCP connect and handshake (TLS, AUTH) timeout (default 2s).
+    pub redis_connect_timeout: Option<String>,
+    /// How long one Redis command may take (default 1s).
+    pub redis_command_timeout: Option<String>,
     pub cookie_name: Option<String>,
     pub cookie_secure: Option<bool>,
     pub idle_timeout: Option<String>,

@@ -9,8 +9,8 @@ mod file;
 mod validate;
 
 pub use env::{
-    Env, ProcessEnv, ENV_LISTEN_ADMIN, ENV_LISTEN_PUBLIC, ENV_REDIS_PASSWORD, ENV_REDIS_URL,
-    ENV_REDIS_USERNAME, ENV_SCIM_TOKEN,
+    Env, ProcessEnv, ENV_LISTEN_ADMIN, ENV_LISTEN_PUBLIC, ENV_REDIS_PASSWORD,
+    ENV_REDIS_SENTINEL_PASSWORD, ENV_REDIS_URL, ENV_REDIS_USERNAME, ENV_SCIM_TOKEN,
 };
 pub use file::FileConfig;
 
@@ -106,6 +106,10 @@ pub struct ScimConfig {
 }
 
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value, built once at start-up"
+)]
 pub enum StoreConfig {
     Memory,
     Redis {
@@ -118,6 +122,14 @@ pub enum StoreConfig {
         ca_pem: Option<Vec<u8>>,
         /// `rediss://`: client certificate chain and key (PEM) for mutual TLS.
         client_tls: Option<(Vec<u8>, Secret<Vec<u8>>)>,
+        /// Redis Sentinel addresses; when not empty the URL's host is the master name.
+        sentinels: Vec<(String, u16)>,
+        sentinel_username: Option<String>,
+        sentinel_password: Option<Secret<String>>,
+        /// TCP connect and handshake timeout.
+        connect_timeout: Duration,
+        /// Per-command response timeout.
+        command_timeout: Duration,
         /// How the store is reached, for `check-config` (never a secret).
         summary: String,
     },

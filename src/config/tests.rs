@@ -196,6 +196,132 @@ fn redis_tls_settings_that_cannot_work_are_refused_together() {
 }
 
 #[test]
+fn sentinel_addresses_and_the_master_name_are_read_and_summarised() {
+    let mut env = no_env();
+    env.insert(ENV_REDIS_SENTINEL_PASSWORD.into(), "sentinel-s3cret".into());
+    let text = with_session(
+        "store = \"redis\"\nredis_url = \"rediss://mymaster/2\"\n\
+         redis_sentinels = [\"10.0.0.5:26380\", \"sentinel-b\", \"[fd00::7]:26379\"]\n\
+         redis_sentinel_username = \"watcher\"",
+    );
+    let c = from_str(&text, &dir(), &env).unwrap();
+    match &c.session.store {
+        StoreConfig::Redis {
+            sentinels,
+            sentinel_username,
+            sentinel_password,
+            summary,
+            ..
+        } => {
+            assert_eq!(
+                sentinels,
+                &vec![
+                    ("10.0.0.5".to_string(), 26380),
+                    ("sentinel-b".to_string(), 26379),
+                    ("fd00::7".to_string(), 26379),
+                ]
+            );
+            assert_eq!(sentinel_username.as_deref(), Some("watcher"));
+            assert_eq!(
+                sentinel_password.as_ref().unwrap().expose(),
+                "sentinel-s3cret"
+            );
+            assert_eq!(
+                summary,
+                "Sentinel: the primary of \"mymaster\" as 3 Sentinel(s) name it (10.0.0.5:26380, sentinel-b:26379, fd00::7:26379), Sentinel ACL user \"watcher\", Sentinel password from SSOGATE_REDIS_SENTINEL_PASSWORD, TLS (at least 1.2, server name checked) trusting the system's CAs, user \"default\", no password"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!format!("{c:?}").contains("sentinel-s3cret"));
+}
+
+#[test]
+fn sentinel_settings_that_cannot_work_are_refused_together() {
+    let text = with_session(
+        "store = \"redis\"\nredis_url = \"redis://10.0.0.5:6379/0\"\n\
+         redis_sentinels = [\"10.0.0.5:26379\", \"10.0.0.5:26379\", \"user@host:1\", \"h:notaport\"]\n\
+         redis_sentinel_username = \"\"",
+    );
+    let all = from_str(&text, &dir(), &no_env()).unwrap_err().0.join("\n");
+    for needle in [
+        "the URL's host is the master name the Sentinels monitor, without a port",
+        "\"10.0.0.5:26379\" listed twice",
+        "\"user@host:1\" is not host:port",
+        "\"h:notaport\" is not host:port",
+        "session.redis_sentinel_username: empty",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+    let all = from_str(
+        &with_session("store = \"redis\"\nredis_url = \"redis://m/0\"\nredis_sentinels = []"),
+        &dir(),
+        &no_env(),
+    )
+    .unwrap_err()
+    .0
+    .join("\n");
+    assert!(all.contains("session.redis_sentinels: empty"), "{all}");
+    let mut env = no_env();
+    env.insert(ENV_REDIS_SENTINEL_PASSWORD.into(), "x".into());
+    let all = from_str(
+        &with_session("store = \"redis\"\nredis_url = \"redis://m/0\""),
+        &dir(),
+        &env,
+    )
+    .unwrap_err()
+    .0
+    .join("\n");
+    assert!(
+        all.contains("Sentinel settings without session.redis_sentinels"),
+        "{all}"
+    );
+}
+
+#[test]
+fn redis_timeouts_are_read_and_bounded() {
+    let c = from_str(
+        &with_session(
+            "store = \"redis\"\nredis_url = \"redis://10.0.0.5/0\"\n\
+             redis_connect_timeout = \"500ms\"\nredis_command_timeout = \"250ms\"",
+        ),
+        &dir(),
+        &no_env(),
+    )
+    .unwrap();
+    match &c.session.store {
+        StoreConfig::Redis {
+            connect_timeout,
+            command_timeout,
+            ..
+        } => {
+            assert_eq!(*connect_timeout, Duration::from_millis(500));
+            assert_eq!(*command_timeout, Duration::from_millis(250));
+        }
+        other => panic!("{other:?}"),
+    }
+    let all = from_str(
+        &with_session(
+            "store = \"redis\"\nredis_url = \"redis://10.0.0.5/0\"\n\
+             redis_connect_timeout = \"0s\"\nredis_command_timeout = \"2m\"",
+        ),
+        &dir(),
+        &no_env(),
+    )
+    .unwrap_err()
+    .0
+    .join("\n");
+    assert!(
+        all.contains("session.redis_connect_timeout: between 1ms and 60s"),
+        "{all}"
+    );
+    assert!(
+        all.contains("session.redis_command_timeout: between 1ms and 60s"),
+        "{all}"
+    );
+}
+
+#[test]
 fn two_apps_cannot_share_a_host() {
     let text = std::fs::read_to_string(dir().join("ssogate.toml")).unwrap();
     let app = text.split("[[app]]").nth(1).unwrap();

@@ -412,6 +412,55 @@ fn redis_store(errs: &mut Errors, s: &SessionFile, base: &Path, env: &dyn Env) -
             None
         }
     };
+    let sentinels = s
+        .redis_sentinels
+        .as_ref()
+        .map(|list| sentinel_addresses(errs, list))
+        .unwrap_or_default();
+    let sentinel_username = s.redis_sentinel_username.clone();
+    if sentinel_username.as_deref().is_some_and(str::is_empty) {
+        errs.push("session.redis_sentinel_username: empty");
+    }
+    let mut sentinel_password = None;
+    let mut sentinel_password_from = None;
+    if let Some(p) = &s.redis_sentinel_password_file {
+        let key = "session.redis_sentinel_password_file";
+        if let Some((_, bytes)) = read_secret_file(errs, key, base, p) {
+            match String::from_utf8(bytes) {
+                Ok(text) => {
+                    sentinel_password = Some(Secret::new(text.trim_end().to_string()));
+                    sentinel_password_from = Some("redis_sentinel_password_file");
+                }
+                Err(_) => errs.push(format!("{key}: not UTF-8 text")),
+            }
+        }
+    }
+    if let Some(p) = env.get(ENV_REDIS_SENTINEL_PASSWORD) {
+        sentinel_password = Some(Secret::new(p));
+        sentinel_password_from = Some(ENV_REDIS_SENTINEL_PASSWORD);
+    }
+    if s.redis_sentinels.is_none()
+        && (sentinel_username.is_some() || sentinel_password_from.is_some())
+    {
+        errs.push("session.redis_sentinel_username / redis_sentinel_password_file: Sentinel settings without session.redis_sentinels");
+    }
+    let mut timeout = |key: &str, value: &Option<String>, default: &str| {
+        let d = duration(errs, key, value.as_deref(), default);
+        if d.is_zero() || d > Duration::from_secs(60) {
+            errs.push(format!("{key}: between 1ms and 60s"));
+        }
+        d
+    };
+    let connect_timeout = timeout(
+        "session.redis_connect_timeout",
+        &s.redis_connect_timeout,
+        "2s",
+    );
+    let command_timeout = timeout(
+        "session.redis_command_timeout",
+        &s.redis_command_timeout,
+        "1s",
+    );
     let Some(u) = url else {
         errs.push(format!(
             "session.redis_url: required with store = \"redis\" (or set {ENV_REDIS_URL})"
@@ -419,6 +468,7 @@ fn redis_store(errs: &mut Errors, s: &SessionFile, base: &Path, env: &dyn Env) -
         return StoreConfig::Memory;
     };
     let mut tls = false;
+    let mut master = None;
     let mut url_user = false;
     let mut url_password = false;
     match url::Url::parse(&u) {
@@ -430,6 +480,14 @@ fn redis_store(errs: &mut Errors, s: &SessionFile, base: &Path, env: &dyn Env) -
                 errs.push(
                     "session.redis_url: #insecure turns off the check of Redis' certificate and name; trust its CA with session.redis_ca_file instead",
                 );
+            }
+            if s.redis_sentinels.is_some() {
+                master = parsed.host_str().map(str::to_owned);
+                if master.as_deref().is_none_or(str::is_empty) || parsed.port().is_some() {
+                    errs.push(
+                        "session.redis_url: with redis_sentinels, the URL's host is the master name the Sentinels monitor, without a port (redis://mymaster/0)",
+                    );
+                }
             }
         }
         Ok(parsed) => errs.push(format!(
@@ -463,6 +521,32 @@ fn redis_store(errs: &mut Errors, s: &SessionFile, base: &Path, env: &dyn Env) -
     if client_tls.is_some() {
         summary.push("client certificate from session.redis_client_cert_file".into());
     }
+    if !sentinels.is_empty() {
+        let mut via = format!(
+            "Sentinel: the primary of \"{}\" as {} Sentinel(s) name it ({})",
+            master.as_deref().unwrap_or_default(),
+            sentinels.len(),
+            sentinels
+                .iter()
+                .map(|(h, p)| format!("{h}:{p}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if let Some(u) = &sentinel_username {
+            via.push_str(&format!(", Sentinel ACL user \"{u}\""));
+        }
+        via.push_str(match sentinel_password_from {
+            Some(from) => {
+                if from == ENV_REDIS_SENTINEL_PASSWORD {
+                    ", Sentinel password from SSOGATE_REDIS_SENTINEL_PASSWORD"
+                } else {
+                    ", Sentinel password from redis_sentinel_password_file"
+                }
+            }
+            None => ", no Sentinel password",
+        });
+        summary.insert(0, via);
+    }
     summary.push(match (&username, url_user) {
         (Some(u), _) => format!("ACL user \"{u}\" from {username_from}"),
         (None, true) => "ACL user from the URL".into(),
@@ -479,8 +563,55 @@ fn redis_store(errs: &mut Errors, s: &SessionFile, base: &Path, env: &dyn Env) -
         username,
         ca_pem,
         client_tls,
+        sentinels,
+        sentinel_username,
+        sentinel_password,
+        connect_timeout,
+        command_timeout,
         summary: summary.join(", "),
     }
+}
+
+/// `redis_sentinels`: "host:port" or "host" (port 26379), IPv6 in brackets; at least one,
+/// none twice.
+fn sentinel_addresses(errs: &mut Errors, list: &[String]) -> Vec<(String, u16)> {
+    const KEY: &str = "session.redis_sentinels";
+    if list.is_empty() {
+        errs.push(format!(
+            "{KEY}: empty (list the Sentinels, or leave the setting out)"
+        ));
+    }
+    let mut out: Vec<(String, u16)> = Vec::with_capacity(list.len());
+    for entry in list {
+        let parsed = url::Url::parse(&format!("redis://{entry}"));
+        match parsed {
+            Ok(u)
+                if u.username().is_empty()
+                    && u.password().is_none()
+                    && matches!(u.path(), "" | "/")
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+                    && u.host_str().is_some_and(|h| !h.is_empty()) =>
+            {
+                let host = u
+                    .host_str()
+                    .unwrap_or_default()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned();
+                let addr = (host, u.port().unwrap_or(26379));
+                if out.contains(&addr) {
+                    errs.push(format!("{KEY}: \"{entry}\" listed twice"));
+                } else {
+                    out.push(addr);
+                }
+            }
+            _ => errs.push(format!(
+                "{KEY}: \"{entry}\" is not host:port (e.g. \"10.0.0.5:26379\")"
+            )),
+        }
+    }
+    out
 }
 
 fn session(errs: &mut Errors, s: &SessionFile, base: &Path, env: &dyn Env) -> SessionConfig {

@@ -145,6 +145,11 @@ fn store_for(config: &Config, errors: &mut Vec<String>) -> Arc<dyn SessionStore>
             username,
             ca_pem,
             client_tls,
+            sentinels,
+            sentinel_username,
+            sentinel_password,
+            connect_timeout,
+            command_timeout,
             ..
         } => {
             let options = crate::session::RedisOptions {
@@ -154,9 +159,14 @@ fn store_for(config: &Config, errors: &mut Vec<String>) -> Arc<dyn SessionStore>
                 client_tls: client_tls
                     .as_ref()
                     .map(|(cert, key)| (cert.clone(), key.expose().clone())),
+                sentinels: sentinels.clone(),
+                sentinel_username: sentinel_username.clone(),
+                sentinel_password: sentinel_password.as_ref().map(|p| p.expose().clone()),
             };
             match RedisStore::connect_with(url.expose(), options) {
-                Ok(s) => Arc::new(s),
+                Ok(s) => Arc::new(crate::session::Timed::new(
+                    s.with_timeouts(*connect_timeout, *command_timeout),
+                )),
                 Err(e) => {
                     errors.push(format!("session.redis_url: {e}"));
                     Arc::new(MemoryStore::new())

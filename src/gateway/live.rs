@@ -229,6 +229,11 @@ fn same_store(old: &StoreConfig, new: &StoreConfig) -> bool {
                 username: n1,
                 ca_pem: c1,
                 client_tls: t1,
+                sentinels: s1,
+                sentinel_username: su1,
+                sentinel_password: sp1,
+                connect_timeout: ct1,
+                command_timeout: rt1,
                 ..
             },
             StoreConfig::Redis {
@@ -237,6 +242,11 @@ fn same_store(old: &StoreConfig, new: &StoreConfig) -> bool {
                 username: n2,
                 ca_pem: c2,
                 client_tls: t2,
+                sentinels: s2,
+                sentinel_username: su2,
+                sentinel_password: sp2,
+                connect_timeout: ct2,
+                command_timeout: rt2,
                 ..
             },
         ) => {
@@ -246,7 +256,59 @@ fn same_store(old: &StoreConfig, new: &StoreConfig) -> bool {
                 && c1 == c2
                 && t1.as_ref().map(|(c, k)| (c, k.expose()))
                     == t2.as_ref().map(|(c, k)| (c, k.expose()))
+                && s1 == s2
+                && su1 == su2
+                && sp1.as_ref().map(|p| p.expose()) == sp2.as_ref().map(|p| p.expose())
+                && ct1 == ct2
+                && rt1 == rt2
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use std::time::Duration;
+
+    fn redis(sentinels: &[(&str, u16)], sentinel_password: Option<&str>) -> StoreConfig {
+        StoreConfig::Redis {
+            url: Secret::new("redis://mymaster/0".into()),
+            password: None,
+            username: None,
+            ca_pem: None,
+            client_tls: None,
+            sentinels: sentinels.iter().map(|(h, p)| (h.to_string(), *p)).collect(),
+            sentinel_username: None,
+            sentinel_password: sentinel_password.map(|p| Secret::new(p.to_string())),
+            connect_timeout: Duration::from_secs(2),
+            command_timeout: Duration::from_secs(1),
+            summary: String::new(),
+        }
+    }
+
+    #[test]
+    fn changed_sentinel_settings_need_a_restart() {
+        let base = redis(&[("10.0.0.5", 26379)], Some("a"));
+        assert!(same_store(&base, &redis(&[("10.0.0.5", 26379)], Some("a"))));
+        assert!(!same_store(
+            &base,
+            &redis(&[("10.0.0.6", 26379)], Some("a"))
+        ));
+        assert!(!same_store(
+            &base,
+            &redis(&[("10.0.0.5", 26379)], Some("b"))
+        ));
+        assert!(!same_store(&base, &redis(&[], Some("a"))));
+        assert!(!same_store(&base, &StoreConfig::Memory));
+        let mut slower = redis(&[("10.0.0.5", 26379)], Some("a"));
+        if let StoreConfig::Redis {
+            command_timeout, ..
+        } = &mut slower
+        {
+            *command_timeout = Duration::from_secs(3);
+        }
+        assert!(!same_store(&base, &slower));
     }
 }

@@ -75,8 +75,9 @@ impl SessionManager {
     }
 
     /// Keep the cache in step with deletions made by any replica. Runs forever: when the
-    /// feed breaks (store down), the cache is dropped and bypassed, and the feed is
-    /// re-established every second.
+    /// feed breaks (store down), the cache is bypassed (its entries serve only as the
+    /// outage fallback of `load`), the feed is re-established every second, and the
+    /// cache is dropped when it is back.
     pub async fn follow_revocations(&self) {
         loop {
             let on_event = |ev: Revocation| match ev {
@@ -89,7 +90,8 @@ impl SessionManager {
             };
             let result = self.store.follow_revocations(&on_event).await;
             let was_live = self.feed_live.swap(false, Ordering::AcqRel);
-            self.cache.clear();
+            // The entries stay (not trusted: `load` asks the store) as the fallback for
+            // a store outage; the cache is dropped when the feed is back.
             crate::metrics::METRICS.revocation_feed_up.set(0);
             if let Err(e) = result {
                 if was_live {
@@ -192,11 +194,21 @@ impl SessionManager {
         let generation = self.cache.generation();
         let mut rec = match self.store.get_session(&key).await {
             Ok(Some(rec)) => rec,
-            Ok(None) => return Ok(None),
+            Ok(None) => {
+                self.cache.evict(&key);
+                return Ok(None);
+            }
             Err(SessionError::Corrupt) => {
                 tracing::warn!("corrupt session record: deleting it");
+                self.cache.evict(&key);
                 self.delete_quietly(&key).await;
                 return Ok(None);
+            }
+            Err(e @ SessionError::Unavailable(_)) => {
+                return match self.outage_fallback(id, app, now) {
+                    Some(rec) => Ok(Some(rec)),
+                    None => Err(e),
+                }
             }
             Err(e) => return Err(e),
         };
@@ -206,6 +218,7 @@ impl SessionManager {
         // Clock skew between replicas can put last_seen in the future: count it as now.
         let idle_for = now.saturating_sub(rec.last_seen).max(0);
         if now >= rec.expires_at || idle_for >= self.idle {
+            self.cache.evict(&key);
             self.delete_quietly(&key).await;
             return Ok(None);
         }
@@ -223,6 +236,21 @@ impl SessionManager {
             self.cache.insert(id, &key, rec.clone(), generation);
         }
         Ok(Some(rec))
+    }
+
+    /// The store cannot answer: a session read from it within the last `cache_ttl`, and
+    /// still within its timeouts, keeps working (the record is as the store last had it;
+    /// one revoked meanwhile through another replica cut off from this one's view is
+    /// honoured here once the entry is older than `cache_ttl`). Nothing else is served.
+    fn outage_fallback(&self, id: &SessionId, app: &str, now: i64) -> Option<Arc<SessionRecord>> {
+        let rec = self.cache.get(id)?;
+        let idle_for = now.saturating_sub(rec.last_seen).max(0);
+        if rec.app != app || now >= rec.expires_at || idle_for >= self.idle {
+            return None;
+        }
+        crate::metrics::METRICS.session_outage_fallbacks.inc();
+        tracing::debug!("session store unavailable: serving the session as cached");
+        Some(rec)
     }
 
     /// Delete a session (logout).

@@ -14,6 +14,7 @@ mod manager;
 mod memory;
 mod redis;
 mod store;
+mod timed;
 
 pub use cache::SessionCache;
 pub use cookie::CookieSettings;
@@ -27,3 +28,4 @@ pub use redis::{
 pub use store::{
     object_id_user, DocIndex, DocWrite, PendingLogin, Revocation, SessionRecord, SessionStore,
 };
+pub use timed::Timed;

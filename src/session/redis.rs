@@ -1,4 +1,5 @@
-//! Redis session store (standalone Redis, through `redis::aio::ConnectionManager`).
+//! Redis session store (one Redis, or the primary that Redis Sentinel names, through
+//! `redis::aio::ConnectionManager`).
 //!
 //! Availability rules:
 //! - `RedisStore::new` is synchronous and never connects: a gateway whose Redis is down
@@ -11,6 +12,11 @@
 //! - Recovery is automatic: the manager reconnects after I/O errors; if failures persist
 //!   longer than `RECREATE_AFTER`, the manager itself is dropped and rebuilt (at most once
 //!   per `RECREATE_AFTER`), which also covers auth errors and a dead runtime.
+//! - Sentinel: each (re)build asks the Sentinels for the primary (all at once, each
+//!   within the timeouts), checks with `ROLE` that the named node is a primary, and
+//!   connects to it. A node that answers `READONLY` (a primary demoted by a failover)
+//!   makes the next call look again, and the refused command, which did not run, is sent
+//!   once more to the new primary.
 //!
 //! Keys (`<prefix>` defaults to `ssogate:`), values JSON:
 //! `sess:<store_key>` (string), `user:<hash(app, name_id)>` (set of store keys),
@@ -21,6 +27,8 @@ use std::time::{Duration, Instant};
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, Cmd, ErrorKind, FromRedisValue, IntoConnectionInfo, RedisError, Value};
 use parking_lot::Mutex;
+
+use crate::metrics::METRICS;
 
 use super::store::{clamp_ttl, hashed, session_user_names, user_index_key, DocIndex, DocWrite};
 use super::{PendingLogin, Revocation, SessionError, SessionRecord, SessionStore};
@@ -182,13 +190,36 @@ return n
 
 /// Redis-backed [`SessionStore`], shared by every gateway replica.
 pub struct RedisStore {
-    client: Client,
+    target: Target,
     prefix: String,
     connect_timeout: Duration,
     response_timeout: Duration,
     /// How often the revocation subscription is PINGed.
     feed_keepalive: Duration,
     conn: Mutex<ConnState>,
+}
+
+/// Where the commands go.
+enum Target {
+    /// One server, at the URL's address.
+    Direct(Client),
+    /// The primary the Sentinels name.
+    Sentinel(SentinelTarget),
+}
+
+struct SentinelTarget {
+    /// The master name the Sentinels monitor (the URL's host).
+    master: String,
+    /// Each Sentinel's address (for messages) and client.
+    sentinels: Vec<(String, Client)>,
+    /// The URL's settings (database, credentials, TLS); the address is the primary's.
+    node: ::redis::ConnectionInfo,
+    /// `rediss://`: the CA and client certificate for the data nodes.
+    certs: Option<::redis::TlsCertificates>,
+    /// One discovery at a time; the others wait for its result.
+    discovering: tokio::sync::Mutex<()>,
+    /// The primary found last ("host:port"), to notice a failover.
+    primary: Mutex<Option<String>>,
 }
 
 #[derive(Default)]
@@ -203,13 +234,17 @@ struct ConnState {
 impl std::fmt::Debug for RedisStore {
     // The client holds the password: show only the address.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore")
-            .field(
-                "addr",
-                &self.client.get_connection_info().addr().to_string(),
-            )
-            .field("prefix", &self.prefix)
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("RedisStore");
+        match &self.target {
+            Target::Direct(client) => {
+                d.field("addr", &client.get_connection_info().addr().to_string())
+            }
+            Target::Sentinel(s) => d.field("master", &s.master).field(
+                "sentinels",
+                &s.sentinels.iter().map(|(a, _)| a).collect::<Vec<_>>(),
+            ),
+        };
+        d.field("prefix", &self.prefix).finish_non_exhaustive()
     }
 }
 
@@ -224,6 +259,13 @@ pub struct RedisOptions {
     pub ca_pem: Option<Vec<u8>>,
     /// `rediss://`: client certificate chain and private key (PEM), for mutual TLS.
     pub client_tls: Option<(Vec<u8>, Vec<u8>)>,
+    /// Sentinel addresses (host, port): when given, the URL's host is the master name
+    /// they monitor, and its port is not used.
+    pub sentinels: Vec<(String, u16)>,
+    /// ACL user for the Sentinels (Redis 6.2+).
+    pub sentinel_username: Option<String>,
+    /// The Sentinels' own password (`requirepass` in sentinel.conf).
+    pub sentinel_password: Option<String>,
 }
 
 impl std::fmt::Debug for RedisOptions {
@@ -233,6 +275,12 @@ impl std::fmt::Debug for RedisOptions {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("ca_pem", &self.ca_pem.is_some())
             .field("client_tls", &self.client_tls.is_some())
+            .field("sentinels", &self.sentinels)
+            .field("sentinel_username", &self.sentinel_username)
+            .field(
+                "sentinel_password",
+                &self.sentinel_password.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -268,32 +316,76 @@ impl RedisStore {
             settings = settings.set_password(pw);
         }
         info = info.set_redis_settings(settings);
-        let client = match info.addr() {
+        let tls = match info.addr() {
             ::redis::ConnectionAddr::TcpTls { insecure: true, .. } => {
                 return Err(SessionError::Config(
                     "rediss:// with #insecure would not check Redis' certificate; trust its CA instead".into(),
                 ))
             }
-            ::redis::ConnectionAddr::TcpTls { .. } => Client::build_with_tls(
-                info,
-                ::redis::TlsCertificates {
-                    client_tls: options.client_tls.map(|(cert, key)| ::redis::ClientTlsConfig {
-                        client_cert: cert,
-                        client_key: key,
-                    }),
-                    root_cert: options.ca_pem,
-                },
-            ),
+            ::redis::ConnectionAddr::TcpTls { .. } => true,
             _ if options.ca_pem.is_some() || options.client_tls.is_some() => {
                 return Err(SessionError::Config(
                     "TLS certificates given for a Redis URL without TLS (use rediss://)".into(),
                 ))
             }
-            _ => Client::open(info),
-        }
-        .map_err(|e| SessionError::Config(format!("invalid Redis settings: {e}")))?;
+            _ => false,
+        };
+        let certs = tls.then(|| ::redis::TlsCertificates {
+            client_tls: options
+                .client_tls
+                .map(|(cert, key)| ::redis::ClientTlsConfig {
+                    client_cert: cert,
+                    client_key: key,
+                }),
+            root_cert: options.ca_pem,
+        });
+        let open = |info: ::redis::ConnectionInfo| {
+            match &certs {
+                Some(certs) => Client::build_with_tls(info, certs.clone()),
+                None => Client::open(info),
+            }
+            .map_err(|e| SessionError::Config(format!("invalid Redis settings: {e}")))
+        };
+        let target = if options.sentinels.is_empty() {
+            Target::Direct(open(info)?)
+        } else {
+            let master =
+                match info.addr() {
+                    ::redis::ConnectionAddr::Tcp(host, _)
+                    | ::redis::ConnectionAddr::TcpTls { host, .. } => host.clone(),
+                    _ => return Err(SessionError::Config(
+                        "Sentinel needs a redis:// or rediss:// URL whose host is the master name"
+                            .into(),
+                    )),
+                };
+            let mut sentinel_settings = ::redis::RedisConnectionInfo::default();
+            if let Some(user) = options.sentinel_username {
+                sentinel_settings = sentinel_settings.set_username(user);
+            }
+            if let Some(pw) = options.sentinel_password {
+                sentinel_settings = sentinel_settings.set_password(pw);
+            }
+            let mut sentinels = Vec::with_capacity(options.sentinels.len());
+            for (host, port) in options.sentinels {
+                let addr = node_addr(tls, host.clone(), port);
+                let client = open(
+                    info.clone()
+                        .set_addr(addr)
+                        .set_redis_settings(sentinel_settings.clone()),
+                )?;
+                sentinels.push((format!("{host}:{port}"), client));
+            }
+            Target::Sentinel(SentinelTarget {
+                master,
+                sentinels,
+                node: info,
+                certs: certs.clone(),
+                discovering: tokio::sync::Mutex::new(()),
+                primary: Mutex::new(None),
+            })
+        };
         Ok(Self {
-            client,
+            target,
             prefix: DEFAULT_KEY_PREFIX.to_owned(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
@@ -385,26 +477,93 @@ impl RedisStore {
 
     // === connection handling ===
 
-    /// The shared manager, built on first use in the caller's runtime.
-    fn manager(&self) -> Result<ConnectionManager, SessionError> {
-        let mut st = self.conn.lock();
-        if let Some(m) = &st.manager {
-            return Ok(m.clone());
-        }
-        if st.built_at.is_some_and(|t| t.elapsed() < RECREATE_AFTER) {
-            return Err(SessionError::Unavailable("reconnecting to Redis".into()));
-        }
-        st.built_at = Some(Instant::now());
-        let config = ConnectionManagerConfig::new()
+    fn manager_config(&self) -> ConnectionManagerConfig {
+        ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(self.response_timeout))
             // Fail fast: every later call retries (and a refused connection is retried
             // once more in `query`), so retries inside the manager only add latency.
-            .set_number_of_retries(0);
-        let m = ConnectionManager::new_lazy_with_config(self.client.clone(), config)
+            .set_number_of_retries(0)
+    }
+
+    /// The manager in use; for a direct target one is built here (on first use, in the
+    /// caller's runtime). `Ok(None)`: a Sentinel target must look for its primary first.
+    fn ready_manager(&self) -> Result<Option<ConnectionManager>, SessionError> {
+        let mut st = self.conn.lock();
+        if let Some(m) = &st.manager {
+            return Ok(Some(m.clone()));
+        }
+        if st.built_at.is_some_and(|t| t.elapsed() < RECREATE_AFTER) {
+            METRICS
+                .store_failures
+                .with_label_values(&["unreachable"])
+                .inc();
+            return Err(SessionError::Unavailable("reconnecting to Redis".into()));
+        }
+        let Target::Direct(client) = &self.target else {
+            return Ok(None);
+        };
+        if st.built_at.replace(Instant::now()).is_some() {
+            METRICS.store_reconnects.inc();
+        }
+        let m = ConnectionManager::new_lazy_with_config(client.clone(), self.manager_config())
             .map_err(|e| SessionError::Unavailable(e.to_string()))?;
         st.manager = Some(m.clone());
+        Ok(Some(m))
+    }
+
+    /// The shared manager; with Sentinel, the first caller looks for the primary and the
+    /// others wait for its answer.
+    async fn manager(&self) -> Result<ConnectionManager, SessionError> {
+        if let Some(m) = self.ready_manager()? {
+            return Ok(m);
+        }
+        let Target::Sentinel(sentinel) = &self.target else {
+            return Err(SessionError::Unavailable("reconnecting to Redis".into()));
+        };
+        let _turn = sentinel.discovering.lock().await;
+        if let Some(m) = self.ready_manager()? {
+            return Ok(m);
+        }
+        if self.conn.lock().built_at.replace(Instant::now()).is_some() {
+            METRICS.store_reconnects.inc();
+        }
+        let client = sentinel
+            .discover(self.connect_timeout, self.response_timeout)
+            .await
+            .inspect_err(|_| {
+                METRICS
+                    .store_failures
+                    .with_label_values(&["no_primary"])
+                    .inc()
+            })?;
+        let m = ConnectionManager::new_lazy_with_config(client, self.manager_config())
+            .map_err(|e| SessionError::Unavailable(e.to_string()))?;
+        self.conn.lock().manager = Some(m.clone());
         Ok(m)
+    }
+
+    /// A client for a connection of its own (the revocation subscription): the URL's
+    /// server, or the primary the Sentinels name now.
+    async fn client(&self) -> Result<Client, SessionError> {
+        match &self.target {
+            Target::Direct(client) => Ok(client.clone()),
+            Target::Sentinel(sentinel) => {
+                sentinel
+                    .discover(self.connect_timeout, self.response_timeout)
+                    .await
+            }
+        }
+    }
+
+    /// The node answered READONLY: it is no longer the primary. The next call looks for
+    /// the primary again, at once (discovery checks the role, so this cannot loop).
+    fn demoted(&self) {
+        let mut st = self.conn.lock();
+        if st.manager.take().is_some() {
+            tracing::warn!("Redis answered READONLY (a replica now): looking for the primary");
+            st.built_at = None;
+        }
     }
 
     fn record_outcome(&self, reachable: bool) {
@@ -436,50 +595,227 @@ impl RedisStore {
 
     /// Run a pipeline of idempotent commands under the deadline.
     async fn pipeline(&self, pipe: &::redis::Pipeline) -> Result<(), SessionError> {
-        let deadline = self.connect_timeout + self.response_timeout;
-        let mut conn = self.manager()?;
-        let result = match tokio::time::timeout(deadline, pipe.query_async::<()>(&mut conn)).await {
-            Ok(r) => r.map_err(map_redis_error),
-            Err(_) => Err(SessionError::Unavailable(format!(
-                "Redis did not answer within {deadline:?}"
-            ))),
-        };
-        self.record_outcome(!matches!(result, Err(SessionError::Unavailable(_))));
-        result
+        self.deadline(self.send(true, |mut conn| async move {
+            pipe.query_async::<()>(&mut conn).await
+        }))
+        .await
     }
 
     async fn run<T: FromRedisValue>(&self, cmd: &Cmd, idempotent: bool) -> Result<T, SessionError> {
+        self.deadline(self.send(idempotent, |mut conn| async move {
+            cmd.query_async::<T>(&mut conn).await
+        }))
+        .await
+    }
+
+    /// `request` within connect timeout + response timeout; the outcome feeds the
+    /// rebuild rule.
+    async fn deadline<T>(
+        &self,
+        request: impl std::future::Future<Output = Result<T, SessionError>>,
+    ) -> Result<T, SessionError> {
         let deadline = self.connect_timeout + self.response_timeout;
-        let result = match tokio::time::timeout(deadline, self.run_inner(cmd, idempotent)).await {
+        let result = match tokio::time::timeout(deadline, request).await {
             Ok(r) => r,
-            Err(_) => Err(SessionError::Unavailable(format!(
-                "Redis did not answer within {deadline:?}"
-            ))),
+            Err(_) => {
+                METRICS.store_failures.with_label_values(&["timeout"]).inc();
+                Err(SessionError::Unavailable(format!(
+                    "Redis did not answer within {deadline:?}"
+                )))
+            }
         };
         // Corrupt data still proves Redis answered.
         self.record_outcome(!matches!(result, Err(SessionError::Unavailable(_))));
         result
     }
 
-    async fn run_inner<T: FromRedisValue>(
-        &self,
-        cmd: &Cmd,
-        idempotent: bool,
-    ) -> Result<T, SessionError> {
-        let mut conn = self.manager()?;
-        let result = match cmd.query_async(&mut conn).await {
-            // Retry once on a fresh connection (the manager starts one on these errors):
-            // - refused: the command was never sent, always safe; this is the first call
-            //   after Redis came back;
-            // - dropped (broken pipe, reset: Redis restarted, or the runtime that drove the
-            //   old connection is gone): the command may have run, so idempotent only.
-            Err(e) if e.is_connection_refusal() || (idempotent && e.is_connection_dropped()) => {
-                tracing::debug!(error = %e, "Redis connection lost: retrying once");
-                cmd.query_async(&mut conn).await
+    /// Send a request (`attempt` on a connection), sending it again at most once per
+    /// reason:
+    /// - READONLY: a demoted primary refused it (it did not run): to the primary the
+    ///   Sentinels name now;
+    /// - refused: it was never sent, always safe; this is the first call after Redis
+    ///   came back;
+    /// - dropped (broken pipe, reset: Redis restarted, Sentinel closed its clients, or
+    ///   the runtime that drove the old connection is gone): it may have run, so
+    ///   idempotent requests only.
+    async fn send<T, F, Fut>(&self, idempotent: bool, attempt: F) -> Result<T, SessionError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RedisError>>,
+    {
+        let mut conn = self.manager().await?;
+        let (mut after_readonly, mut after_drop) = (false, false);
+        loop {
+            match attempt(conn.clone()).await {
+                Err(e) if is_readonly(&e) && !after_readonly => {
+                    after_readonly = true;
+                    self.demoted();
+                    conn = self.manager().await?;
+                }
+                Err(e)
+                    if !after_drop
+                        && (e.is_connection_refusal()
+                            || (idempotent && e.is_connection_dropped())) =>
+                {
+                    after_drop = true;
+                    tracing::debug!(error = %e, "Redis connection lost: retrying once");
+                }
+                other => {
+                    return other.map_err(|e| {
+                        METRICS
+                            .store_failures
+                            .with_label_values(&[failure_kind(&e)])
+                            .inc();
+                        map_redis_error(e)
+                    })
+                }
             }
-            other => other,
+        }
+    }
+}
+
+/// The `kind` label of `ssogate_store_failures_total` for a Redis error.
+fn failure_kind(e: &RedisError) -> &'static str {
+    if is_readonly(e) {
+        "readonly"
+    } else if e.kind() == ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
+    {
+        "auth"
+    } else if e.is_timeout() {
+        "timeout"
+    } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
+        "unreachable"
+    } else if e.code() == Some("WRONGTYPE")
+        || matches!(e.kind(), ErrorKind::Parse | ErrorKind::UnexpectedReturnType)
+    {
+        "corrupt"
+    } else {
+        "server"
+    }
+}
+
+/// The primary refused a write because it is a replica now (after a failover).
+fn is_readonly(e: &RedisError) -> bool {
+    e.code() == Some("READONLY")
+}
+
+/// A node's address, with TLS when the URL asked for it (the name is checked).
+fn node_addr(tls: bool, host: String, port: u16) -> ::redis::ConnectionAddr {
+    if tls {
+        ::redis::ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure: false,
+            tls_params: None,
+        }
+    } else {
+        ::redis::ConnectionAddr::Tcp(host, port)
+    }
+}
+
+impl SentinelTarget {
+    /// Ask every Sentinel at once for the primary's address, then take the first (in
+    /// the configured order) whose node says `ROLE` master: a Sentinel that has not yet
+    /// seen a failover names the old primary, now a replica or gone.
+    async fn discover(
+        &self,
+        connect: Duration,
+        response: Duration,
+    ) -> Result<Client, SessionError> {
+        let config = ::redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(connect))
+            .set_response_timeout(Some(response));
+        let deadline = connect + response;
+        let ask = |client: &Client| {
+            let (client, config) = (client.clone(), config.clone());
+            async move {
+                let reply = async {
+                    let mut conn = client
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await?;
+                    ::redis::cmd("SENTINEL")
+                        .arg("GET-MASTER-ADDR-BY-NAME")
+                        .arg(&self.master)
+                        .query_async::<Option<(String, u16)>>(&mut conn)
+                        .await
+                };
+                match tokio::time::timeout(deadline, reply).await {
+                    Ok(Ok(Some(addr))) => Ok(addr),
+                    Ok(Ok(None)) => Err(format!(
+                        "does not monitor a master named \"{}\"",
+                        self.master
+                    )),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("no answer within {deadline:?}")),
+                }
+            }
         };
-        result.map_err(map_redis_error)
+        let answers =
+            futures_util::future::join_all(self.sentinels.iter().map(|(_, c)| ask(c))).await;
+        let mut problems = Vec::new();
+        let mut tried = Vec::new();
+        for ((sentinel, _), answer) in self.sentinels.iter().zip(answers) {
+            let (host, port) = match answer {
+                Ok(addr) => addr,
+                Err(e) => {
+                    problems.push(format!("Sentinel {sentinel}: {e}"));
+                    continue;
+                }
+            };
+            let name = format!("{host}:{port}");
+            if tried.contains(&name) {
+                continue;
+            }
+            tried.push(name.clone());
+            let tls = matches!(self.node.addr(), ::redis::ConnectionAddr::TcpTls { .. });
+            let info = self.node.clone().set_addr(node_addr(tls, host, port));
+            let client = match &self.certs {
+                Some(certs) => Client::build_with_tls(info, certs.clone()),
+                None => Client::open(info),
+            }
+            .map_err(|e| SessionError::Config(format!("invalid Redis settings: {e}")))?;
+            let role = async {
+                let mut conn = client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                ::redis::cmd("ROLE").query_async::<Value>(&mut conn).await
+            };
+            match tokio::time::timeout(deadline, role).await {
+                Ok(Ok(Value::Array(parts))) if matches!(parts.first(), Some(Value::BulkString(r)) if r == b"master") =>
+                {
+                    let previous = self.primary.lock().replace(name.clone());
+                    match previous {
+                        Some(p) if p != name => {
+                            METRICS.store_failovers.inc();
+                            tracing::warn!(
+                            master = %self.master, from = %p, to = %name,
+                            "Redis Sentinel: the primary changed (failover)"
+                            )
+                        }
+                        None => {
+                            tracing::info!(master = %self.master, primary = %name, "Redis Sentinel: primary found")
+                        }
+                        Some(_) => {}
+                    }
+                    return Ok(client);
+                }
+                Ok(Ok(_)) => problems.push(format!(
+                    "Sentinel {sentinel} names {name}, which is not a primary (yet)"
+                )),
+                Ok(Err(e)) => {
+                    problems.push(format!("primary {name} (from Sentinel {sentinel}): {e}"))
+                }
+                Err(_) => problems.push(format!(
+                    "primary {name} (from Sentinel {sentinel}): no answer within {deadline:?}"
+                )),
+            }
+        }
+        Err(SessionError::Unavailable(format!(
+            "no primary for \"{}\": {}",
+            self.master,
+            problems.join("; ")
+        )))
     }
 }
 
@@ -939,13 +1275,17 @@ impl SessionStore for RedisStore {
         use futures_util::StreamExt;
         let deadline = self.connect_timeout + self.response_timeout;
         let subscribe = async {
-            let mut pubsub = self.client.get_async_pubsub().await?;
-            pubsub.subscribe(self.revocation_channel()).await?;
-            Ok::<_, RedisError>(pubsub)
+            let client = self.client().await?;
+            let mut pubsub = client.get_async_pubsub().await.map_err(map_redis_error)?;
+            pubsub
+                .subscribe(self.revocation_channel())
+                .await
+                .map_err(map_redis_error)?;
+            Ok::<_, SessionError>(pubsub)
         };
         let pubsub = match tokio::time::timeout(deadline, subscribe).await {
             Ok(Ok(p)) => p,
-            Ok(Err(e)) => return Err(SessionError::Unavailable(e.to_string())),
+            Ok(Err(e)) => return Err(e),
             Err(_) => {
                 return Err(SessionError::Unavailable(format!(
                     "Redis did not accept the subscription within {deadline:?}"

@@ -42,16 +42,26 @@ pub fn shared_url() -> String {
 pub struct TestRedis {
     port: u16,
     dir: tempfile::TempDir,
+    /// Arguments after the defaults (`--replicaof …`), or, with `config`, after the
+    /// config file (`--sentinel`).
+    extra: Vec<String>,
+    /// A config file written into `dir` before the first start (a Sentinel rewrites it).
+    config: Option<String>,
     child: Mutex<Option<Child>>,
 }
 
 impl TestRedis {
     /// Start on a free port (retrying if another process grabs the port first).
     pub fn start() -> TestRedis {
+        TestRedis::start_with(None, &[])
+    }
+
+    /// Start on a free port with a config file's text and extra arguments.
+    pub fn start_with(config: Option<String>, extra: &[&str]) -> TestRedis {
         let mut last = String::new();
         for _ in 0..5 {
             let port = free_port();
-            match TestRedis::try_start_on(port) {
+            match TestRedis::try_start(port, config.clone(), extra) {
                 Ok(r) => return r,
                 Err(e) => last = e,
             }
@@ -61,14 +71,20 @@ impl TestRedis {
 
     /// Start on a given port (e.g. one a store was already pointed at).
     pub fn start_on(port: u16) -> TestRedis {
-        TestRedis::try_start_on(port).unwrap_or_else(|e| panic!("redis-server on {port}: {e}"))
+        TestRedis::try_start(port, None, &[])
+            .unwrap_or_else(|e| panic!("redis-server on {port}: {e}"))
     }
 
-    fn try_start_on(port: u16) -> Result<TestRedis, String> {
+    fn try_start(port: u16, config: Option<String>, extra: &[&str]) -> Result<TestRedis, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        if let Some(text) = &config {
+            std::fs::write(dir.path().join("redis.conf"), text).map_err(|e| e.to_string())?;
+        }
         let r = TestRedis {
             port,
             dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            config,
             child: Mutex::new(None),
         };
         r.spawn()?;
@@ -89,7 +105,12 @@ impl TestRedis {
 
     fn spawn(&self) -> Result<(), String> {
         let server = std::env::var(ENV_SERVER).unwrap_or_else(|_| DEFAULT_SERVER.to_string());
-        let mut child = Command::new(&server)
+        let mut command = Command::new(&server);
+        if self.config.is_some() {
+            command.arg(self.dir.path().join("redis.conf"));
+        }
+        let mut child = command
+            .args(&self.extra)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
@@ -150,6 +171,15 @@ impl TestRedis {
         }
     }
 
+    /// Start again on the same port after `stop` (a no-op while it runs).
+    pub fn start_again(&self) {
+        if self.child.lock().unwrap().is_none() {
+            if let Err(e) = self.spawn() {
+                panic!("redis-server start on {}: {e}", self.port);
+            }
+        }
+    }
+
     /// Freeze the server (SIGSTOP): connections stay open but nothing answers.
     pub fn pause(&self) {
         self.signal("-STOP");
@@ -186,6 +216,184 @@ fn ping(port: u16) -> bool {
     if s.write_all(b"PING\r\n").is_err() {
         return false;
     }
+    // A server behind a password answers too: it is up.
     let mut buf = [0u8; 7];
-    matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+    matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
+}
+
+/// The master name the Sentinels of a [`SentinelSet`] monitor.
+pub const MASTER: &str = "ssogate-test";
+
+/// Redis with Sentinel on loopback: a primary, one replica and three Sentinels (quorum
+/// 2, a node is down after 1 s unanswered), all throwaway.
+pub struct SentinelSet {
+    /// The two data nodes; which one is the primary changes with failovers.
+    pub nodes: [TestRedis; 2],
+    pub sentinels: Vec<TestRedis>,
+    /// The Sentinels' `requirepass`, if any.
+    pub sentinel_password: Option<String>,
+}
+
+impl SentinelSet {
+    pub fn start() -> SentinelSet {
+        SentinelSet::start_with("", "", None)
+    }
+
+    /// With `data_config` lines in the data nodes' config (ACL users), `sentinel_config`
+    /// lines in the Sentinels', and `requirepass` on the Sentinels when given (the
+    /// data nodes' default user stays open: replication and monitoring use it).
+    pub fn start_with(
+        data_config: &str,
+        sentinel_config: &str,
+        sentinel_password: Option<&str>,
+    ) -> SentinelSet {
+        let data = (!data_config.is_empty()).then(|| data_config.to_string());
+        let primary = TestRedis::start_with(data.clone(), &[]);
+        let port = primary.port().to_string();
+        let replica = TestRedis::start_with(data, &["--replicaof", "127.0.0.1", &port]);
+        let config = format!(
+            "sentinel monitor {MASTER} 127.0.0.1 {port} 2\n\
+             sentinel down-after-milliseconds {MASTER} 1000\n\
+             sentinel failover-timeout {MASTER} 5000\n\
+             sentinel parallel-syncs {MASTER} 1\n{sentinel_config}\n"
+        ) + &sentinel_password
+            .map(|p| format!("requirepass \"{p}\"\n"))
+            .unwrap_or_default();
+        let sentinels = (0..3)
+            .map(|_| TestRedis::start_with(Some(config.clone()), &["--sentinel"]))
+            .collect();
+        let set = SentinelSet {
+            nodes: [primary, replica],
+            sentinels,
+            sentinel_password: sentinel_password.map(str::to_owned),
+        };
+        set.wait_until_formed();
+        set
+    }
+
+    /// The store's URL: the host is the master name.
+    pub fn url(&self) -> String {
+        format!("redis://{MASTER}/0")
+    }
+
+    pub fn sentinel_addrs(&self) -> Vec<(String, u16)> {
+        self.sentinels
+            .iter()
+            .map(|s| ("127.0.0.1".to_string(), s.port()))
+            .collect()
+    }
+
+    /// Every Sentinel knows the replica and the two other Sentinels (only then can they
+    /// agree on a failover), and the replica is in sync.
+    pub fn wait_until_formed(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let formed = self.sentinels.iter().all(|s| {
+                let info = self.sentinel_command(s.port(), &["SENTINEL", "MASTER", MASTER]);
+                field(&info, "num-other-sentinels") == Some("2")
+                    && field(&info, "num-slaves") == Some("1")
+            });
+            let primary = self.primary_port();
+            let synced = self.nodes.iter().any(|n| {
+                Some(n.port()) != primary
+                    && command(n.port(), &["INFO", "replication"]).contains("master_link_status:up")
+            });
+            if formed && synced {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Sentinel set not formed within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The primary's port as a majority of the Sentinels name it (they learn of a
+    /// failover one after the other); `None` while they disagree.
+    pub fn primary_port(&self) -> Option<u16> {
+        let named: Vec<u16> = self
+            .sentinels
+            .iter()
+            .filter_map(|s| {
+                let reply = self
+                    .sentinel_command(s.port(), &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER]);
+                reply.lines().nth(1)?.trim().parse().ok()
+            })
+            .collect();
+        let majority = self.sentinels.len() / 2 + 1;
+        named
+            .iter()
+            .copied()
+            .find(|p| named.iter().filter(|q| *q == p).count() >= majority)
+    }
+
+    /// `command` to the Sentinel on `port`, authenticated when they have a password.
+    pub fn sentinel_command(&self, port: u16, args: &[&str]) -> String {
+        command_as(port, self.sentinel_password.as_deref(), args)
+    }
+
+    /// The data node that is the primary now.
+    pub fn primary(&self) -> &TestRedis {
+        let port = self.primary_port().expect("a Sentinel names the primary");
+        self.nodes
+            .iter()
+            .find(|n| n.port() == port)
+            .expect("the primary is one of the nodes")
+    }
+}
+
+/// One command over a fresh connection, the reply as text (RESP, lines of values); empty
+/// when the server does not answer.
+pub fn command(port: u16, args: &[&str]) -> String {
+    command_as(port, None, args)
+}
+
+/// `command` after `AUTH password` on the same connection (its "OK" left out).
+pub fn command_as(port: u16, password: Option<&str>, args: &[&str]) -> String {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(1000)));
+    let encode = |args: &[&str]| {
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        req
+    };
+    let mut req = password.map(|p| encode(&["AUTH", p])).unwrap_or_default();
+    req.push_str(&encode(args));
+    if s.write_all(req.as_bytes()).is_err() {
+        return String::new();
+    }
+    // Read until the reply stops coming (these replies are small and arrive at once).
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
+            }
+        }
+    }
+    String::from_utf8_lossy(&out)
+        .lines()
+        .skip(usize::from(password.is_some()))
+        .filter(|l| !l.starts_with('*') && !l.starts_with('$'))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// In a flat "name\nvalue\n…" reply, the value after `name`.
+fn field<'a>(reply: &'a str, name: &str) -> Option<&'a str> {
+    let mut lines = reply.lines();
+    while let Some(l) = lines.next() {
+        if l == name {
+            return lines.next();
+        }
+    }
+    None
 }

@@ -231,13 +231,22 @@ impl Drop for TlsRedis {
 
 /// The ACL rules of the README's `user ssogate on >PASSWORD …` line (after the password).
 pub fn documented_acl_rules() -> Vec<String> {
+    readme_acl_line("user ssogate on >PASSWORD ")
+}
+
+/// The rules of the README's ACL line for ssogate's user on the Sentinels.
+pub fn documented_sentinel_acl_rules() -> Vec<String> {
+    readme_acl_line("user ssogate-sentinel on >PASSWORD ")
+}
+
+fn readme_acl_line(start: &str) -> Vec<String> {
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/redis.md")).unwrap();
     let line = readme
         .lines()
-        .find(|l| l.starts_with("user ssogate on >PASSWORD "))
-        .expect("the README has no ACL line");
-    line["user ssogate on >PASSWORD ".len()..]
+        .find(|l| l.starts_with(start))
+        .unwrap_or_else(|| panic!("docs/redis.md has no ACL line starting {start:?}"));
+    line[start.len()..]
         .split_whitespace()
         .map(str::to_string)
         .collect()

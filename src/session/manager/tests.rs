@@ -428,9 +428,46 @@ async fn a_broken_feed_bypasses_the_cache() {
     m.load(&id, "app", T0).await.unwrap().unwrap();
     assert_eq!(*spy.gets.lock(), 1);
     m.feed_live.store(false, Ordering::Release);
+    m.load(&id, "app", T0).await.unwrap().unwrap();
+    m.load(&id, "app", T0).await.unwrap().unwrap();
+    assert_eq!(*spy.gets.lock(), 3, "no feed: every load asks the store");
+}
+
+/// The store down: a session read within `cache_ttl` keeps working, and only that one:
+/// not after `cache_ttl`, not one the store said was gone while the feed was down, not
+/// a new sign-in.
+#[tokio::test]
+async fn a_cached_session_outlives_a_short_store_outage_and_nothing_else_does() {
+    let (spy, m) = manager(1800, 8 * 3600);
+    let m = m.with_cache(Duration::from_millis(300), 100);
+    let (id, _) = m.create("app", alice(), T0, None).await.unwrap();
+    let (gone, _) = m.create("app", alice(), T0, None).await.unwrap();
+    let (never_cached, _) = m.create("app", alice(), T0, None).await.unwrap();
+    m.feed_live.store(true, Ordering::Release);
+    m.load(&id, "app", T0).await.unwrap().unwrap();
+    m.load(&gone, "app", T0).await.unwrap().unwrap();
+    // The feed drops (the store is going away); `gone` is revoked elsewhere and this
+    // replica reads that before the store is unreachable.
+    m.feed_live.store(false, Ordering::Release);
+    spy.inner.delete_session(&gone.store_key()).await.unwrap();
+    assert!(m.load(&gone, "app", T0).await.unwrap().is_none());
     spy.mode.store(2, Ordering::SeqCst);
+    let before = crate::metrics::METRICS.session_outage_fallbacks.get();
+    assert!(m.load(&id, "app", T0 + 1).await.unwrap().is_some());
+    assert!(crate::metrics::METRICS.session_outage_fallbacks.get() > before);
+    assert!(m.load(&id, "other-app", T0 + 1).await.is_err());
+    assert!(m.load(&gone, "app", T0 + 1).await.is_err(), "revoked");
+    assert!(m.load(&never_cached, "app", T0 + 1).await.is_err());
     assert!(
-        m.load(&id, "app", T0).await.is_err(),
-        "store down and no feed: no cache"
+        m.create("app", alice(), T0, None).await.is_err(),
+        "no sign-in"
     );
+    // Idle or absolute timeouts still apply.
+    assert!(m.load(&id, "app", T0 + 1800).await.is_err(), "idled out");
+    // Past cache_ttl: nothing.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(matches!(
+        m.load(&id, "app", T0 + 2).await,
+        Err(SessionError::Unavailable(_))
+    ));
 }

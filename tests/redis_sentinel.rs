@@ -1,0 +1,593 @@
+//! Redis Sentinel, for real: a primary, a replica and three Sentinels on loopback
+//! (`utils::redis::SentinelSet`), and two gateway replicas' session managers (stores,
+//! caches, revocation feeds) in front of them.
+//!
+//! - `failover_loses_no_replicated_session_and_no_revocation`: the primary is killed
+//!   under a steady load of session reads and new sign-ins. It prints and checks the
+//!   figures: failed operations and for how long, sessions lost among those the replica
+//!   had before the kill (0), a revocation issued during the failover that must reach
+//!   the other replica's cache, and that both managers work again on the new primary.
+//! - `a_demoted_primary_is_left_for_the_new_one`: a graceful failover (`SENTINEL
+//!   FAILOVER`) keeps the old primary alive as a replica: the store's next write meets
+//!   `READONLY` there and must land on the new primary without failing.
+//! - `check_config_and_wrong_settings`: what a wrong master name or unreachable
+//!   Sentinels say.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed step should panic with its message"
+)]
+
+mod utils;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ssogate::identity::Identity;
+use ssogate::session::{
+    RedisOptions, RedisStore, SessionError, SessionId, SessionManager, SessionStore,
+};
+use utils::redis::{command, SentinelSet, MASTER};
+
+const T0: i64 = 1_700_000_000;
+
+fn options(set: &SentinelSet) -> RedisOptions {
+    RedisOptions {
+        sentinels: set.sentinel_addrs(),
+        ..RedisOptions::default()
+    }
+}
+
+fn store(set: &SentinelSet, prefix: &str) -> Arc<RedisStore> {
+    Arc::new(
+        RedisStore::connect_with(&set.url(), options(set))
+            .unwrap()
+            .with_key_prefix(prefix)
+            .with_feed_keepalive(Duration::from_millis(500)),
+    )
+}
+
+fn manager(store: Arc<RedisStore>) -> Arc<SessionManager> {
+    let m = Arc::new(SessionManager::new(
+        store,
+        Duration::from_secs(1800),
+        Duration::from_secs(8 * 3600),
+    ));
+    let follower = m.clone();
+    tokio::spawn(async move { follower.follow_revocations().await });
+    m
+}
+
+fn identity(name: &str) -> Identity {
+    Identity {
+        name_id: name.into(),
+        ..Default::default()
+    }
+}
+
+fn prefix() -> String {
+    format!("sentinel-{}:", &SessionId::generate().store_key()[..10])
+}
+
+/// Poll `cond` every 20 ms for up to `limit`; the time it took, or `None`.
+async fn wait_for<F, Fut>(limit: Duration, mut cond: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond().await {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// Failures seen by the load, with when they happened.
+#[derive(Default)]
+struct Failures {
+    times: Mutex<Vec<Instant>>,
+}
+
+impl Failures {
+    fn record(&self) {
+        self.times.lock().unwrap().push(Instant::now());
+    }
+    fn count(&self) -> usize {
+        self.times.lock().unwrap().len()
+    }
+    /// From the first failure to the last.
+    fn window(&self) -> Duration {
+        let t = self.times.lock().unwrap();
+        match (t.first(), t.last()) {
+            (Some(a), Some(b)) => b.duration_since(*a),
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failover_loses_no_replicated_session_and_no_revocation() {
+    let set = SentinelSet::start();
+    let prefix = prefix();
+    let (store_a, store_b) = (store(&set, &prefix), store(&set, &prefix));
+    let (a, b) = (manager(store_a.clone()), manager(store_b.clone()));
+    let feeds_live = wait_for(Duration::from_secs(10), || async {
+        a.feed_live() && b.feed_live()
+    })
+    .await;
+    assert!(feeds_live.is_some(), "both revocation feeds subscribe");
+
+    // Sessions signed in before the failover, each loaded once by both replicas (b's
+    // cache holds them), and known to the replica before the primary goes.
+    let mut before = Vec::new();
+    for i in 0..50 {
+        let (id, _) = a
+            .create("app", identity(&format!("u{i}@example.com")), T0, None)
+            .await
+            .unwrap();
+        assert!(b.load(&id, "app", T0).await.unwrap().is_some());
+        before.push(id);
+    }
+    let old_primary = set.primary().port();
+    let replica = set.nodes.iter().find(|n| n.port() != old_primary).unwrap();
+    let last_key = store_a.session_key(&before[49].store_key());
+    let replicated = wait_for(Duration::from_secs(10), || async {
+        command(replica.port(), &["EXISTS", &last_key]) == ":1"
+    })
+    .await;
+    assert!(replicated.is_some(), "the replica has the sessions");
+
+    // Steady load: both replicas read old sessions, a signs new users in.
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(Failures::default());
+    let ops = Arc::new(AtomicU64::new(0));
+    let signed_in = Arc::new(Mutex::new(Vec::<(SessionId, Instant)>::new()));
+    let mut load = Vec::new();
+    for (n, m) in [a.clone(), b.clone()].into_iter().enumerate() {
+        let (stop, failures, ops, signed_in) = (
+            stop.clone(),
+            failures.clone(),
+            ops.clone(),
+            signed_in.clone(),
+        );
+        // Every session but the one revoked below.
+        let ids: Vec<SessionId> = before.iter().skip(8).cloned().collect();
+        load.push(tokio::spawn(async move {
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let ok = match m.load(&ids[i % ids.len()], "app", T0).await {
+                    Ok(Some(_)) => true,
+                    Ok(None) => panic!("a session from before the failover is gone"),
+                    Err(_) => false,
+                };
+                let ok = ok
+                    && if n == 0 {
+                        let who = identity(&format!("new{i}@example.com"));
+                        match m.create("app", who, T0, None).await {
+                            Ok((id, _)) => {
+                                signed_in.lock().unwrap().push((id, Instant::now()));
+                                true
+                            }
+                            Err(_) => false,
+                        }
+                    } else {
+                        true
+                    };
+                ops.fetch_add(1, Ordering::Relaxed);
+                if !ok {
+                    failures.record();
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(failures.count(), 0, "no failure before the failover");
+
+    // Kill the primary.
+    let killed_at = Instant::now();
+    set.nodes
+        .iter()
+        .find(|n| n.port() == old_primary)
+        .unwrap()
+        .stop();
+
+    // A revocation issued during the failover, through b: retried until the store takes
+    // it (it cannot while there is no primary).
+    let revoked = before[7].clone();
+    let revoke_took = wait_for(Duration::from_secs(30), || async {
+        b.destroy(&revoked).await.is_ok()
+    })
+    .await
+    .expect("the revocation is accepted once a replica is promoted");
+    // The Sentinels learn of the new primary one after the other.
+    let promoted = wait_for(Duration::from_secs(10), || async {
+        set.primary_port().is_some_and(|p| p != old_primary)
+    })
+    .await;
+    assert!(promoted.is_some(), "the Sentinels promoted the replica");
+
+    // Both managers work on the new primary.
+    let recovered = wait_for(Duration::from_secs(30), || async {
+        let who = identity("after@example.com");
+        a.create("app", who.clone(), T0, None).await.is_ok()
+            && b.create("app", who, T0, None).await.is_ok()
+            && a.feed_live()
+            && b.feed_live()
+    })
+    .await
+    .expect("both replicas sign in on the new primary, feeds back");
+    // Let the load run on the new primary for a moment, then stop it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let failed_since_recovery = failures
+        .times
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|t| {
+            t.duration_since(killed_at) > revoke_took.max(recovered) + Duration::from_millis(100)
+        })
+        .count();
+    stop.store(true, Ordering::Relaxed);
+    for t in load {
+        t.await.unwrap();
+    }
+
+    // The revoked session is gone for both replicas (a's cache included).
+    let revocation_seen = wait_for(Duration::from_secs(5), || async {
+        matches!(a.load(&revoked, "app", T0).await, Ok(None))
+            && matches!(b.load(&revoked, "app", T0).await, Ok(None))
+    })
+    .await;
+    // Every other session from before the kill still works, through both replicas.
+    let mut lost = 0;
+    for id in before.iter().filter(|id| **id != revoked) {
+        for m in [&a, &b] {
+            if !matches!(m.load(id, "app", T0).await, Ok(Some(_))) {
+                lost += 1;
+            }
+        }
+    }
+    // Sign-ins during the load: those made well before the kill must all survive; the
+    // last few before it may not have reached the replica (asynchronous replication).
+    let made = signed_in.lock().unwrap().clone();
+    let (mut lost_new, mut lost_new_late) = (0, 0);
+    for (id, at) in &made {
+        if !matches!(a.load(id, "app", T0).await, Ok(Some(_))) {
+            if *at + Duration::from_millis(200) < killed_at {
+                lost_new += 1;
+            } else {
+                lost_new_late += 1;
+            }
+        }
+    }
+
+    println!(
+        "sentinel failover: {} operations, {} failed within {:?}; revocation accepted after {:?}, \
+         both replicas signing in again after {:?}; sessions lost: {lost} of {} from before, \
+         {lost_new} of {} signed in under load more than 200 ms before the kill \
+         ({lost_new_late} lost in its last 200 ms); revocation reached both caches: {}",
+        ops.load(Ordering::Relaxed),
+        failures.count(),
+        failures.window(),
+        revoke_took,
+        recovered,
+        2 * (before.len() - 1),
+        made.len(),
+        revocation_seen.is_some(),
+    );
+    assert_eq!(lost, 0, "sessions from before the failover survive it");
+    assert_eq!(lost_new, 0, "replicated sign-ins survive the failover");
+    assert!(
+        revocation_seen.is_some(),
+        "the revocation reached a's cache"
+    );
+    assert_eq!(failed_since_recovery, 0, "no failure once recovered");
+    assert!(
+        failures.window() < Duration::from_secs(15),
+        "failures confined to the failover: {:?}",
+        failures.window()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demoted_primary_is_left_for_the_new_one() {
+    let set = SentinelSet::start();
+    let prefix = prefix();
+    let store = store(&set, &prefix);
+    let m = manager(store.clone());
+    let (id, _) = m
+        .create("app", identity("x@example.com"), T0, None)
+        .await
+        .unwrap();
+    let old_primary = set.primary().port();
+
+    // Graceful: the old primary stays up and becomes a replica; Sentinel drops its
+    // clients' connections, which reconnect to the same address.
+    let reply = command(set.sentinels[0].port(), &["SENTINEL", "FAILOVER", MASTER]);
+    assert!(reply.contains("OK"), "{reply}");
+    let switched = wait_for(Duration::from_secs(30), || async {
+        set.primary_port().is_some_and(|p| p != old_primary)
+            && command(old_primary, &["ROLE"]).starts_with("slave")
+    })
+    .await;
+    assert!(switched.is_some(), "the failover completes");
+
+    // Writes go on without an error: a READONLY answer sends them to the new primary.
+    let mut failed = Vec::new();
+    for i in 0..20 {
+        if let Err(e) = m
+            .create("app", identity(&format!("w{i}@example.com")), T0, None)
+            .await
+        {
+            failed.push(e.to_string());
+        }
+    }
+    assert!(m.load(&id, "app", T0).await.unwrap().is_some());
+    assert_eq!(
+        failed,
+        Vec::<String>::new(),
+        "writes after a graceful failover"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_master_names_and_dead_sentinels_are_reported() {
+    let set = SentinelSet::start();
+    let wrong = RedisStore::connect_with("redis://no-such-master/0", options(&set)).unwrap();
+    let err = wrong.ping().await.unwrap_err();
+    assert!(matches!(err, SessionError::Unavailable(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("no-such-master") && text.contains("does not monitor"),
+        "{text}"
+    );
+
+    let dead = utils::ports::free_port();
+    let nobody = RedisStore::connect_with(
+        &set.url(),
+        RedisOptions {
+            sentinels: vec![("127.0.0.1".into(), dead)],
+            ..RedisOptions::default()
+        },
+    )
+    .unwrap();
+    let text = nobody.ping().await.unwrap_err().to_string();
+    assert!(text.contains(&format!("127.0.0.1:{dead}")), "{text}");
+}
+
+fn gateway_config(set: &SentinelSet, upstream: u16) -> String {
+    let sentinels = set
+        .sentinel_addrs()
+        .iter()
+        .map(|(h, p)| format!("\"{h}:{p}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    utils::config::head("grace_period = \"1s\"").replace(
+        "store = \"memory\"",
+        &format!(
+            "store = \"redis\"\nredis_url = \"{}\"\nredis_sentinels = [{sentinels}]\n\
+             redis_username = \"ssogate\"\nredis_password_file = \"redis-password\"\n\
+             redis_sentinel_username = \"ssogate-sentinel\"\n\
+             redis_sentinel_password_file = \"sentinel-password\"",
+            set.url()
+        ),
+    ) + &utils::config::app("wiki", "\"*\"", upstream, utils::config::GATEWAY, "")
+}
+
+/// A gateway on Sentinel, as the ACL users of docs/redis.md's two lines (on the data nodes
+/// and on the Sentinels, whose default user has a password it does not know):
+/// `check-config` says how the store is reached, the gateway is ready, signs a user in,
+/// and after the primary is killed the same session works again and the gateway is
+/// ready again, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_on_sentinel_signs_in_and_keeps_the_session_through_a_failover() {
+    use utils::gateway::Gateway;
+    use utils::http::{client, cookie_of};
+    use utils::tls::{documented_acl_rules, documented_sentinel_acl_rules};
+    const SECRET: &str = "sentinel-s3cret";
+    const DATA_SECRET: &str = "data-s3cret";
+    let set = SentinelSet::start_with(
+        &format!(
+            "user ssogate on >{DATA_SECRET} {}",
+            documented_acl_rules().join(" ")
+        ),
+        &format!(
+            "user ssogate-sentinel on >{SECRET} {}",
+            documented_sentinel_acl_rules().join(" ")
+        ),
+        Some("the-admins-own-password"),
+    );
+    let echo = utils::echo::EchoUpstream::start().await;
+    let idp = ssogate::saml::DevIdp::generate(utils::config::IDP_ENTITY).unwrap();
+    let idp_pem = idp.certificate_pem();
+    let files: Vec<(&str, &[u8])> = vec![
+        ("idp.pem", idp_pem.as_bytes()),
+        ("sentinel-password", SECRET.as_bytes()),
+        ("redis-password", DATA_SECRET.as_bytes()),
+    ];
+    let config = gateway_config(&set, echo.port);
+
+    let dir = tempfile::tempdir().unwrap();
+    for (n, b) in &files {
+        utils::tls::private_file(dir.path(), n, b);
+    }
+    let path = dir.path().join("ssogate.toml");
+    std::fs::write(
+        &path,
+        config
+            .replace("{public}", "18080")
+            .replace("{admin}", "19090"),
+    )
+    .unwrap();
+    let (code, text) = utils::cli::ssogate(&["check-config", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+    let [s1, s2, s3] = [0, 1, 2].map(|i| set.sentinels[i].port());
+    assert!(
+        text.contains(&format!(
+            "session store: Redis, Sentinel: the primary of \"{MASTER}\" as 3 Sentinel(s) name it \
+             (127.0.0.1:{s1}, 127.0.0.1:{s2}, 127.0.0.1:{s3}), Sentinel ACL user \
+             \"ssogate-sentinel\", Sentinel password from redis_sentinel_password_file, plain \
+             TCP, no TLS, ACL user \"ssogate\" from redis_username, password from \
+             redis_password_file"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains(SECRET) && !text.contains(DATA_SECRET));
+
+    let gw = Gateway::start(&config, &files).await;
+    let ready = client().get(gw.admin_url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "{}", gw.log());
+    let started = utils::signin::start(&gw.url("/page")).await;
+    let r = utils::signin::finish(
+        &idp,
+        &utils::signin::sp(&gw.url("")),
+        &gw.url("/saml/acs"),
+        &started,
+        "alice@contoso.example",
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(r.status(), 302, "{}", gw.log());
+    let cookie = cookie_of(&r);
+    let page = |cookie: String| {
+        let url = gw.url("/page");
+        async move {
+            client()
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    assert_eq!(page(cookie.clone()).await, 200);
+
+    // Replicated, then the primary dies.
+    let primary = set.primary().port();
+    let replica = set.nodes.iter().find(|n| n.port() != primary).unwrap();
+    let synced = wait_for(Duration::from_secs(10), || async {
+        command(replica.port(), &["DBSIZE"]) != ":0"
+    })
+    .await;
+    assert!(synced.is_some(), "the session reached the replica");
+    let killed = Instant::now();
+    set.primary().stop();
+    // Until a new sign-in can start again and /readyz is green: the signed-in user keeps
+    // browsing (every 50 ms) and must see no error (the session was read just before,
+    // well within cache_ttl, 10 s).
+    let (mut seen, mut errors) = (0, Vec::new());
+    let mut sign_in_back = None;
+    let mut ready_back = None;
+    while killed.elapsed() < Duration::from_secs(30)
+        && (sign_in_back.is_none() || ready_back.is_none())
+    {
+        let status = page(cookie.clone()).await;
+        seen += 1;
+        if status != 200 {
+            errors.push(status);
+        }
+        if sign_in_back.is_none() {
+            let r = client()
+                .get(gw.url("/page"))
+                .header("accept", "text/html")
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0);
+            if r == 302 {
+                sign_in_back = Some(killed.elapsed());
+            }
+        }
+        if ready_back.is_none()
+            && client()
+                .get(gw.admin_url("/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        {
+            ready_back = Some(killed.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "gateway on Sentinel, primary killed: the signed-in user's {seen} requests meanwhile \
+         had {} errors; new sign-ins start again after {sign_in_back:?}, /readyz 200 after \
+         {ready_back:?}",
+        errors.len()
+    );
+    assert!(
+        sign_in_back.is_some() && ready_back.is_some(),
+        "{}",
+        gw.log()
+    );
+    assert_eq!(errors, Vec::<u16>::new(), "the signed-in user saw errors");
+    assert_eq!(page(cookie.clone()).await, 200);
+    assert!(gw.log().contains("the primary changed"), "{}", gw.log());
+    let metrics = client()
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "ssogate_store_failovers_total 1",
+        "ssogate_store_duration_seconds_bucket{op=\"get_session\",",
+        "ssogate_store_duration_seconds_count{op=\"put_session\"}",
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
+    let counter = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert!(counter("ssogate_store_reconnects_total") >= 1, "{metrics}");
+    let failures = counter("ssogate_store_failures_total{kind=\"unreachable\"}")
+        + counter("ssogate_store_failures_total{kind=\"timeout\"}")
+        + counter("ssogate_store_failures_total{kind=\"no_primary\"}");
+    assert!(failures >= 1, "{metrics}");
+    assert!(!gw.log().contains(SECRET) && !gw.log().contains(DATA_SECRET));
+}
+
+/// The URL's database number holds through Sentinel (a common gap in clients).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_number_is_honoured() {
+    let set = SentinelSet::start();
+    let store = RedisStore::connect_with(&format!("redis://{MASTER}/3"), options(&set))
+        .unwrap()
+        .with_key_prefix("db-test:");
+    let m = SessionManager::new(
+        Arc::new(store),
+        Duration::from_secs(60),
+        Duration::from_secs(600),
+    );
+    let (id, _) = m
+        .create("app", identity("db@example.com"), T0, None)
+        .await
+        .unwrap();
+    let key = format!("db-test:sess:{}", id.store_key());
+    let port = set.primary().port();
+    assert_eq!(command(port, &["EXISTS", &key]), ":0", "not in database 0");
+    let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}/3"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let n: i64 = redis::cmd("EXISTS")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "in database 3");
+}
