@@ -7,6 +7,7 @@ pub mod config;
 pub mod echo;
 pub mod gateway;
 pub mod http;
+pub mod link;
 pub mod ports;
 pub mod raw;
 pub mod redis;
