@@ -10,6 +10,11 @@
 #                 any gateway on pingora, apart from ssogate's own work
 #   ssogate_noid = the same gateway and session without identity headers (authentication,
 #                 route and group check, X-Forwarded-* only): where the rest of the gap goes
+#   (TLS=1, the default) ssogate_tls = ssogate with the store on TLS (rediss://, the same
+#                 Redis on its TLS port, a CA made for the run); ssogate_miss and
+#                 ssogate_tls_miss = both with cache_ttl = 0s, so that every request reads
+#                 the session from Redis: what TLS to Redis costs on a cache hit (the usual
+#                 request) and on a miss. Not in the steady measures.
 # all in front of the same fast upstream (examples/upstream.rs), driven in turn by wrk at
 # 50 and at 1000 connections, ROUNDS times alternately. Prints requests/s, p50, p99 and the
 # proxy's own CPU time per request (user+sys from /proc, steadier than requests/s on a
@@ -38,7 +43,9 @@ cd "$(dirname "$0")/../.."
 . scripts/ports.sh
 . benches/load/lib.sh
 STEADY=${STEADY:-1}
-TOOLS="wrk curl"
+TLS=${TLS:-1}
+LOAD_TLS=$TLS
+TOOLS="wrk curl openssl"
 [ "$STEADY" = 0 ] || TOOLS="$TOOLS valgrind strace"
 for tool in $TOOLS; do
   command -v "$tool" >/dev/null || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo; $SUDO apt-get install -y -qq "$tool" >&2; }
@@ -97,6 +104,24 @@ templated "$WORK/ssogate-noid.toml" "$GN" "$AN"
 CMD[ssogate_noid]="$BIN/ssogate run --config $WORK/ssogate-noid.toml.vg"
 PORT[ssogate_noid]=$GN; PID[ssogate_noid]=$GN_PID
 TARGETS="passthrough passthrough_h6 ssogate ssogate_noid"
+STEADY_TARGETS=$TARGETS
+if [ "$TLS" = 1 ]; then
+  # variant NAME SED-EXPRESSION...: ssogate.toml on new ports, edited, started.
+  variant() {
+    local name=$1 port admin; shift
+    port=$(free_port); admin=$(free_port)
+    sed -e "s/127.0.0.1:$GW/127.0.0.1:$port/g" -e "s/127.0.0.1:$AD/127.0.0.1:$admin/" "$@" \
+      "$WORK/ssogate.toml" >"$WORK/$name.toml"
+    RUST_LOG=warn "$BIN/ssogate" run --config "$WORK/$name.toml" 2>"$WORK/$name.log" & PIDS+=($!)
+    PID[$name]=$!; PORT[$name]=$port
+    TARGETS="$TARGETS $name"
+  }
+  on_tls=(-e "s|^redis_url = .*|redis_url = \"rediss://localhost:$RTP/0\"\nredis_ca_file = \"$WORK/redis-ca.pem\"|")
+  no_cache=(-e 's|^cookie_secure = false|cookie_secure = false\ncache_ttl = "0s"|')
+  variant ssogate_tls "${on_tls[@]}"
+  variant ssogate_miss "${no_cache[@]}"
+  variant ssogate_tls_miss "${on_tls[@]}" "${no_cache[@]}"
+fi
 if [ -n "${BASELINE_BIN:-}" ]; then
   GB=$(free_port); AB=$(free_port)
   sed -e "s/127.0.0.1:$GW/127.0.0.1:$GB/g" -e "s/127.0.0.1:$AD/127.0.0.1:$AB/" \
@@ -108,8 +133,10 @@ if [ -n "${BASELINE_BIN:-}" ]; then
   PORT[baseline]=$GB; PID[baseline]=$GB_PID
   wait_port "$GB"
   TARGETS="$TARGETS baseline"
+  STEADY_TARGETS="$STEADY_TARGETS baseline"
 fi
 for p in "$RP" "$UP" "$PT" "$PH" "$GW" "$GN"; do wait_port "$p"; done
+for t in $TARGETS; do [ -z "${PORT[$t]:-}" ] || wait_port "${PORT[$t]}"; done
 
 COOKIE=$("$BIN/examples/mint_session" "redis://127.0.0.1:$RP/0" load alice@contoso.example e7f3c0ba-0000-4000-8000-000000000001)
 got=$(curl -s -H "Cookie: $COOKIE" "http://127.0.0.1:$GW/app/page")
@@ -145,6 +172,11 @@ for c in $CONNS; do
     if [ -n "${BASELINE_BIN:-}" ]; then
       run baseline "http://127.0.0.1:$GB/app/page" "$c" "$GB_PID" | tee -a "$RESULTS"
     fi
+    if [ "$TLS" = 1 ]; then
+      for t in ssogate_tls ssogate_miss ssogate_tls_miss; do
+        run "$t" "http://127.0.0.1:${PORT[$t]}/app/page" "$c" "${PID[$t]}" | tee -a "$RESULTS"
+      done
+    fi
   done
 done
 
@@ -163,6 +195,15 @@ for c in $CONNS; do
         -v acpu="$(med passthrough "$c" cpu_us)" -v bcpu="$(med "$t" "$c" cpu_us)" -v c="$c" -v t="$t" 'BEGIN {
       printf "ratio %s/passthrough at %s connections: throughput %.3f; added latency p50 %+d µs, p99 %+d µs; proxy CPU %+.1f µs/req\n", t, c, b/a, b50-a50, b99-a99, bcpu-acpu }'
   done
+  if [ "$TLS" = 1 ]; then
+    for pair in ssogate_tls/ssogate ssogate_tls_miss/ssogate_miss ssogate_miss/ssogate; do
+      b=${pair%/*}; a=${pair#*/}
+      awk -v a="$(med "$a" "$c" rps)" -v b="$(med "$b" "$c" rps)" \
+          -v a99="$(med "$a" "$c" p99_us)" -v b99="$(med "$b" "$c" p99_us)" \
+          -v acpu="$(med "$a" "$c" cpu_us)" -v bcpu="$(med "$b" "$c" cpu_us)" -v c="$c" -v p="$pair" 'BEGIN {
+        printf "ratio %s at %s connections: throughput %.3f; p99 %+d µs; proxy CPU %+.1f µs/req\n", p, c, b/a, b99-a99, bcpu-acpu }'
+    done
+  fi
   awk -v a="$(med passthrough_h6 "$c" rps)" -v b="$(med ssogate "$c" rps)" \
       -v acpu="$(med passthrough_h6 "$c" cpu_us)" -v bcpu="$(med ssogate "$c" cpu_us)" -v c="$c" 'BEGIN {
     printf "ratio ssogate/passthrough_h6 at %s connections (the same header work): throughput %.3f; proxy CPU %+.1f µs/req\n", c, b/a, bcpu-acpu }'
@@ -204,14 +245,14 @@ steady() { # target
 
 echo
 echo "steady measures: $STEADY_N requests (strace: $((STEADY_N / 4))) over 50 connections; instructions: $INSTR_N over 10 under callgrind"
-for t in $TARGETS; do steady "$t" | tee -a "$RESULTS"; done
+for t in $STEADY_TARGETS; do steady "$t" | tee -a "$RESULTS"; done
 echo
 printf '%-15s %8s %10s %13s %10s\n' target threads "ctxsw/req" "syscalls/req" "instr/req"
-for t in $TARGETS; do
+for t in $STEADY_TARGETS; do
   grep "^STEADY $t " "$RESULTS" | awk '{for (i = 3; i <= NF; i++) {split($i, kv, "="); v[kv[1]] = kv[2]}
     printf "%-15s %8s %10s %13s %10s\n", $2, v["threads"], v["ctxsw"], v["syscalls"], v["instr"]}'
 done
-for t in ${TARGETS#passthrough }; do
+for t in ${STEADY_TARGETS#passthrough }; do
   awk -v t="$t" '$1 == "STEADY" {for (i = 3; i <= NF; i++) {split($i, kv, "="); v[$2, kv[1]] = kv[2]}}
     END {printf "ratio %s/passthrough: instructions %.3f (%+d/req); context switches %.2f; syscalls %.2f\n", t,
       v[t, "instr"] / v["passthrough", "instr"], v[t, "instr"] - v["passthrough", "instr"],

@@ -10,7 +10,22 @@ load_setup() {
   WORK=$(mktemp -d); PIDS=()
   trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"' EXIT
   RP=$(free_port)
-  redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >/dev/null 2>&1 &
+  local tls=()
+  if [ "${LOAD_TLS:-0}" = 1 ]; then
+    # The same server also on a TLS port (RTP), with a CA made here (the store trusts it
+    # through redis_ca_file and checks the name "localhost").
+    RTP=$(free_port)
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+      -subj /CN=bench-ca -keyout "$WORK/ca.key" -out "$WORK/redis-ca.pem" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+      -keyout "$WORK/redis.key" -out "$WORK/redis.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost\n' >"$WORK/redis.ext"
+    openssl x509 -req -days 1 -in "$WORK/redis.csr" -CA "$WORK/redis-ca.pem" -CAkey "$WORK/ca.key" \
+      -CAcreateserial -extfile "$WORK/redis.ext" -out "$WORK/redis.pem" 2>/dev/null
+    tls=(--tls-port "$RTP" --tls-cert-file "$WORK/redis.pem" --tls-key-file "$WORK/redis.key"
+      --tls-ca-cert-file "$WORK/redis-ca.pem" --tls-auth-clients no)
+  fi
+  redis-server --port "$RP" "${tls[@]}" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >/dev/null 2>&1 &
   PIDS+=($!)
 }
 
