@@ -591,3 +591,79 @@ async fn the_database_number_is_honoured() {
         .unwrap();
     assert_eq!(n, 1, "in database 3");
 }
+
+/// Sentinel over TLS, as docs/redis.md describes it: the Sentinels and the data nodes
+/// speak TLS (replication too), the Sentinels name the nodes by host name
+/// (`announce-hostnames yes`) so that the primary's certificate can be checked against
+/// the name they give. The store finds the primary over TLS, follows a failover, and a
+/// Sentinel addressed by a name its certificate does not carry is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_over_tls_checks_every_certificate_and_follows_a_failover() {
+    let pki = utils::tls::Pki::new();
+    let set = SentinelSet::start_tls(&pki);
+    let tls = |sentinels: Vec<(String, u16)>| RedisOptions {
+        sentinels,
+        ca_pem: Some(pki.ca_pem.clone()),
+        ..RedisOptions::default()
+    };
+    let url = format!("rediss://{MASTER}/0");
+    let store = Arc::new(
+        RedisStore::connect_with(&url, tls(set.sentinel_addrs()))
+            .unwrap()
+            .with_key_prefix(prefix()),
+    );
+    let m = SessionManager::new(
+        store.clone(),
+        Duration::from_secs(600),
+        Duration::from_secs(3600),
+    );
+    let (id, _) = m
+        .create("app", identity("tls@example.com"), T0, None)
+        .await
+        .unwrap();
+    assert!(m.load(&id, "app", T0).await.unwrap().is_some());
+
+    // The same Sentinels by IP address: their certificate names "localhost" only.
+    let by_ip = set
+        .sentinel_addrs()
+        .into_iter()
+        .map(|(_, p)| ("127.0.0.1".to_string(), p))
+        .collect();
+    let wrong = RedisStore::connect_with(&url, tls(by_ip)).unwrap();
+    let text = wrong.ping().await.unwrap_err().to_string();
+    assert!(text.contains("certificate"), "{text}");
+    // A CA that signed nothing here.
+    let stranger = RedisStore::connect_with(
+        &url,
+        RedisOptions {
+            ca_pem: Some(utils::tls::Pki::stranger_ca()),
+            ..tls(set.sentinel_addrs())
+        },
+    )
+    .unwrap();
+    let text = stranger.ping().await.unwrap_err().to_string();
+    assert!(text.contains("certificate"), "{text}");
+
+    // Replicated, then the primary dies: the store finds the new one over TLS.
+    let old = set.primary().port();
+    let replica = set.nodes.iter().find(|n| n.port() != old).unwrap();
+    let key = store.session_key(&id.store_key());
+    let synced = wait_for(Duration::from_secs(10), || async {
+        command(replica.port(), &["EXISTS", &key]) == ":1"
+    })
+    .await;
+    assert!(synced.is_some(), "replicated over TLS");
+    set.primary().stop();
+    let back = wait_for(Duration::from_secs(30), || async {
+        m.create("app", identity("after@example.com"), T0, None)
+            .await
+            .is_ok()
+    })
+    .await;
+    println!("sentinel over TLS: writes again {back:?} after the primary was killed");
+    assert!(back.is_some(), "no write on the new primary within 30 s");
+    assert!(
+        m.load(&id, "app", T0).await.unwrap().is_some(),
+        "session kept"
+    );
+}

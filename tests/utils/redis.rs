@@ -232,6 +232,9 @@ pub struct SentinelSet {
     pub sentinels: Vec<TestRedis>,
     /// The Sentinels' `requirepass`, if any.
     pub sentinel_password: Option<String>,
+    /// With TLS: each data node's and each Sentinel's TLS port (same order as `nodes`
+    /// and `sentinels`); their plain ports stay open for the test's own commands.
+    pub tls_ports: Option<(Vec<u16>, Vec<u16>)>,
 }
 
 impl SentinelSet {
@@ -266,6 +269,75 @@ impl SentinelSet {
             nodes: [primary, replica],
             sentinels,
             sentinel_password: sentinel_password.map(str::to_owned),
+            tls_ports: None,
+        };
+        set.wait_until_formed();
+        set
+    }
+
+    /// Everything also over TLS with `pki`'s server certificate (which names
+    /// "localhost"): replication and Sentinel's links use TLS, and the Sentinels name the
+    /// nodes "localhost" (`announce-hostnames`), so that a client checking the name
+    /// against the certificate can connect to the primary they name.
+    pub fn start_tls(pki: &super::tls::Pki) -> SentinelSet {
+        let p = |n: &str| pki.path(n).to_str().unwrap().to_string();
+        let tls_args = |port: u16| {
+            vec![
+                "--tls-port".to_string(),
+                port.to_string(),
+                "--tls-cert-file".into(),
+                p("server.pem"),
+                "--tls-key-file".into(),
+                p("server.key"),
+                "--tls-ca-cert-file".into(),
+                p("ca.pem"),
+                "--tls-auth-clients".into(),
+                "no".into(),
+                "--tls-replication".into(),
+                "yes".into(),
+            ]
+        };
+        let data_tls: Vec<u16> = vec![free_port(), free_port()];
+        let args = |port: u16, extra: &[&str]| {
+            let mut a = tls_args(port);
+            a.extend(["--replica-announce-ip".to_string(), "localhost".to_string()]);
+            a.extend(extra.iter().map(|s| s.to_string()));
+            a
+        };
+        let primary_args = args(data_tls[0], &[]);
+        let primary = TestRedis::start_with(
+            None,
+            &primary_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let first = data_tls[0].to_string();
+        let replica_args = args(data_tls[1], &["--replicaof", "localhost", &first]);
+        let replica = TestRedis::start_with(
+            None,
+            &replica_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let sentinel_tls: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let sentinels = sentinel_tls
+            .iter()
+            .map(|port| {
+                let mut config = format!(
+                    "sentinel resolve-hostnames yes\n\
+                     sentinel announce-hostnames yes\n\
+                     sentinel monitor {MASTER} localhost {first} 2\n\
+                     sentinel down-after-milliseconds {MASTER} 1000\n\
+                     sentinel failover-timeout {MASTER} 5000\n"
+                );
+                // Sentinel takes its TLS settings from the config file as well.
+                for pair in tls_args(*port).chunks(2) {
+                    config.push_str(&format!("{} \"{}\"\n", &pair[0][2..], pair[1]));
+                }
+                TestRedis::start_with(Some(config), &["--sentinel"])
+            })
+            .collect();
+        let set = SentinelSet {
+            nodes: [primary, replica],
+            sentinels,
+            sentinel_password: None,
+            tls_ports: Some((data_tls, sentinel_tls)),
         };
         set.wait_until_formed();
         set
@@ -277,10 +349,28 @@ impl SentinelSet {
     }
 
     pub fn sentinel_addrs(&self) -> Vec<(String, u16)> {
-        self.sentinels
-            .iter()
-            .map(|s| ("127.0.0.1".to_string(), s.port()))
-            .collect()
+        match &self.tls_ports {
+            Some((_, sentinels)) => sentinels
+                .iter()
+                .map(|p| ("localhost".to_string(), *p))
+                .collect(),
+            None => self
+                .sentinels
+                .iter()
+                .map(|s| ("127.0.0.1".to_string(), s.port()))
+                .collect(),
+        }
+    }
+
+    /// The plain port of the node Sentinel names by `port` (its TLS port under TLS).
+    fn node_port(&self, port: u16) -> u16 {
+        match &self.tls_ports {
+            Some((data, _)) => data
+                .iter()
+                .position(|p| *p == port)
+                .map_or(port, |i| self.nodes[i].port()),
+            None => port,
+        }
     }
 
     /// Every Sentinel knows the replica and the two other Sentinels (only then can they
@@ -326,6 +416,7 @@ impl SentinelSet {
             .iter()
             .copied()
             .find(|p| named.iter().filter(|q| *q == p).count() >= majority)
+            .map(|p| self.node_port(p))
     }
 
     /// `command` to the Sentinel on `port`, authenticated when they have a password.
