@@ -4,6 +4,7 @@
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 #   SSOGATE_FUZZ_SANITIZER=none scripts/fuzz.sh ...   # no AddressSanitizer: builds in about
 #                                                     # two thirds of the time (scripts/test.sh)
+#   SSOGATE_FUZZ_SEED=1 scripts/fuzz.sh ...           # a fixed libFuzzer seed (scripts/test.sh)
 #
 # Installs cargo-fuzz (pinned) when missing, builds every target once with the nightly
 # toolchain (libFuzzer, AddressSanitizer unless told otherwise, debug assertions), then runs
@@ -58,6 +59,9 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 # libFuzzer reads -max_total_time=0 as "no limit".
 if [ "$SECONDS_PER_TARGET" -eq 0 ]; then LIMIT=(-runs=0); else LIMIT=(-max_total_time="$SECONDS_PER_TARGET"); fi
+# A fixed libFuzzer seed (SSOGATE_FUZZ_SEED) repeats a run's mutations, as far as its
+# time bound allows; unset, libFuzzer picks one (printed in the log).
+[ -z "${SSOGATE_FUZZ_SEED:-}" ] || LIMIT+=(-seed="$SSOGATE_FUZZ_SEED")
 failed=0
 printf '%-22s %12s %10s %8s  %s\n' target executions exec/s corpus result
 for t in "${TARGETS[@]}"; do
