@@ -711,6 +711,50 @@ async fn redis_sentinel_store_conformance() {
     run_conformance(Arc::new(store), &backend).await;
 }
 
+/// A backend on a Redis Cluster: corrupting goes through a Cluster client (the key's
+/// slot decides the node).
+struct ClusterRedis {
+    client: redis::cluster::ClusterClient,
+    store_key_prefix: String,
+}
+
+#[async_trait::async_trait]
+impl Backend for ClusterRedis {
+    async fn corrupt_session(&self, key: &str) -> bool {
+        let mut conn = self.client.get_async_connection().await.unwrap();
+        let full = format!("{}sess:{key}", self.store_key_prefix);
+        let _: () = redis::cmd("SET")
+            .arg(&full)
+            .arg(b"{not json\xff".as_slice())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        true
+    }
+}
+
+/// The same suite on a Redis Cluster (three primaries, three replicas): every
+/// multi-key step is single-slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_cluster_store_conformance() {
+    let set = test_redis::ClusterSet::start();
+    let prefix = format!("ssogate-test-{}:", &key()[..12]);
+    let store = RedisStore::connect_with(
+        &set.url(),
+        ssogate::session::RedisOptions {
+            cluster: true,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .with_key_prefix(&prefix);
+    let backend = ClusterRedis {
+        client: redis::cluster::ClusterClient::new(vec![set.url()]).unwrap(),
+        store_key_prefix: prefix,
+    };
+    run_conformance(Arc::new(store), &backend).await;
+}
+
 #[tokio::test]
 async fn redis_store_default_key_layout() {
     let (url, _server) = redis_under_test();

@@ -100,6 +100,8 @@ pub struct SessionFile {
     pub redis_sentinel_username: Option<String>,
     /// The Sentinels' own password (`SSOGATE_REDIS_SENTINEL_PASSWORD` wins).
     pub redis_sentinel_password_file: Option<String>,
+    /// The URL names a node of a Redis Cluster (default false).
+    pub redis_cluster: Option<bool>,
     /// TCP connect and handshake (TLS, AUTH) timeout (default 2s).
     pub redis_connect_timeout: Option<String>,
     /// How long one Redis command may take (default 1s).

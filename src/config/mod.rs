@@ -126,6 +126,8 @@ pub enum StoreConfig {
         sentinels: Vec<(String, u16)>,
         sentinel_username: Option<String>,
         sentinel_password: Option<Secret<String>>,
+        /// The URL names a node of a Redis Cluster.
+        cluster: bool,
         /// TCP connect and handshake timeout.
         connect_timeout: Duration,
         /// Per-command response timeout.

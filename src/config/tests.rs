@@ -322,6 +322,49 @@ fn redis_timeouts_are_read_and_bounded() {
 }
 
 #[test]
+fn a_cluster_is_named_and_what_it_cannot_have_is_refused_together() {
+    let c = from_str(
+        &with_session(
+            "store = \"redis\"\nredis_url = \"rediss://cache.redis.azure.net:10000\"\nredis_cluster = true",
+        ),
+        &dir(),
+        &no_env(),
+    )
+    .unwrap();
+    match &c.session.store {
+        StoreConfig::Redis {
+            cluster, summary, ..
+        } => {
+            assert!(cluster);
+            assert!(
+                summary
+                    .starts_with("Cluster: the nodes found from cache.redis.azure.net:10000, TLS"),
+                "{summary}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let all = from_str(
+        &with_session(
+            "store = \"redis\"\nredis_url = \"rediss://n1:6380/2\"\nredis_cluster = true\n\
+             redis_sentinels = [\"s1\"]\nredis_ca_file = \"example-idp.pem\"",
+        ),
+        &dir(),
+        &no_env(),
+    )
+    .unwrap_err()
+    .0
+    .join("\n");
+    for needle in [
+        "a Redis Cluster has no Sentinels",
+        "a Redis Cluster has only database 0",
+        "trusts the system's CAs for a Cluster",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+}
+
+#[test]
 fn two_apps_cannot_share_a_host() {
     let text = std::fs::read_to_string(dir().join("ssogate.toml")).unwrap();
     let app = text.split("[[app]]").nth(1).unwrap();

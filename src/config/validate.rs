@@ -469,6 +469,8 @@ fn redis_store(errs: &mut Errors, s: &SessionFile, base: &Path, env: &dyn Env) -
     };
     let mut tls = false;
     let mut master = None;
+    let cluster = s.redis_cluster.unwrap_or(false);
+    let mut seed = String::new();
     let mut url_user = false;
     let mut url_password = false;
     match url::Url::parse(&u) {
@@ -479,6 +481,22 @@ fn redis_store(errs: &mut Errors, s: &SessionFile, base: &Path, env: &dyn Env) -
             if parsed.fragment().is_some_and(|f| f.contains("insecure")) {
                 errs.push(
                     "session.redis_url: #insecure turns off the check of Redis' certificate and name; trust its CA with session.redis_ca_file instead",
+                );
+            }
+            if cluster {
+                if s.redis_sentinels.is_some() {
+                    errs.push("session.redis_cluster: a Redis Cluster has no Sentinels (leave out redis_sentinels)");
+                }
+                if !matches!(parsed.path(), "" | "/" | "/0") {
+                    errs.push("session.redis_url: a Redis Cluster has only database 0");
+                }
+                if s.redis_ca_file.is_some() || s.redis_client_cert_file.is_some() {
+                    errs.push("session.redis_cluster: over TLS, ssogate trusts the system's CAs for a Cluster (no redis_ca_file or client certificate)");
+                }
+                seed = format!(
+                    "{}:{}",
+                    parsed.host_str().unwrap_or_default(),
+                    parsed.port().unwrap_or(if tls { 6380 } else { 6379 })
                 );
             }
             if s.redis_sentinels.is_some() {
@@ -520,6 +538,9 @@ fn redis_store(errs: &mut Errors, s: &SessionFile, base: &Path, env: &dyn Env) -
     }];
     if client_tls.is_some() {
         summary.push("client certificate from session.redis_client_cert_file".into());
+    }
+    if cluster {
+        summary.insert(0, format!("Cluster: the nodes found from {seed}"));
     }
     if !sentinels.is_empty() {
         let mut via = format!(
@@ -566,6 +587,7 @@ fn redis_store(errs: &mut Errors, s: &SessionFile, base: &Path, env: &dyn Env) -
         sentinels,
         sentinel_username,
         sentinel_password,
+        cluster,
         connect_timeout,
         command_timeout,
         summary: summary.join(", "),

@@ -150,6 +150,7 @@ fn store_for(config: &Config, errors: &mut Vec<String>) -> Arc<dyn SessionStore>
             sentinel_password,
             connect_timeout,
             command_timeout,
+            cluster,
             ..
         } => {
             let options = crate::session::RedisOptions {
@@ -162,6 +163,7 @@ fn store_for(config: &Config, errors: &mut Vec<String>) -> Arc<dyn SessionStore>
                 sentinels: sentinels.clone(),
                 sentinel_username: sentinel_username.clone(),
                 sentinel_password: sentinel_password.as_ref().map(|p| p.expose().clone()),
+                cluster: *cluster,
             };
             match RedisStore::connect_with(url.expose(), options) {
                 Ok(s) => Arc::new(crate::session::Timed::new(

@@ -232,6 +232,7 @@ fn same_store(old: &StoreConfig, new: &StoreConfig) -> bool {
                 sentinels: s1,
                 sentinel_username: su1,
                 sentinel_password: sp1,
+                cluster: cl1,
                 connect_timeout: ct1,
                 command_timeout: rt1,
                 ..
@@ -245,6 +246,7 @@ fn same_store(old: &StoreConfig, new: &StoreConfig) -> bool {
                 sentinels: s2,
                 sentinel_username: su2,
                 sentinel_password: sp2,
+                cluster: cl2,
                 connect_timeout: ct2,
                 command_timeout: rt2,
                 ..
@@ -259,6 +261,7 @@ fn same_store(old: &StoreConfig, new: &StoreConfig) -> bool {
                 && s1 == s2
                 && su1 == su2
                 && sp1.as_ref().map(|p| p.expose()) == sp2.as_ref().map(|p| p.expose())
+                && cl1 == cl2
                 && ct1 == ct2
                 && rt1 == rt2
         }
@@ -282,6 +285,7 @@ mod tests {
             sentinels: sentinels.iter().map(|(h, p)| (h.to_string(), *p)).collect(),
             sentinel_username: None,
             sentinel_password: sentinel_password.map(|p| Secret::new(p.to_string())),
+            cluster: false,
             connect_timeout: Duration::from_secs(2),
             command_timeout: Duration::from_secs(1),
             summary: String::new(),

@@ -75,6 +75,24 @@ end
 return 1
 ";
 
+/// Cluster: add a session to one user index (its own slot), and make sure the index lives
+/// at least as long as the session. KEYS: user index. ARGV: store key, ttl ms.
+const INDEX_ADD_SCRIPT: &str = r"
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+";
+
+/// One SCAN step deleting what matches, on the node of KEYS[1]'s slot (every matching
+/// key carries the same hash tag). ARGV: cursor, pattern. Returns the next cursor.
+const SCAN_DELETE_SCRIPT: &str = r"
+local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', 1000)
+for _, k in ipairs(r[2]) do redis.call('DEL', k) end
+return r[1]
+";
+
 /// Live members of a user index; dead ones (expired or deleted sessions) are pruned.
 /// KEYS: user index. ARGV: session key prefix.
 const USER_SESSIONS_SCRIPT: &str = r"
@@ -205,6 +223,17 @@ enum Target {
     Direct(Client),
     /// The primary the Sentinels name.
     Sentinel(SentinelTarget),
+    /// A Redis Cluster, found from the URL's node.
+    Cluster(Box<ClusterTarget>),
+}
+
+struct ClusterTarget {
+    client: ::redis::cluster::ClusterClient,
+    /// The URL's node, for the revocation subscription: a Cluster delivers a PUBLISH
+    /// made on any node to subscribers on every node.
+    seed: Client,
+    /// One connection attempt at a time; the others wait for its result.
+    connecting: tokio::sync::Mutex<()>,
 }
 
 struct SentinelTarget {
@@ -222,9 +251,45 @@ struct SentinelTarget {
     primary: Mutex<Option<String>>,
 }
 
+/// A connection to the store: one server's (through a manager that reconnects), or a
+/// Cluster's (routing each command to its slot's node, following MOVED and ASK).
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(::redis::cluster_async::ClusterConnection),
+}
+
+impl ::redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> ::redis::RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a ::redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> ::redis::RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct ConnState {
-    manager: Option<ConnectionManager>,
+    manager: Option<Conn>,
     /// When the current (or last) manager was built.
     built_at: Option<Instant>,
     /// Start of the current run of failures; `None` after a success.
@@ -242,6 +307,10 @@ impl std::fmt::Debug for RedisStore {
             Target::Sentinel(s) => d.field("master", &s.master).field(
                 "sentinels",
                 &s.sentinels.iter().map(|(a, _)| a).collect::<Vec<_>>(),
+            ),
+            Target::Cluster(c) => d.field(
+                "cluster_seed",
+                &c.seed.get_connection_info().addr().to_string(),
             ),
         };
         d.field("prefix", &self.prefix).finish_non_exhaustive()
@@ -266,6 +335,8 @@ pub struct RedisOptions {
     pub sentinel_username: Option<String>,
     /// The Sentinels' own password (`requirepass` in sentinel.conf).
     pub sentinel_password: Option<String>,
+    /// A Redis Cluster: the URL names one of its nodes (database 0 only).
+    pub cluster: bool,
 }
 
 impl std::fmt::Debug for RedisOptions {
@@ -276,6 +347,7 @@ impl std::fmt::Debug for RedisOptions {
             .field("ca_pem", &self.ca_pem.is_some())
             .field("client_tls", &self.client_tls.is_some())
             .field("sentinels", &self.sentinels)
+            .field("cluster", &self.cluster)
             .field("sentinel_username", &self.sentinel_username)
             .field(
                 "sentinel_password",
@@ -346,7 +418,38 @@ impl RedisStore {
             }
             .map_err(|e| SessionError::Config(format!("invalid Redis settings: {e}")))
         };
-        let target = if options.sentinels.is_empty() {
+        let target = if options.cluster {
+            if !options.sentinels.is_empty() {
+                return Err(SessionError::Config(
+                    "a Redis Cluster has no Sentinels: give one or the other".into(),
+                ));
+            }
+            if info.redis_settings().db() != 0 {
+                return Err(SessionError::Config(
+                    "a Redis Cluster has only database 0".into(),
+                ));
+            }
+            if certs
+                .as_ref()
+                .is_some_and(|c| c.root_cert.is_some() || c.client_tls.is_some())
+            {
+                return Err(SessionError::Config(
+                    "Redis Cluster over TLS trusts the system's CAs only (no CA file or client certificate)".into(),
+                ));
+            }
+            let client = ::redis::cluster::ClusterClientBuilder::new(vec![info.clone()])
+                .connection_timeout(DEFAULT_CONNECT_TIMEOUT)
+                .response_timeout(DEFAULT_RESPONSE_TIMEOUT)
+                .build()
+                .map_err(|e| {
+                    SessionError::Config(format!("invalid Redis Cluster settings: {e}"))
+                })?;
+            Target::Cluster(Box::new(ClusterTarget {
+                client,
+                seed: open(info)?,
+                connecting: tokio::sync::Mutex::new(()),
+            }))
+        } else if options.sentinels.is_empty() {
             Target::Direct(open(info)?)
         } else {
             let master =
@@ -486,9 +589,10 @@ impl RedisStore {
             .set_number_of_retries(0)
     }
 
-    /// The manager in use; for a direct target one is built here (on first use, in the
-    /// caller's runtime). `Ok(None)`: a Sentinel target must look for its primary first.
-    fn ready_manager(&self) -> Result<Option<ConnectionManager>, SessionError> {
+    /// The connection in use; for a direct target one is built here (on first use, in
+    /// the caller's runtime). `Ok(None)`: Sentinel must look for its primary, or a
+    /// Cluster's topology be read, first.
+    fn ready_manager(&self) -> Result<Option<Conn>, SessionError> {
         let mut st = self.conn.lock();
         if let Some(m) = &st.manager {
             return Ok(Some(m.clone()));
@@ -508,39 +612,139 @@ impl RedisStore {
         }
         let m = ConnectionManager::new_lazy_with_config(client.clone(), self.manager_config())
             .map_err(|e| SessionError::Unavailable(e.to_string()))?;
+        let m = Conn::Single(m);
         st.manager = Some(m.clone());
         Ok(Some(m))
     }
 
-    /// The shared manager; with Sentinel, the first caller looks for the primary and the
-    /// others wait for its answer.
-    async fn manager(&self) -> Result<ConnectionManager, SessionError> {
+    /// The shared connection; with Sentinel or a Cluster, the first caller connects and
+    /// the others wait for its answer.
+    async fn manager(&self) -> Result<Conn, SessionError> {
         if let Some(m) = self.ready_manager()? {
             return Ok(m);
         }
-        let Target::Sentinel(sentinel) = &self.target else {
-            return Err(SessionError::Unavailable("reconnecting to Redis".into()));
+        let _turn = match &self.target {
+            Target::Sentinel(sentinel) => sentinel.discovering.lock().await,
+            Target::Cluster(cluster) => cluster.connecting.lock().await,
+            Target::Direct(_) => {
+                return Err(SessionError::Unavailable("reconnecting to Redis".into()))
+            }
         };
-        let _turn = sentinel.discovering.lock().await;
         if let Some(m) = self.ready_manager()? {
             return Ok(m);
         }
         if self.conn.lock().built_at.replace(Instant::now()).is_some() {
             METRICS.store_reconnects.inc();
         }
-        let client = sentinel
-            .discover(self.connect_timeout, self.response_timeout)
-            .await
-            .inspect_err(|_| {
-                METRICS
-                    .store_failures
-                    .with_label_values(&["no_primary"])
-                    .inc()
-            })?;
-        let m = ConnectionManager::new_lazy_with_config(client, self.manager_config())
-            .map_err(|e| SessionError::Unavailable(e.to_string()))?;
+        let m = match &self.target {
+            Target::Sentinel(sentinel) => {
+                let client = sentinel
+                    .discover(self.connect_timeout, self.response_timeout)
+                    .await
+                    .inspect_err(|_| {
+                        METRICS
+                            .store_failures
+                            .with_label_values(&["no_primary"])
+                            .inc()
+                    })?;
+                Conn::Single(
+                    ConnectionManager::new_lazy_with_config(client, self.manager_config())
+                        .map_err(|e| SessionError::Unavailable(e.to_string()))?,
+                )
+            }
+            Target::Cluster(cluster) => {
+                let config = ::redis::cluster::ClusterConfig::new()
+                    .set_connection_timeout(self.connect_timeout)
+                    .set_response_timeout(self.response_timeout);
+                let connect = cluster.client.get_async_connection_with_config(config);
+                let deadline = self.connect_timeout + self.response_timeout;
+                match tokio::time::timeout(deadline, connect).await {
+                    Ok(Ok(c)) => Conn::Cluster(c),
+                    Ok(Err(e)) => {
+                        METRICS
+                            .store_failures
+                            .with_label_values(&[failure_kind(&e)])
+                            .inc();
+                        return Err(SessionError::Unavailable(format!("Redis Cluster: {e}")));
+                    }
+                    Err(_) => {
+                        METRICS.store_failures.with_label_values(&["timeout"]).inc();
+                        return Err(SessionError::Unavailable(format!(
+                            "Redis Cluster did not answer within {deadline:?}"
+                        )));
+                    }
+                }
+            }
+            Target::Direct(_) => {
+                return Err(SessionError::Unavailable("reconnecting to Redis".into()))
+            }
+        };
         self.conn.lock().manager = Some(m.clone());
         Ok(m)
+    }
+
+    fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster(_))
+    }
+
+    /// Delete one session and announce it on the revocation channel (one slot: a
+    /// script, on a Cluster too); 1 when it existed.
+    async fn delete_announced(&self, key: &str) -> Result<usize, SessionError> {
+        let mut cmd = ::redis::cmd("EVAL");
+        cmd.arg(DELETE_SCRIPT)
+            .arg(1)
+            .arg(self.session_key(key))
+            .arg(self.revocation_channel())
+            .arg(key);
+        let n: i64 = self.query(&cmd).await?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// Cluster: add `key` to each user index, each in its own slot.
+    async fn index_sessions(
+        &self,
+        indexes: &[String],
+        key: &str,
+        ttl: Duration,
+    ) -> Result<(), SessionError> {
+        for index in indexes {
+            let mut cmd = ::redis::cmd("EVAL");
+            cmd.arg(INDEX_ADD_SCRIPT)
+                .arg(1)
+                .arg(index)
+                .arg(key)
+                .arg(ttl_ms(ttl));
+            self.query::<i64>(&cmd).await?;
+        }
+        Ok(())
+    }
+
+    /// Cluster: an index's members whose session exists, and the others.
+    async fn index_members(&self, index: &str) -> Result<(Vec<String>, Vec<String>), SessionError> {
+        let mut cmd = ::redis::cmd("SMEMBERS");
+        cmd.arg(index);
+        let members: Vec<String> = self.query(&cmd).await?;
+        let (mut live, mut dead) = (Vec::new(), Vec::new());
+        for m in members {
+            let mut exists = ::redis::cmd("EXISTS");
+            exists.arg(self.session_key(&m));
+            if self.query::<i64>(&exists).await? == 1 {
+                live.push(m);
+            } else {
+                dead.push(m);
+            }
+        }
+        Ok((live, dead))
+    }
+
+    /// Cluster: remove `members` from an index.
+    async fn forget_members(&self, index: &str, members: &[String]) -> Result<(), SessionError> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = ::redis::cmd("SREM");
+        cmd.arg(index).arg(members);
+        self.query::<i64>(&cmd).await.map(|_| ())
     }
 
     /// A client for a connection of its own (the revocation subscription): the URL's
@@ -548,6 +752,7 @@ impl RedisStore {
     async fn client(&self) -> Result<Client, SessionError> {
         match &self.target {
             Target::Direct(client) => Ok(client.clone()),
+            Target::Cluster(cluster) => Ok(cluster.seed.clone()),
             Target::Sentinel(sentinel) => {
                 sentinel
                     .discover(self.connect_timeout, self.response_timeout)
@@ -640,7 +845,7 @@ impl RedisStore {
     ///   idempotent requests only.
     async fn send<T, F, Fut>(&self, idempotent: bool, attempt: F) -> Result<T, SessionError>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: std::future::Future<Output = Result<T, RedisError>>,
     {
         let mut conn = self.manager().await?;
@@ -896,6 +1101,17 @@ impl SessionStore for RedisStore {
         let users: Vec<String> = session_user_names(&rec.identity)
             .map(|n| self.user_key(&rec.app, &n))
             .collect();
+        if self.is_cluster() {
+            // The keys live in different slots: the indexes first, so that a session is
+            // never stored without the entries that let "sign this user out" find it.
+            self.index_sessions(&users, key, ttl).await?;
+            let mut set = ::redis::cmd("SET");
+            set.arg(self.session_key(key))
+                .arg(to_json(rec)?)
+                .arg("PX")
+                .arg(ttl_ms(ttl));
+            return self.query::<()>(&set).await;
+        }
         cmd.arg(PUT_SCRIPT)
             .arg(1 + users.len())
             .arg(self.session_key(key))
@@ -922,6 +1138,18 @@ impl SessionStore for RedisStore {
         let users: Vec<String> = session_user_names(&rec.identity)
             .map(|n| self.user_key(&rec.app, &n))
             .collect();
+        if self.is_cluster() {
+            // Indexes first (as in put_session); SET XX does not bring back a session
+            // deleted meanwhile (a member left in an index is pruned when read).
+            self.index_sessions(&users, key, ttl).await?;
+            let mut set = ::redis::cmd("SET");
+            set.arg(self.session_key(key))
+                .arg(to_json(rec)?)
+                .arg("XX")
+                .arg("PX")
+                .arg(ttl_ms(ttl));
+            return self.query::<Option<String>>(&set).await.map(|_| ());
+        }
         cmd.arg(TOUCH_SCRIPT)
             .arg(1 + users.len())
             .arg(self.session_key(key))
@@ -934,16 +1162,16 @@ impl SessionStore for RedisStore {
 
     async fn delete_session(&self, key: &str) -> Result<(), SessionError> {
         // The index entry is left behind; `user_sessions` prunes dead members.
-        let mut cmd = ::redis::cmd("EVAL");
-        cmd.arg(DELETE_SCRIPT)
-            .arg(1)
-            .arg(self.session_key(key))
-            .arg(self.revocation_channel())
-            .arg(key);
-        self.query::<i64>(&cmd).await.map(|_| ())
+        self.delete_announced(key).await.map(|_| ())
     }
 
     async fn user_sessions(&self, app: &str, name_id: &str) -> Result<Vec<String>, SessionError> {
+        if self.is_cluster() {
+            let index = self.user_key(app, name_id);
+            let (live, dead) = self.index_members(&index).await?;
+            self.forget_members(&index, &dead).await?;
+            return Ok(live);
+        }
         let mut cmd = ::redis::cmd("EVAL");
         cmd.arg(USER_SESSIONS_SCRIPT)
             .arg(1)
@@ -953,6 +1181,20 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete_user_sessions(&self, app: &str, name_id: &str) -> Result<usize, SessionError> {
+        if self.is_cluster() {
+            // One slot per session: each deleted and announced in turn, then dropped from
+            // the index (only those: a session added meanwhile stays findable).
+            let index = self.user_key(app, name_id);
+            let mut members = ::redis::cmd("SMEMBERS");
+            members.arg(&index);
+            let members: Vec<String> = self.query(&members).await?;
+            let mut n = 0;
+            for m in &members {
+                n += self.delete_announced(m).await?;
+            }
+            self.forget_members(&index, &members).await?;
+            return Ok(n);
+        }
         let mut cmd = ::redis::cmd("EVAL");
         cmd.arg(DELETE_USER_SCRIPT)
             .arg(1)
@@ -1205,27 +1447,21 @@ impl SessionStore for RedisStore {
     ) -> Result<usize, SessionError> {
         // Drop every index key of the collection, then claim the entries afresh. Not one
         // atomic step: run it as maintenance (`ssogate scim reindex`).
+        // One SCAN step per script, on the node holding the collection's slot (its
+        // order key names the slot; on a Cluster a plain SCAN would go to any node).
         let pattern = format!("{}doc:{{{collection}}}:[um]:*", self.prefix);
-        let mut cursor: u64 = 0;
+        let mut cursor = "0".to_string();
         loop {
-            let mut cmd = ::redis::cmd("SCAN");
-            cmd.arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000);
-            let (next, keys): (u64, Vec<String>) = self.query(&cmd).await?;
-            if !keys.is_empty() {
-                let mut del = ::redis::cmd("DEL");
-                for k in &keys {
-                    del.arg(k);
-                }
-                self.query::<i64>(&del).await?;
-            }
-            if next == 0 {
+            let mut cmd = ::redis::cmd("EVAL");
+            cmd.arg(SCAN_DELETE_SCRIPT)
+                .arg(1)
+                .arg(self.doc_order_key(collection))
+                .arg(&cursor)
+                .arg(&pattern);
+            cursor = self.query(&cmd).await?;
+            if cursor == "0" {
                 break;
             }
-            cursor = next;
         }
         let mut del = ::redis::cmd("DEL");
         del.arg(self.doc_summary_key(collection));

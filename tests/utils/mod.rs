@@ -5,6 +5,7 @@ pub mod browser;
 pub mod cli;
 pub mod config;
 pub mod echo;
+pub mod failover;
 pub mod gateway;
 pub mod http;
 pub mod link;

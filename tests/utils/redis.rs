@@ -171,6 +171,11 @@ impl TestRedis {
         }
     }
 
+    /// Is the server running (not stopped)?
+    pub fn running(&self) -> bool {
+        self.child.lock().unwrap().is_some()
+    }
+
     /// Start again on the same port after `stop` (a no-op while it runs).
     pub fn start_again(&self) {
         if self.child.lock().unwrap().is_none() {
@@ -487,4 +492,74 @@ fn field<'a>(reply: &'a str, name: &str) -> Option<&'a str> {
         }
     }
     None
+}
+
+/// A Redis Cluster on loopback: three primaries and three replicas (`redis-cli --cluster
+/// create`), a node failing after 1 s unanswered, all throwaway.
+pub struct ClusterSet {
+    pub nodes: Vec<TestRedis>,
+}
+
+impl ClusterSet {
+    pub fn start() -> ClusterSet {
+        let nodes: Vec<TestRedis> = (0..6)
+            .map(|_| {
+                TestRedis::start_with(
+                    None,
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "1000",
+                    ],
+                )
+            })
+            .collect();
+        let mut create = std::process::Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for n in &nodes {
+            create.arg(format!("127.0.0.1:{}", n.port()));
+        }
+        let out = create
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("redis-cli");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let set = ClusterSet { nodes };
+        set.wait_until_ok();
+        set
+    }
+
+    /// Every running node says `cluster_state:ok`.
+    pub fn wait_until_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.nodes.iter().all(|n| {
+            !n.running() || command(n.port(), &["CLUSTER", "INFO"]).contains("cluster_state:ok")
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "the Cluster is not ok after 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The URL of its first node.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.nodes[0].port())
+    }
+
+    /// The running nodes that are primaries now.
+    pub fn primaries(&self) -> Vec<&TestRedis> {
+        self.nodes
+            .iter()
+            .filter(|n| n.running() && command(n.port(), &["ROLE"]).starts_with("master"))
+            .collect()
+    }
 }
