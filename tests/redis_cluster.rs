@@ -178,3 +178,83 @@ async fn a_gateway_on_a_cluster_signs_in() {
         .unwrap();
     assert_eq!(page.status(), 200, "{}", gw.log());
 }
+
+/// Slots move between primaries (`redis-cli --cluster reshard`) while sessions are read
+/// and made: the store follows MOVED and ASK, nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resharding_under_load_loses_nothing() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let set = ClusterSet::start();
+    let prefix = format!("reshard-{}:", &SessionId::generate().store_key()[..10]);
+    let m = manager(store(&set, &prefix));
+    let mut before = Vec::new();
+    for i in 0..200 {
+        let (id, _) = m
+            .create("app", identity(&format!("r{i}@example.com")), T0, None)
+            .await
+            .unwrap();
+        before.push(id);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ops, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load = {
+        let (m, stop, ops, failed, ids) = (
+            m.clone(),
+            stop.clone(),
+            ops.clone(),
+            failed.clone(),
+            before.clone(),
+        );
+        tokio::spawn(async move {
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                // Past the cache: every read goes to Redis.
+                let read = m.store().get_session(&ids[i % ids.len()].store_key()).await;
+                let made = m
+                    .create("app", identity(&format!("n{i}@example.com")), T0, None)
+                    .await;
+                ops.fetch_add(2, Ordering::Relaxed);
+                if !matches!(read, Ok(Some(_))) {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+                if made.is_err() {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let primaries = set.primaries();
+    let id_of = |port: u16| command(port, &["CLUSTER", "MYID"]).trim().to_string();
+    let (from, to) = (id_of(primaries[0].port()), id_of(primaries[1].port()));
+    let out = tokio::task::spawn_blocking({
+        let seed = format!("127.0.0.1:{}", primaries[0].port());
+        move || {
+            std::process::Command::new("redis-cli")
+                .args(["--cluster", "reshard", &seed])
+                .args(["--cluster-from", &from, "--cluster-to", &to])
+                .args(["--cluster-slots", "1500", "--cluster-yes"])
+                .output()
+                .expect("redis-cli")
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "reshard: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    let mut lost = 0;
+    for id in &before {
+        if !matches!(m.store().get_session(&id.store_key()).await, Ok(Some(_))) {
+            lost += 1;
+        }
+    }
+    let (ops, failed) = (ops.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    println!("cluster resharding (1500 slots moved under load): {ops} operations, {failed} failed; sessions lost: {lost} of {}", before.len());
+    assert_eq!(lost, 0, "sessions lost in the resharding");
+    assert_eq!(failed, 0, "operations failed while slots moved");
+}
