@@ -190,13 +190,13 @@ fn gateway_config(set: &SentinelSet, upstream: u16) -> String {
     ) + &utils::config::app("wiki", "\"*\"", upstream, utils::config::GATEWAY, "")
 }
 
-/// A gateway on Sentinel, as the ACL users of docs/redis.md's two lines (on the data nodes
-/// and on the Sentinels, whose default user has a password it does not know):
-/// `check-config` says how the store is reached, the gateway is ready, signs a user in,
-/// and after the primary is killed the same session works again and the gateway is
-/// ready again, without a restart.
+/// Two gateway processes on Sentinel, as the ACL users of docs/redis.md's two lines (on
+/// the data nodes and on the Sentinels, whose default user has a password they do not
+/// know): `check-config` says how the store is reached, a user signs in through one and
+/// browses on both; the primary is killed: the user sees no error on either, new
+/// sign-ins and `/readyz` come back on both, and neither restarts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gateway_on_sentinel_signs_in_and_keeps_the_session_through_a_failover() {
+async fn gateways_on_sentinel_sign_in_and_keep_the_session_through_a_failover() {
     use utils::gateway::Gateway;
     use utils::http::{client, cookie_of};
     use utils::tls::{documented_acl_rules, documented_sentinel_acl_rules};
@@ -265,7 +265,10 @@ async fn a_gateway_on_sentinel_signs_in_and_keeps_the_session_through_a_failover
     .await;
     assert_eq!(r.status(), 302, "{}", gw.log());
     let cookie = cookie_of(&r);
-    let page = |cookie: String| {
+    // A second replica of the gateway, on the same Sentinels: the session works there too.
+    let gw2 = Gateway::start(&config, &files).await;
+    let pids = (gw.pid(), gw2.pid());
+    let page = |gw: &Gateway, cookie: String| {
         let url = gw.url("/page");
         async move {
             client()
@@ -277,7 +280,8 @@ async fn a_gateway_on_sentinel_signs_in_and_keeps_the_session_through_a_failover
                 .unwrap_or(0)
         }
     };
-    assert_eq!(page(cookie.clone()).await, 200);
+    assert_eq!(page(&gw, cookie.clone()).await, 200);
+    assert_eq!(page(&gw2, cookie.clone()).await, 200);
 
     // Replicated, then the primary dies.
     let primary = set.primary().port();
@@ -289,56 +293,70 @@ async fn a_gateway_on_sentinel_signs_in_and_keeps_the_session_through_a_failover
     assert!(synced.is_some(), "the session reached the replica");
     let killed = Instant::now();
     set.primary().stop();
-    // Until a new sign-in can start again and /readyz is green: the signed-in user keeps
-    // browsing (every 50 ms) and must see no error (the session was read just before,
-    // well within cache_ttl, 10 s).
+    // Until new sign-ins can start again on both and both /readyz are green: the
+    // signed-in user keeps browsing on both (every 50 ms) and must see no error (the
+    // session was read just before, well within cache_ttl, 10 s).
     let (mut seen, mut errors) = (0, Vec::new());
-    let mut sign_in_back = None;
-    let mut ready_back = None;
+    let mut sign_in_back = [None, None];
+    let mut ready_back = [None, None];
     while killed.elapsed() < Duration::from_secs(30)
-        && (sign_in_back.is_none() || ready_back.is_none())
+        && (sign_in_back.iter().any(Option::is_none) || ready_back.iter().any(Option::is_none))
     {
-        let status = page(cookie.clone()).await;
-        seen += 1;
-        if status != 200 {
-            errors.push(status);
-        }
-        if sign_in_back.is_none() {
-            let r = client()
-                .get(gw.url("/page"))
-                .header("accept", "text/html")
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0);
-            if r == 302 {
-                sign_in_back = Some(killed.elapsed());
+        for (i, g) in [&gw, &gw2].into_iter().enumerate() {
+            let status = page(g, cookie.clone()).await;
+            seen += 1;
+            if status != 200 {
+                errors.push(status);
             }
-        }
-        if ready_back.is_none()
-            && client()
-                .get(gw.admin_url("/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        {
-            ready_back = Some(killed.elapsed());
+            if sign_in_back[i].is_none() {
+                let r = client()
+                    .get(g.url("/page"))
+                    .header("accept", "text/html")
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0);
+                if r == 302 {
+                    sign_in_back[i] = Some(killed.elapsed());
+                }
+            }
+            if ready_back[i].is_none()
+                && client()
+                    .get(g.admin_url("/readyz"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+            {
+                ready_back[i] = Some(killed.elapsed());
+            }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     println!(
-        "gateway on Sentinel, primary killed: the signed-in user's {seen} requests meanwhile \
-         had {} errors; new sign-ins start again after {sign_in_back:?}, /readyz 200 after \
-         {ready_back:?}",
+        "two gateways on Sentinel, primary killed: the signed-in user's {seen} requests \
+         meanwhile had {} errors; new sign-ins start again after {sign_in_back:?}, /readyz \
+         200 after {ready_back:?}",
         errors.len()
     );
     assert!(
-        sign_in_back.is_some() && ready_back.is_some(),
-        "{}",
-        gw.log()
+        sign_in_back.iter().chain(&ready_back).all(Option::is_some),
+        "{}\n{}",
+        gw.log(),
+        gw2.log()
     );
     assert_eq!(errors, Vec::<u16>::new(), "the signed-in user saw errors");
-    assert_eq!(page(cookie.clone()).await, 200);
+    for g in [&gw, &gw2] {
+        assert_eq!(page(g, cookie.clone()).await, 200);
+    }
+    // Neither restarted.
+    assert_eq!((gw.pid(), gw2.pid()), pids);
+    for g in [&gw, &gw2] {
+        let alive = std::process::Command::new("kill")
+            .args(["-0", &g.pid().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(alive, "a gateway exited:\n{}", g.log());
+    }
     assert!(gw.log().contains("the primary changed"), "{}", gw.log());
     let metrics = client()
         .get(gw.admin_url("/metrics"))
