@@ -119,7 +119,7 @@ async fn a_primary_dies_and_nothing_replicated_is_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_on_a_cluster_signs_in() {
     use utils::gateway::Gateway;
-    use utils::http::{client, cookie_of};
+    use utils::http::client;
     let set = ClusterSet::start();
     let echo = utils::echo::EchoUpstream::start().await;
     let idp = ssogate::saml::DevIdp::generate(utils::config::IDP_ENTITY).unwrap();
@@ -133,19 +133,7 @@ async fn a_gateway_on_a_cluster_signs_in() {
         ),
     ) + &utils::config::app("wiki", "\"*\"", echo.port, utils::config::GATEWAY, "");
 
-    let dir = tempfile::tempdir().unwrap();
-    for (n, b) in &files {
-        utils::tls::private_file(dir.path(), n, b);
-    }
-    let path = dir.path().join("ssogate.toml");
-    std::fs::write(
-        &path,
-        config
-            .replace("{public}", "18080")
-            .replace("{admin}", "19090"),
-    )
-    .unwrap();
-    let (code, text) = utils::cli::ssogate(&["check-config", path.to_str().unwrap()]);
+    let (code, text) = utils::cli::check_config(&config, &files);
     assert_eq!(code, 0, "{text}");
     let seed = set.nodes[0].port();
     assert!(
@@ -158,18 +146,7 @@ async fn a_gateway_on_a_cluster_signs_in() {
     let gw = Gateway::start(&config, &files).await;
     let ready = client().get(gw.admin_url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200, "{}", gw.log());
-    let started = utils::signin::start(&gw.url("/page")).await;
-    let r = utils::signin::finish(
-        &idp,
-        &utils::signin::sp(&gw.url("")),
-        &gw.url("/saml/acs"),
-        &started,
-        "alice@contoso.example",
-        Vec::new(),
-    )
-    .await;
-    assert_eq!(r.status(), 302, "{}", gw.log());
-    let cookie = cookie_of(&r);
+    let cookie = utils::signin::sign_in(&gw, &idp, "alice@contoso.example").await;
     let page = client()
         .get(gw.url("/page"))
         .header("cookie", &cookie)

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use utils::echo::EchoUpstream;
 use utils::gateway::Gateway;
-use utils::http::{client, cookie_of, sign_out};
+use utils::http::{client, sign_out};
 use utils::link::Link;
 use utils::redis::TestRedis;
 
@@ -94,23 +94,7 @@ async fn a_cut_gateway_serves_only_recent_sessions_for_cache_ttl_and_recovers_by
     let b = Gateway::start(&config(&redis.url(), echo.port), &files).await;
     let (pid_a, pid_b) = (a.pid(), b.pid());
 
-    let sign_in = |user: &'static str| {
-        let (idp, a) = (&idp, &a);
-        async move {
-            let started = utils::signin::start(&a.url("/page")).await;
-            let r = utils::signin::finish(
-                idp,
-                &utils::signin::sp(&a.url("")),
-                &a.url("/saml/acs"),
-                &started,
-                user,
-                Vec::new(),
-            )
-            .await;
-            assert_eq!(r.status(), 302, "{}", a.log());
-            cookie_of(&r)
-        }
-    };
+    let sign_in = |user: &'static str| utils::signin::sign_in(&a, &idp, user);
     let leaving = sign_in("leaving@contoso.example").await;
     let staying = sign_in("staying@contoso.example").await;
     // Both sessions read through both gateways, A holding both in its cache.

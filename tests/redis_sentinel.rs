@@ -198,7 +198,7 @@ fn gateway_config(set: &SentinelSet, upstream: u16) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateways_on_sentinel_sign_in_and_keep_the_session_through_a_failover() {
     use utils::gateway::Gateway;
-    use utils::http::{client, cookie_of};
+    use utils::http::client;
     use utils::tls::{documented_acl_rules, documented_sentinel_acl_rules};
     const SECRET: &str = "sentinel-s3cret";
     const DATA_SECRET: &str = "data-s3cret";
@@ -223,19 +223,7 @@ async fn gateways_on_sentinel_sign_in_and_keep_the_session_through_a_failover() 
     ];
     let config = gateway_config(&set, echo.port);
 
-    let dir = tempfile::tempdir().unwrap();
-    for (n, b) in &files {
-        utils::tls::private_file(dir.path(), n, b);
-    }
-    let path = dir.path().join("ssogate.toml");
-    std::fs::write(
-        &path,
-        config
-            .replace("{public}", "18080")
-            .replace("{admin}", "19090"),
-    )
-    .unwrap();
-    let (code, text) = utils::cli::ssogate(&["check-config", path.to_str().unwrap()]);
+    let (code, text) = utils::cli::check_config(&config, &files);
     assert_eq!(code, 0, "{text}");
     let [s1, s2, s3] = [0, 1, 2].map(|i| set.sentinels[i].port());
     assert!(
@@ -253,18 +241,7 @@ async fn gateways_on_sentinel_sign_in_and_keep_the_session_through_a_failover() 
     let gw = Gateway::start(&config, &files).await;
     let ready = client().get(gw.admin_url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200, "{}", gw.log());
-    let started = utils::signin::start(&gw.url("/page")).await;
-    let r = utils::signin::finish(
-        &idp,
-        &utils::signin::sp(&gw.url("")),
-        &gw.url("/saml/acs"),
-        &started,
-        "alice@contoso.example",
-        Vec::new(),
-    )
-    .await;
-    assert_eq!(r.status(), 302, "{}", gw.log());
-    let cookie = cookie_of(&r);
+    let cookie = utils::signin::sign_in(&gw, &idp, "alice@contoso.example").await;
     // A second replica of the gateway, on the same Sentinels: the session works there too.
     let gw2 = Gateway::start(&config, &files).await;
     let pids = (gw.pid(), gw2.pid());

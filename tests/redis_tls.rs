@@ -17,7 +17,7 @@ use ssogate::session::{RedisOptions, RedisStore, SessionStore};
 use std::time::Duration;
 use utils::echo::EchoUpstream;
 use utils::gateway::Gateway;
-use utils::tls::{private_file, Pki, TlsRedis, PASSWORD, USER};
+use utils::tls::{Pki, TlsRedis, PASSWORD, USER};
 
 fn options(pki: &Pki) -> RedisOptions {
     RedisOptions {
@@ -186,19 +186,7 @@ async fn a_gateway_on_rediss_is_ready_and_a_wrong_ca_shows_at_start_and_in_ready
     let url = server.url("localhost");
 
     // check-config says how the store is reached, and nothing secret.
-    let dir = tempfile::tempdir().unwrap();
-    for (n, b) in &files {
-        private_file(dir.path(), n, b);
-    }
-    let path = dir.path().join("ssogate.toml");
-    std::fs::write(
-        &path,
-        config(&url, "ca.pem", echo.port)
-            .replace("{public}", "18080")
-            .replace("{admin}", "19090"),
-    )
-    .unwrap();
-    let (code, text) = utils::cli::ssogate(&["check-config", path.to_str().unwrap()]);
+    let (code, text) = utils::cli::check_config(&config(&url, "ca.pem", echo.port), &files);
     assert_eq!(code, 0, "{text}");
     assert!(
         text.contains(&format!(

@@ -23,3 +23,21 @@ pub fn ssogate(args: &[&str]) -> (i32, String) {
         ),
     )
 }
+
+/// `ssogate check-config` on `config` (the harness's `{public}`/`{admin}` placeholders set
+/// to fixed ports) with `files` beside it, private as an admin keeps them.
+pub fn check_config(config: &str, files: &[(&str, &[u8])]) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in files {
+        super::tls::private_file(dir.path(), name, bytes);
+    }
+    let path = dir.path().join("ssogate.toml");
+    std::fs::write(
+        &path,
+        config
+            .replace("{public}", "18080")
+            .replace("{admin}", "19090"),
+    )
+    .unwrap();
+    ssogate(&["check-config", path.to_str().unwrap()])
+}

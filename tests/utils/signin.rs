@@ -99,3 +99,21 @@ pub async fn idp_initiated(
         .await
         .unwrap()
 }
+
+/// A whole sign-in of `user` (no attributes) through `gw`: a page view of `/page`, the
+/// development IdP's answer posted to the ACS by the browser that started it; the
+/// session cookie (`name=value`).
+pub async fn sign_in(gw: &super::gateway::Gateway, idp: &DevIdp, user: &str) -> String {
+    let started = start(&gw.url("/page")).await;
+    let r = finish(
+        idp,
+        &sp(&gw.url("")),
+        &gw.url("/saml/acs"),
+        &started,
+        user,
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(r.status(), 302, "{}", gw.log());
+    super::http::cookie_of(&r)
+}
