@@ -1,5 +1,8 @@
-//! Redis session store (one Redis, or the primary that Redis Sentinel names, through
-//! `redis::aio::ConnectionManager`).
+//! Redis session store: one Redis, or the primary that Redis Sentinel names (through
+//! `redis::aio::ConnectionManager`), or a Redis Cluster (through redis-rs' Cluster
+//! client, which routes each command to its slot's node and follows MOVED and ASK; the
+//! steps that touch several slots are written as ordered single-slot steps, see
+//! `put_session`).
 //!
 //! Availability rules:
 //! - `RedisStore::new` is synchronous and never connects: a gateway whose Redis is down
