@@ -686,6 +686,66 @@ impl RedisStore {
         Ok(m)
     }
 
+    /// Cluster: a node to subscribe on: the URL's if it answers, else the first primary
+    /// of the slot map (`CLUSTER SLOTS` through the Cluster connection) that does.
+    async fn cluster_feed_client(&self, cluster: &ClusterTarget) -> Result<Client, SessionError> {
+        let reachable = |client: Client| async move {
+            let config = ::redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(self.connect_timeout))
+                .set_response_timeout(Some(self.response_timeout));
+            let ping = async {
+                let mut conn = client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                ::redis::cmd("PING").query_async::<Value>(&mut conn).await
+            };
+            let deadline = self.connect_timeout + self.response_timeout;
+            matches!(tokio::time::timeout(deadline, ping).await, Ok(Ok(_))).then_some(client)
+        };
+        if let Some(c) = reachable(cluster.seed.clone()).await {
+            return Ok(c);
+        }
+        let mut slots = ::redis::cmd("CLUSTER");
+        slots.arg("SLOTS");
+        let map: Vec<Value> = self.query(&slots).await?;
+        for range in map {
+            // [start, end, [host, port, id…], replicas…]
+            let Value::Array(parts) = range else { continue };
+            let Some(Value::Array(primary)) = parts.get(2) else {
+                continue;
+            };
+            let (Some(Value::BulkString(host)), Some(Value::Int(port))) =
+                (primary.first(), primary.get(1))
+            else {
+                continue;
+            };
+            let (Ok(host), Ok(port)) = (std::str::from_utf8(host), u16::try_from(*port)) else {
+                continue;
+            };
+            let info = cluster
+                .seed
+                .get_connection_info()
+                .clone()
+                .set_addr(node_addr(
+                    matches!(
+                        cluster.seed.get_connection_info().addr(),
+                        ::redis::ConnectionAddr::TcpTls { .. }
+                    ),
+                    host.to_owned(),
+                    port,
+                ));
+            let Ok(client) = Client::open(info) else {
+                continue;
+            };
+            if let Some(c) = reachable(client).await {
+                return Ok(c);
+            }
+        }
+        Err(SessionError::Unavailable(
+            "Redis Cluster: no node answers for the revocation feed".into(),
+        ))
+    }
+
     fn is_cluster(&self) -> bool {
         matches!(self.target, Target::Cluster(_))
     }
@@ -755,7 +815,7 @@ impl RedisStore {
     async fn client(&self) -> Result<Client, SessionError> {
         match &self.target {
             Target::Direct(client) => Ok(client.clone()),
-            Target::Cluster(cluster) => Ok(cluster.seed.clone()),
+            Target::Cluster(cluster) => self.cluster_feed_client(cluster).await,
             Target::Sentinel(sentinel) => {
                 sentinel
                     .discover(self.connect_timeout, self.response_timeout)
@@ -785,7 +845,15 @@ impl RedisStore {
         let built_long_ago = st
             .built_at
             .is_none_or(|t| now.duration_since(t) >= RECREATE_AFTER);
-        if now.duration_since(since) >= RECREATE_AFTER && built_long_ago && st.manager.is_some() {
+        // A Cluster connection is kept: it reconnects to each node by itself and reads the
+        // slot map from any node it knows, where a new one would know the URL's node only
+        // (dead, if that is the node that failed).
+        let keep = matches!(st.manager, Some(Conn::Cluster(_)));
+        if now.duration_since(since) >= RECREATE_AFTER
+            && built_long_ago
+            && st.manager.is_some()
+            && !keep
+        {
             tracing::warn!("Redis failing for over {RECREATE_AFTER:?}: rebuilding the connection");
             st.manager = None;
         }
