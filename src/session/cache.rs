@@ -6,8 +6,10 @@
 //! - Revocation: every deletion, by any replica, is announced by the store
 //!   (`SessionStore::follow_revocations`, Redis pub/sub); the entry is evicted and
 //!   tombstoned for `ttl`, so a load that raced with the deletion cannot put it back.
-//! - When the revocation feed (re)starts, announcements may have been missed: the whole
-//!   cache is dropped and a generation counter makes in-flight loads skip their insert.
+//! - When the revocation feed (re)starts, announcements may have been missed: every entry
+//!   is distrusted (an epoch counter: `get` serves only entries cached since), and a
+//!   generation counter makes in-flight loads skip their insert. Distrusted entries stay
+//!   until their `ttl` only as the store-outage fallback (`get_stale`).
 //! - Bounded: when full, expired entries are swept; if still full, nothing is inserted
 //!   (the store answers instead).
 //! - Keyed by the session ID itself (constant-time equality), so that a hit costs no
@@ -39,11 +41,14 @@ struct Inner {
     /// Store keys revoked within `ttl`.
     tombstones: Map<String, Instant>,
     generation: u64,
+    /// Entries cached in an earlier epoch are not served by `get`.
+    epoch: u64,
 }
 
 struct Entry {
     record: Arc<SessionRecord>,
     at: Instant,
+    epoch: u64,
 }
 
 impl Inner {
@@ -69,6 +74,16 @@ impl SessionCache {
     }
 
     pub fn get(&self, id: &SessionId) -> Option<Arc<SessionRecord>> {
+        if !self.enabled() {
+            return None;
+        }
+        let inner = self.inner.read();
+        let e = inner.entries.get(id)?;
+        (e.epoch == inner.epoch && e.at.elapsed() < self.ttl).then(|| e.record.clone())
+    }
+
+    /// Like `get`, distrusted entries included: for when the store cannot answer.
+    pub fn get_stale(&self, id: &SessionId) -> Option<Arc<SessionRecord>> {
         if !self.enabled() {
             return None;
         }
@@ -119,11 +134,13 @@ impl SessionCache {
             }
         }
         inner.by_store_key.insert(store_key.to_string(), id.clone());
+        let epoch = inner.epoch;
         inner.entries.insert(
             id.clone(),
             Entry {
                 record: rec,
                 at: Instant::now(),
+                epoch,
             },
         );
     }
@@ -144,7 +161,15 @@ impl SessionCache {
             .insert(store_key.to_string(), Instant::now());
     }
 
-    /// Forget everything (revocations may have been missed).
+    /// Revocations may have been missed: serve nothing cached so far (`get_stale` still
+    /// may), and let no load in flight insert.
+    pub fn distrust(&self) {
+        let mut inner = self.inner.write();
+        inner.epoch = inner.epoch.wrapping_add(1);
+        inner.generation = inner.generation.wrapping_add(1);
+    }
+
+    /// Forget everything.
     pub fn clear(&self) {
         let mut inner = self.inner.write();
         inner.entries.clear();
@@ -237,6 +262,31 @@ mod tests {
         assert!(c.get(&cc).is_some(), "another session's revocation");
         c.evict(&kc);
         assert!(c.get(&cc).is_none());
+    }
+
+    #[test]
+    fn distrusted_entries_serve_only_as_the_outage_fallback() {
+        let c = SessionCache::new(Duration::from_millis(50), 10);
+        let (k, key) = id("k");
+        c.insert(&k, &key, rec(), c.generation());
+        let g = c.generation();
+        c.distrust();
+        assert!(c.get(&k).is_none(), "not trusted");
+        assert!(c.get_stale(&k).is_some(), "the fallback");
+        c.insert(&k, &key, rec(), g);
+        assert!(c.get(&k).is_none(), "a load from before did not insert");
+        c.insert(&k, &key, rec(), c.generation());
+        assert!(c.get(&k).is_some(), "read again: trusted");
+        c.evict(&key);
+        assert!(
+            c.get_stale(&k).is_none(),
+            "a revocation removes the fallback"
+        );
+        let (j, jkey) = id("j");
+        c.insert(&j, &jkey, rec(), c.generation());
+        c.distrust();
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(c.get_stale(&j).is_none(), "no fallback past ttl");
     }
 
     #[test]

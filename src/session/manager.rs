@@ -76,13 +76,14 @@ impl SessionManager {
 
     /// Keep the cache in step with deletions made by any replica. Runs forever: when the
     /// feed breaks (store down), the cache is bypassed (its entries serve only as the
-    /// outage fallback of `load`), the feed is re-established every second, and the
-    /// cache is dropped when it is back.
+    /// outage fallback of `load`), the feed is re-established every second, and what was
+    /// cached before it is back is distrusted (a fallback only, until its `cache_ttl`:
+    /// on a Cluster the feed can be back while a shard is still down).
     pub async fn follow_revocations(&self) {
         loop {
             let on_event = |ev: Revocation| match ev {
                 Revocation::Subscribed => {
-                    self.cache.clear();
+                    self.cache.distrust();
                     self.feed_live.store(true, Ordering::Release);
                     crate::metrics::METRICS.revocation_feed_up.set(1);
                 }
@@ -243,7 +244,7 @@ impl SessionManager {
     /// one revoked meanwhile through another replica cut off from this one's view is
     /// honoured here once the entry is older than `cache_ttl`). Nothing else is served.
     fn outage_fallback(&self, id: &SessionId, app: &str, now: i64) -> Option<Arc<SessionRecord>> {
-        let rec = self.cache.get(id)?;
+        let rec = self.cache.get_stale(id)?;
         let idle_for = now.saturating_sub(rec.last_seen).max(0);
         if rec.app != app || now >= rec.expires_at || idle_for >= self.idle {
             return None;
