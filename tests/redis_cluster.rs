@@ -5,8 +5,10 @@
 //!   `utils::failover` (steady load, a revocation during the failover, figures printed)
 //!   with one primary killed; the Cluster promotes its replica and the store follows the
 //!   new slot map by itself.
-//! - `a_gateway_on_a_cluster_signs_in`: `check-config` and a sign-in through a gateway
-//!   process whose store is the Cluster.
+//! - `gateways_on_a_cluster_sign_in_and_keep_the_session_through_a_failover`:
+//!   `check-config`, a sign-in through two gateway processes whose store is the Cluster,
+//!   then a primary killed: the signed-in user sees no error, sign-ins and `/readyz` come
+//!   back on both, neither restarts.
 
 #![allow(
     clippy::unwrap_used,
@@ -117,7 +119,7 @@ async fn a_primary_dies_and_nothing_replicated_is_lost() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gateway_on_a_cluster_signs_in() {
+async fn gateways_on_a_cluster_sign_in_and_keep_the_session_through_a_failover() {
     use utils::gateway::Gateway;
     use utils::http::client;
     let set = ClusterSet::start();
@@ -147,13 +149,36 @@ async fn a_gateway_on_a_cluster_signs_in() {
     let ready = client().get(gw.admin_url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200, "{}", gw.log());
     let cookie = utils::signin::sign_in(&gw, &idp, "alice@contoso.example").await;
-    let page = client()
-        .get(gw.url("/page"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 200, "{}", gw.log());
+    let gw2 = Gateway::start(&config, &files).await;
+    let synced = wait_for(Duration::from_secs(10), || async { replicas_in_sync(&set) }).await;
+    assert!(synced.is_some(), "the replicas have the session");
+    // The primary holding the session: the user's requests cannot read it from Redis
+    // until its replica is promoted.
+    let victim = set
+        .primaries()
+        .into_iter()
+        .find(|n| {
+            command(
+                n.port(),
+                &["SCAN", "0", "MATCH", "ssogate:sess:*", "COUNT", "1000"],
+            )
+            .contains("ssogate:sess:")
+        })
+        .expect("a primary holds the session")
+        .port();
+    utils::failover::gateways_through(
+        "two gateways on a Cluster, a primary killed",
+        [&gw, &gw2],
+        &cookie,
+        || {
+            set.nodes
+                .iter()
+                .find(|n| n.port() == victim)
+                .unwrap()
+                .stop()
+        },
+    )
+    .await;
 }
 
 /// Slots move between primaries (`redis-cli --cluster reshard`) while sessions are read

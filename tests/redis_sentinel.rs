@@ -22,7 +22,7 @@
 mod utils;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ssogate::session::{
     RedisOptions, RedisStore, SessionError, SessionId, SessionManager, SessionStore,
@@ -244,22 +244,6 @@ async fn gateways_on_sentinel_sign_in_and_keep_the_session_through_a_failover() 
     let cookie = utils::signin::sign_in(&gw, &idp, "alice@contoso.example").await;
     // A second replica of the gateway, on the same Sentinels: the session works there too.
     let gw2 = Gateway::start(&config, &files).await;
-    let pids = (gw.pid(), gw2.pid());
-    let page = |gw: &Gateway, cookie: String| {
-        let url = gw.url("/page");
-        async move {
-            client()
-                .get(url)
-                .header("cookie", cookie)
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0)
-        }
-    };
-    assert_eq!(page(&gw, cookie.clone()).await, 200);
-    assert_eq!(page(&gw2, cookie.clone()).await, 200);
-
     // Replicated, then the primary dies.
     let primary = set.primary().port();
     let replica = set.nodes.iter().find(|n| n.port() != primary).unwrap();
@@ -268,72 +252,13 @@ async fn gateways_on_sentinel_sign_in_and_keep_the_session_through_a_failover() 
     })
     .await;
     assert!(synced.is_some(), "the session reached the replica");
-    let killed = Instant::now();
-    set.primary().stop();
-    // Until new sign-ins can start again on both and both /readyz are green: the
-    // signed-in user keeps browsing on both (every 50 ms) and must see no error (the
-    // session was read just before, well within cache_ttl, 10 s).
-    let (mut seen, mut errors) = (0, Vec::new());
-    let mut sign_in_back = [None, None];
-    let mut ready_back = [None, None];
-    while killed.elapsed() < Duration::from_secs(30)
-        && (sign_in_back.iter().any(Option::is_none) || ready_back.iter().any(Option::is_none))
-    {
-        for (i, g) in [&gw, &gw2].into_iter().enumerate() {
-            let status = page(g, cookie.clone()).await;
-            seen += 1;
-            if status != 200 {
-                errors.push(status);
-            }
-            if sign_in_back[i].is_none() {
-                let r = client()
-                    .get(g.url("/page"))
-                    .header("accept", "text/html")
-                    .send()
-                    .await
-                    .map(|r| r.status().as_u16())
-                    .unwrap_or(0);
-                if r == 302 {
-                    sign_in_back[i] = Some(killed.elapsed());
-                }
-            }
-            if ready_back[i].is_none()
-                && client()
-                    .get(g.admin_url("/readyz"))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 200)
-            {
-                ready_back[i] = Some(killed.elapsed());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    println!(
-        "two gateways on Sentinel, primary killed: the signed-in user's {seen} requests \
-         meanwhile had {} errors; new sign-ins start again after {sign_in_back:?}, /readyz \
-         200 after {ready_back:?}",
-        errors.len()
-    );
-    assert!(
-        sign_in_back.iter().chain(&ready_back).all(Option::is_some),
-        "{}\n{}",
-        gw.log(),
-        gw2.log()
-    );
-    assert_eq!(errors, Vec::<u16>::new(), "the signed-in user saw errors");
-    for g in [&gw, &gw2] {
-        assert_eq!(page(g, cookie.clone()).await, 200);
-    }
-    // Neither restarted.
-    assert_eq!((gw.pid(), gw2.pid()), pids);
-    for g in [&gw, &gw2] {
-        let alive = std::process::Command::new("kill")
-            .args(["-0", &g.pid().to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(alive, "a gateway exited:\n{}", g.log());
-    }
+    failover::gateways_through(
+        "two gateways on Sentinel, primary killed",
+        [&gw, &gw2],
+        &cookie,
+        || set.primary().stop(),
+    )
+    .await;
     assert!(gw.log().contains("the primary changed"), "{}", gw.log());
     let metrics = client()
         .get(gw.admin_url("/metrics"))

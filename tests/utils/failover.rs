@@ -219,3 +219,134 @@ pub async fn run(
         failures.window()
     );
 }
+
+/// Two gateway processes on one store, `cookie` a session both serve: `kill` a primary,
+/// then, until new sign-ins start and `/readyz` is green on both (30 s at most), the
+/// signed-in user browses on both every 50 ms. Prints the figures; checks that the user
+/// saw no error (the session was read just before, within `cache_ttl`), that both came
+/// back, and that neither process restarted.
+pub async fn gateways_through(
+    name: &str,
+    gws: [&super::gateway::Gateway; 2],
+    cookie: &str,
+    kill: impl FnOnce(),
+) {
+    use super::gateway::Gateway;
+    use super::http::client;
+    let [gw, gw2] = gws;
+    let cookie = cookie.to_string();
+    let pids = (gw.pid(), gw2.pid());
+    let page = |gw: &Gateway, cookie: String| {
+        let url = gw.url("/page");
+        async move {
+            client()
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    // Browse until both hold the session in their cache (once their feeds are live).
+    let cached = |g: &Gateway| {
+        let url = g.admin_url("/metrics");
+        async move {
+            let body = client()
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            body.lines().any(|l| l == "ssogate_session_cache_entries 1")
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert_eq!(page(gw, cookie.clone()).await, 200);
+        assert_eq!(page(gw2, cookie.clone()).await, 200);
+        if cached(gw).await && cached(gw2).await {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: the gateways never cached the session"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let killed = Instant::now();
+    kill();
+    // Until new sign-ins can start again on both and both /readyz are green: the
+    // signed-in user keeps browsing on both (every 50 ms) and must see no error (the
+    // session was read just before, well within cache_ttl, 10 s).
+    let (mut seen, mut errors) = (0, Vec::new());
+    let mut sign_in_back = [None, None];
+    let mut ready_back = [None, None];
+    while killed.elapsed() < Duration::from_secs(30)
+        && (sign_in_back.iter().any(Option::is_none) || ready_back.iter().any(Option::is_none))
+    {
+        for (i, g) in [gw, gw2].into_iter().enumerate() {
+            let status = page(g, cookie.clone()).await;
+            seen += 1;
+            if status != 200 {
+                errors.push(status);
+            }
+            if sign_in_back[i].is_none() {
+                let r = client()
+                    .get(g.url("/page"))
+                    .header("accept", "text/html")
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0);
+                if r == 302 {
+                    sign_in_back[i] = Some(killed.elapsed());
+                }
+            }
+            if ready_back[i].is_none()
+                && client()
+                    .get(g.admin_url("/readyz"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+            {
+                ready_back[i] = Some(killed.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "{name}: the signed-in user's {seen} requests \
+         meanwhile had {} errors; new sign-ins start again after {sign_in_back:?}, /readyz \
+         200 after {ready_back:?}",
+        errors.len()
+    );
+    assert!(
+        sign_in_back.iter().chain(&ready_back).all(Option::is_some),
+        "{}\n{}",
+        gw.log(),
+        gw2.log()
+    );
+    assert_eq!(
+        errors,
+        Vec::<u16>::new(),
+        "{name}: the signed-in user saw errors\n{}\n{}",
+        gw.log(),
+        gw2.log()
+    );
+    for g in [gw, gw2] {
+        assert_eq!(page(g, cookie.clone()).await, 200);
+    }
+    // Neither restarted.
+    assert_eq!((gw.pid(), gw2.pid()), pids);
+    for g in [gw, gw2] {
+        let alive = std::process::Command::new("kill")
+            .args(["-0", &g.pid().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(alive, "a gateway exited:\n{}", g.log());
+    }
+}
