@@ -168,7 +168,7 @@ certificate_file = "idp.pem"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gateway_on_rediss_is_ready_and_a_wrong_ca_shows_at_start_and_in_readyz() {
+async fn a_gateway_on_rediss_signs_in_and_a_wrong_ca_shows_at_start_and_in_readyz() {
     let pki = Pki::new();
     let server = TlsRedis::start(&pki, "yes");
     let echo = EchoUpstream::start().await;
@@ -200,6 +200,25 @@ async fn a_gateway_on_rediss_is_ready_and_a_wrong_ca_shows_at_start_and_in_ready
     let ready = reqwest::get(gw.admin_url("/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200, "{}", gw.log());
     assert!(gw.log().contains("session store answers"), "{}", gw.log());
+    // A user signs in: the session is written and read over TLS as the ACL user.
+    let started = utils::signin::start(&gw.url("/page")).await;
+    let r = utils::signin::finish(
+        &idp,
+        &utils::signin::sp("http://127.0.0.1"),
+        &gw.url("/saml/acs"),
+        &started,
+        "alice@contoso.example",
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(r.status(), 302, "{}", gw.log());
+    let page = utils::http::client()
+        .get(gw.url("/page"))
+        .header("cookie", utils::http::cookie_of(&r))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "{}", gw.log());
 
     let wrong = Gateway::start(&config(&url, "stranger-ca.pem", echo.port), &files).await;
     let ready = reqwest::get(wrong.admin_url("/readyz")).await.unwrap();
