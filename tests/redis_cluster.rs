@@ -21,8 +21,8 @@ mod utils;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ssogate::session::{RedisOptions, RedisStore, SessionId, SessionManager};
-use utils::failover::{self, identity, wait_for, T0};
+use ssogate::session::{RedisOptions, RedisStore, SessionId};
+use utils::failover::{self, identity, manager, wait_for, T0};
 use utils::redis::{command, ClusterSet};
 
 fn store(set: &ClusterSet, prefix: &str) -> Arc<RedisStore> {
@@ -38,17 +38,6 @@ fn store(set: &ClusterSet, prefix: &str) -> Arc<RedisStore> {
         .with_key_prefix(prefix)
         .with_feed_keepalive(Duration::from_millis(500)),
     )
-}
-
-fn manager(store: Arc<RedisStore>) -> Arc<SessionManager> {
-    let m = Arc::new(SessionManager::new(
-        store,
-        Duration::from_secs(1800),
-        Duration::from_secs(8 * 3600),
-    ));
-    let follower = m.clone();
-    tokio::spawn(async move { follower.follow_revocations().await });
-    m
 }
 
 /// Every replica holds as many keys as its primary.

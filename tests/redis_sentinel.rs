@@ -27,7 +27,7 @@ use std::time::Duration;
 use ssogate::session::{
     RedisOptions, RedisStore, SessionError, SessionId, SessionManager, SessionStore,
 };
-use utils::failover::{self, identity, wait_for, T0};
+use utils::failover::{self, identity, manager, wait_for, T0};
 use utils::redis::{command, SentinelSet, MASTER};
 
 fn options(set: &SentinelSet) -> RedisOptions {
@@ -44,17 +44,6 @@ fn store(set: &SentinelSet, prefix: &str) -> Arc<RedisStore> {
             .with_key_prefix(prefix)
             .with_feed_keepalive(Duration::from_millis(500)),
     )
-}
-
-fn manager(store: Arc<RedisStore>) -> Arc<SessionManager> {
-    let m = Arc::new(SessionManager::new(
-        store,
-        Duration::from_secs(1800),
-        Duration::from_secs(8 * 3600),
-    ));
-    let follower = m.clone();
-    tokio::spawn(async move { follower.follow_revocations().await });
-    m
 }
 
 fn prefix() -> String {

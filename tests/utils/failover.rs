@@ -20,6 +20,19 @@ pub fn identity(name: &str) -> Identity {
     }
 }
 
+/// A gateway replica's session manager on `store` (30 min idle, 8 h absolute), its
+/// revocation feed followed in the background.
+pub fn manager(store: Arc<ssogate::session::RedisStore>) -> Arc<SessionManager> {
+    let m = Arc::new(SessionManager::new(
+        store,
+        Duration::from_secs(1800),
+        Duration::from_secs(8 * 3600),
+    ));
+    let follower = m.clone();
+    tokio::spawn(async move { follower.follow_revocations().await });
+    m
+}
+
 /// Poll `cond` every 20 ms for up to `limit`; the time it took, or `None`.
 pub async fn wait_for<F, Fut>(limit: Duration, mut cond: F) -> Option<Duration>
 where
