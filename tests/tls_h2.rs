@@ -370,3 +370,113 @@ async fn https_upstream_is_verified_against_the_configured_ca() {
         .unwrap();
     assert_eq!(r.status(), 502);
 }
+
+/// A client trusting only `cert`, with no connection pool: every request is a handshake.
+fn trusting(cert: &[u8]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert).unwrap())
+        .tls_built_in_root_certs(false)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+async fn handshakes(client: &reqwest::Client, port: u16) -> bool {
+    client
+        .get(format!("https://127.0.0.1:{port}/healthz-probe"))
+        .send()
+        .await
+        .is_ok()
+}
+
+async fn reloads_counted(gw: &Gateway, result: &str) -> u32 {
+    let m = reqwest::get(gw.admin_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = format!("ssogate_config_reload_total{{result=\"{result}\"}} ");
+    m.lines()
+        .find_map(|l| l.strip_prefix(line.as_str()))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_listener_certificate_is_presented_after_a_reload_without_a_restart() {
+    let echo = EchoUpstream::start().await;
+    let idp = DevIdp::generate("https://idp.example.test/").unwrap();
+    let (old_cert, old_key) = server_cert();
+    let (new_cert, new_key) = server_cert();
+    let pem = idp.certificate_pem();
+    let gw = Gateway::start(
+        &config(echo.port, true),
+        &[
+            ("idp.pem", pem.as_bytes()),
+            ("cert.pem", &old_cert),
+            ("key.pem", &old_key),
+        ],
+    )
+    .await;
+    let old_client = trusting(&old_cert);
+    let new_client = trusting(&new_cert);
+    assert!(handshakes(&old_client, gw.public).await, "{}", gw.log());
+    assert!(!handshakes(&new_client, gw.public).await);
+    // A connection open across the reload keeps working.
+    let mut kept = tokio_native_tls::TlsConnector::from(
+        native_tls::TlsConnector::builder()
+            .add_root_certificate(native_tls::Certificate::from_pem(&old_cert).unwrap())
+            .disable_built_in_roots(true)
+            .build()
+            .unwrap(),
+    )
+    .connect(
+        "127.0.0.1",
+        tokio::net::TcpStream::connect(("127.0.0.1", gw.public))
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+
+    // The renewed pair, written where the config points (as certbot or cert-manager do).
+    let dir = gw.config_path().parent().unwrap().to_path_buf();
+    std::fs::write(dir.join("cert.pem"), &new_cert).unwrap();
+    std::fs::write(dir.join("key.pem"), &new_key).unwrap();
+    gw.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while reloads_counted(&gw, "success").await < 1 {
+        assert!(std::time::Instant::now() < deadline, "{}", gw.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(handshakes(&new_client, gw.public).await, "{}", gw.log());
+    assert!(
+        !handshakes(&old_client, gw.public).await,
+        "the old certificate is still presented"
+    );
+    kept.write_all(b"GET /kept HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    kept.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 "), "{answer}");
+
+    // A half-renewed pair (new certificate, the key of another) refuses the reload; the
+    // listener keeps presenting the pair it has.
+    std::fs::write(dir.join("cert.pem"), &old_cert).unwrap();
+    gw.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while reloads_counted(&gw, "failure").await < 1 {
+        assert!(std::time::Instant::now() < deadline, "{}", gw.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        gw.log().contains("not the key of the first certificate"),
+        "{}",
+        gw.log()
+    );
+    assert!(handshakes(&new_client, gw.public).await, "{}", gw.log());
+    assert!(!handshakes(&old_client, gw.public).await);
+}

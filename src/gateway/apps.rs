@@ -201,8 +201,9 @@ pub struct Gateway {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Forward-auth (`/_ssogate/auth`), when configured.
     pub forward_auth: Option<crate::config::ForwardStyle>,
-    /// The public listener's TLS certificate (DER leaf), for the expiry watch.
-    pub(super) listener_certs: Vec<Vec<u8>>,
+    /// The public listener's certificate chain and key (presented at each handshake, so
+    /// a reload renews it in place), when it serves TLS.
+    pub listener_tls: Option<Arc<super::listener_tls::ListenerIdentity>>,
 }
 
 impl Gateway {
@@ -221,7 +222,13 @@ impl Gateway {
 
     /// Every certificate trusted or presented right now, with its expiry.
     pub fn certificates(&self) -> Vec<super::certs::Cert> {
-        super::certs::inventory(&self.apps, &self.listener_certs)
+        let listener: Vec<Vec<u8>> = self
+            .listener_tls
+            .as_ref()
+            .and_then(|id| id.leaf_der())
+            .into_iter()
+            .collect();
+        super::certs::inventory(&self.apps, &listener)
     }
 
     /// The certificate warnings at `now` (Unix seconds): expiring soon, or expired where

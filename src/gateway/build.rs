@@ -79,11 +79,19 @@ impl Gateway {
             }
         }
         // Certificates past their date refuse the config (certs.rs says which may pass).
-        let listener_certs: Vec<Vec<u8>> = config
-            .listen_tls
+        let listener_tls = match &config.listen_tls {
+            None => None,
+            Some((cert, key)) => match super::listener_tls::ListenerIdentity::load(cert, key) {
+                Ok(id) => Some(Arc::new(id)),
+                Err(problems) => {
+                    errors.extend(problems);
+                    None
+                }
+            },
+        };
+        let listener_certs: Vec<Vec<u8>> = listener_tls
             .as_ref()
-            .and_then(|(cert, _)| std::fs::read(cert).ok())
-            .and_then(|pem| super::certs::pem_leaf(&pem))
+            .and_then(|id| id.leaf_der())
             .into_iter()
             .collect();
         let (refused, _) = super::certs::judge(
@@ -129,7 +137,7 @@ impl Gateway {
             max_pending_total: config.session.max_pending_total,
             trusted_proxies: config.trusted_proxies.clone(),
             forward_auth: config.forward_auth,
-            listener_certs,
+            listener_tls,
         })
     }
 }

@@ -132,11 +132,6 @@ pub fn subject_of(cert: &openssl::x509::X509Ref) -> String {
         .join(", ")
 }
 
-/// The leaf of a PEM chain (the listener's certificate file), as DER.
-pub fn pem_leaf(pem: &[u8]) -> Option<Vec<u8>> {
-    X509::stack_from_pem(pem).ok()?.first()?.to_der().ok()
-}
-
 /// Every certificate of these apps (IdP keys as trusted right now) and the listener.
 pub fn inventory(apps: &[Arc<App>], listener: &[Vec<u8>]) -> Vec<Cert> {
     let mut out = Vec::new();

@@ -5,8 +5,10 @@
 //! store, the in-process cache and its revocation feed) are the same object before and
 //! after, so nobody is signed out.
 //!
-//! What the running process cannot change in place (its listeners, threads, the store it
-//! talks to, the log format) is compared, and a change there refuses the reload with the
+//! The public listener's certificate and key are part of the gateway, so a renewed pair
+//! is presented from the next handshake on. What the running process cannot change in
+//! place (its listening addresses, TLS on or off, threads, the store it talks to, the log
+//! format) is compared, and a change there refuses the reload with the
 //! name of each setting: a restart or a binary upgrade applies those.
 
 use super::Gateway;
@@ -29,8 +31,6 @@ pub struct Live {
     draining: AtomicBool,
     /// One reload at a time.
     reloading: parking_lot::Mutex<()>,
-    /// The public listener's certificate and key as loaded at start.
-    listener_files: Option<[u8; 32]>,
 }
 
 /// A reload that took effect.
@@ -49,7 +49,6 @@ impl Live {
         for result in ["success", "failure"] {
             METRICS.config_reloads.with_label_values(&[result]);
         }
-        let listener_files = listener_files(&config.listen_tls);
         Arc::new(Live {
             path,
             gateway: ArcSwap::from_pointee(gateway),
@@ -58,7 +57,6 @@ impl Live {
             changed: tokio::sync::watch::channel(0).0,
             draining: AtomicBool::new(false),
             reloading: parking_lot::Mutex::new(()),
-            listener_files,
         })
     }
 
@@ -119,7 +117,7 @@ impl Live {
         let fresh = config::load(path).map_err(|e| e.0)?;
         let running = self.config();
         let old = self.gateway();
-        let mut problems = restart_only(&running, &fresh, self.listener_files);
+        let mut problems = restart_only(&running, &fresh);
         let built = Gateway::build_with_sessions(&fresh, old.clock.clone(), old.sessions.clone());
         let new = match built {
             Ok(gw) => Some(gw),
@@ -164,7 +162,7 @@ fn carry_fetched_trust(old: &Gateway, new: &Gateway) {
 }
 
 /// The settings a reload cannot apply in place, each named when it changed.
-fn restart_only(old: &Config, new: &Config, listener_at_start: Option<[u8; 32]>) -> Vec<String> {
+fn restart_only(old: &Config, new: &Config) -> Vec<String> {
     let mut changed = Vec::new();
     let mut check = |name: &str, same: bool| {
         if !same {
@@ -175,9 +173,11 @@ fn restart_only(old: &Config, new: &Config, listener_at_start: Option<[u8; 32]>)
     };
     check("listen.public", old.listen_public == new.listen_public);
     check("listen.admin", old.listen_admin == new.listen_admin);
+    // A renewed certificate and key (same paths or new ones) apply in place; turning
+    // TLS on or off changes what the listening socket speaks.
     check(
-        "listen.tls_cert_file / tls_key_file (or the files' contents)",
-        old.listen_tls == new.listen_tls && listener_at_start == listener_files(&new.listen_tls),
+        "listen.tls_cert_file / tls_key_file (TLS turned on or off)",
+        old.listen_tls.is_some() == new.listen_tls.is_some(),
     );
     check("server.threads", old.threads == new.threads);
     check("server.grace_period", old.grace_period == new.grace_period);
@@ -208,15 +208,6 @@ fn restart_only(old: &Config, new: &Config, listener_at_start: Option<[u8; 32]>)
         old.session.cache_max_entries == new.session.cache_max_entries,
     );
     changed
-}
-
-/// The listener's certificate and key as loaded at start: a renewed file on the same path
-/// is a change a reload cannot apply either (an upgrade does, with no connection lost).
-fn listener_files(tls: &Option<(PathBuf, PathBuf)>) -> Option<[u8; 32]> {
-    let (cert, key) = tls.as_ref()?;
-    let mut both = std::fs::read(cert).unwrap_or_default();
-    both.extend(std::fs::read(key).unwrap_or_default());
-    Some(openssl::sha::sha256(&both))
 }
 
 fn same_store(old: &StoreConfig, new: &StoreConfig) -> bool {

@@ -6,6 +6,7 @@
 //! | `apps.rs` | `Gateway` (apps by host, sessions, clock) and `App` (one SP: IdP trust, routes, headers) |
 //! | `build.rs` | `Config` → `Gateway`, every problem reported at once |
 //! | `live.rs` | `Live`: the serving `Gateway` and `Config`, swapped whole on reload |
+//! | `listener_tls.rs` | the public listener's certificate chain and key, renewed by a reload |
 //! | `target.rs` | the request target, parsed once: canonical or refused |
 //! | `access.rs` | `admit`: request facts → `Outcome` (forward with an identity, or answer) |
 //! | `reply.rs` | `Answer` → status, page, headers, metric and audit line (the one place) |
@@ -17,6 +18,7 @@ pub mod access;
 mod apps;
 mod build;
 pub mod certs;
+pub mod listener_tls;
 mod live;
 pub mod login;
 pub mod logout;

@@ -43,20 +43,20 @@ pub fn build_server(config: &Config, live: Arc<Live>, upgrade: bool) -> Server {
     );
     match &config.listen_tls {
         None => proxy.add_tcp(&config.listen_public.to_string()),
-        Some((cert, key)) => {
-            // Checked by the config; a failure here is a file changed since.
-            match pingora::listeners::tls::TlsSettings::intermediate(
-                &cert.display().to_string(),
-                &key.display().to_string(),
-            ) {
+        Some(_) => {
+            // The chain and key come from the gateway serving at each handshake (checked
+            // when it was built), so a reload renews them in place.
+            match pingora::listeners::tls::TlsSettings::with_callbacks(Box::new(
+                ListenerCertificate { live: live.clone() },
+            )) {
                 Ok(mut tls) => {
                     tls.enable_h2();
                     proxy.add_tls_with_settings(&config.listen_public.to_string(), None, tls);
                 }
                 Err(e) => {
                     // Start-up only: refuse to run without the public listener.
-                    tracing::error!(error = %e, "TLS certificate or key unusable");
-                    eprintln!("listen.tls_cert_file / tls_key_file unusable: {e}");
+                    tracing::error!(error = %e, "TLS listener could not be set up");
+                    eprintln!("listen.tls_cert_file / tls_key_file: TLS set-up failed: {e}");
                     std::process::exit(1);
                 }
             }
@@ -84,6 +84,34 @@ pub fn build_server(config: &Config, live: Arc<Live>, upgrade: bool) -> Server {
         MetadataFollower { live },
     ));
     server
+}
+
+/// Presents the serving gateway's listener certificate chain and key at each handshake.
+/// A gateway without one (it cannot be built so while TLS is on) fails the handshake.
+struct ListenerCertificate {
+    live: Arc<Live>,
+}
+
+#[async_trait::async_trait]
+impl pingora::listeners::TlsAccept for ListenerCertificate {
+    async fn certificate_callback(&self, ssl: &mut pingora::protocols::tls::TlsRef) {
+        use pingora::tls::ext;
+        let gateway = self.live.gateway();
+        let Some(id) = gateway.listener_tls.as_ref() else {
+            tracing::error!("TLS handshake refused: no listener certificate loaded");
+            return;
+        };
+        let set = ext::ssl_use_certificate(ssl, &id.leaf)
+            .and_then(|()| ext::ssl_use_private_key(ssl, &id.key))
+            .and_then(|()| {
+                id.chain
+                    .iter()
+                    .try_for_each(|c| ext::ssl_add_chain_cert(ssl, c))
+            });
+        if let Err(e) = set {
+            tracing::error!(error = %e, "TLS handshake refused: the listener certificate could not be set");
+        }
+    }
 }
 
 /// At start-up, says whether the session store answers (a wrong CA, name, user or
