@@ -14,6 +14,10 @@ use ssogate::identity::claims;
 use ssogate::saml::{DevIdp, IdpSettings, ResponseSpec, ResponseValidator, Signing, SpSettings};
 use std::time::Duration;
 
+/// The binary's allocator (src/main.rs): the bench measures what the gateway runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn entra_shaped(idp: &DevIdp, sp: &SpSettings, now: DateTime<Utc>, signing: Signing) -> String {
     let mut spec = ResponseSpec::for_sp(sp, "alice@contoso.example", now);
     spec.signing = signing;

@@ -17,6 +17,10 @@ use ssogate::identity::{claims, Identity};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The binary's allocator (src/main.rs): the bench measures what the gateway runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn identity() -> Identity {
     let mut id = Identity {
         name_id: "alice@contoso.example".into(),

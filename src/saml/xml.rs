@@ -31,7 +31,7 @@ pub(crate) fn strip_bom(s: &str) -> &str {
 /// documents), and bounded nesting depth.
 pub(crate) fn screen(xml: &str) -> Result<(), SamlError> {
     let bytes = xml.as_bytes();
-    if contains_ignore_case(bytes, b"<!doctype") || contains_ignore_case(bytes, b"<!entity") {
+    if has_declaration(bytes, b"doctype") || has_declaration(bytes, b"entity") {
         return Err(SamlError::XmlDtd);
     }
     check_declared_encoding(xml)?;
@@ -59,16 +59,17 @@ pub(crate) fn parse(xml: &str) -> Result<Document<'_>, SamlError> {
     })
 }
 
-fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+/// Does `hay` hold `<!` followed by `word` (lower case), in any case? `<!` is rare in a
+/// SAML document, so this jumps from one to the next.
+fn has_declaration(hay: &[u8], word: &[u8]) -> bool {
+    memchr::memmem::find_iter(hay, b"<!").any(|at| {
+        hay.get(at + 2..at + 2 + word.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(word))
+    })
 }
 
 fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    hay.get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
+    memchr::memmem::find(hay.get(from..)?, needle).map(|p| p + from)
 }
 
 fn check_declared_encoding(xml: &str) -> Result<(), SamlError> {
@@ -98,7 +99,11 @@ fn check_declared_encoding(xml: &str) -> Result<(), SamlError> {
 fn nesting_exceeds(b: &[u8], limit: usize) -> bool {
     let mut depth: usize = 0;
     let mut i = 0;
-    while let Some(lt) = find(b, b"<", i) {
+    while let Some(lt) = b
+        .get(i..)
+        .and_then(|r| memchr::memchr(b'<', r))
+        .map(|p| p + i)
+    {
         let rest = &b[lt..];
         let end = if rest.starts_with(b"<!--") {
             find(b, b"-->", lt + 4).map(|p| p + 3)
@@ -114,20 +119,22 @@ fn nesting_exceeds(b: &[u8], limit: usize) -> bool {
         } else {
             // start tag: find its '>' outside quotes
             let mut j = lt + 1;
-            let mut quote: Option<u8> = None;
             let mut close = None;
-            while let Some(&c) = b.get(j) {
-                match (quote, c) {
-                    (Some(q), c) if c == q => quote = None,
-                    (Some(_), _) => {}
-                    (None, b'"') | (None, b'\'') => quote = Some(c),
-                    (None, b'>') => {
-                        close = Some(j);
+            while let Some(k) = b
+                .get(j..)
+                .and_then(|r| memchr::memchr3(b'>', b'"', b'\'', r))
+            {
+                let at = j + k;
+                match b[at] {
+                    b'>' => {
+                        close = Some(at);
                         break;
                     }
-                    _ => {}
+                    quote => match find(b, &[quote], at + 1) {
+                        Some(end) => j = end + 1,
+                        None => break,
+                    },
                 }
-                j += 1;
             }
             match close {
                 Some(j) => {
@@ -226,6 +233,13 @@ mod tests {
         assert_eq!(screen("<!DOCTYPE x><x/>"), Err(SamlError::XmlDtd));
         assert_eq!(screen("<!doctype x><x/>"), Err(SamlError::XmlDtd));
         assert_eq!(screen("<x><!ENTITY a 'b'></x>"), Err(SamlError::XmlDtd));
+        // Anywhere, in any case: in a comment, a quoted value, after other `<!`.
+        assert_eq!(
+            screen("<x a='<!DocType'><!-- --></x>"),
+            Err(SamlError::XmlDtd)
+        );
+        assert_eq!(screen("<x><!-- <!eNtItY --></x>"), Err(SamlError::XmlDtd));
+        assert!(screen("<x><!-- <!doc --><![CDATA[<!entit]]></x>").is_ok());
         assert!(screen("<x/>").is_ok());
     }
 
