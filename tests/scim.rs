@@ -991,3 +991,151 @@ async fn one_person_through_persistent_name_ids_upn_changes_and_guest_names() {
         assert_eq!(r.json()["totalResults"], 1, "{target}");
     }
 }
+
+/// A directory as versions before the indexes wrote it (one key per document, the id
+/// hashed, a set of ids, one unique key per document) moves to the indexed layout when
+/// the gateway starts: the same SCIM ids, found by Entra's lookups, members intact, the
+/// old keys gone; `directory migrate` then finds nothing left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_of_an_earlier_version_moves_to_the_indexed_layout_at_start() {
+    let echo = EchoUpstream::start().await;
+    let idp = DevIdp::generate("https://idp.example.test/").unwrap();
+    let redis = utils::redis::TestRedis::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let sha = |s: &str| hex::encode(openssl::sha::sha256(s.as_bytes()));
+    let user = |id: &str, name: &str, ext: &str| {
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": id,
+               "userName": name, "externalId": ext, "active": true,
+               "meta": {"resourceType": "User"}})
+    };
+    let legacy: Vec<(&str, &str, Value)> = vec![
+        (
+            "scim-users",
+            "u-ann",
+            user("u-ann", "Ann@Contoso.example", "ext-ann"),
+        ),
+        (
+            "scim-users",
+            "u-bob",
+            user("u-bob", "bob@contoso.example", "ext-bob"),
+        ),
+        (
+            "scim-groups",
+            "g-ed",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "id": "g-ed",
+                   "displayName": "Wiki editors", "externalId": "e0e0-editors",
+                   "members": [{"value": "u-ann"}], "meta": {"resourceType": "Group"}}),
+        ),
+        (
+            "jit-users",
+            "carl@contoso.example",
+            json!({"userName": "carl@contoso.example"}),
+        ),
+    ];
+    for (collection, id, doc) in &legacy {
+        let _: () = redis::pipe()
+            .cmd("SADD")
+            .arg(format!("ssogate:doc:{collection}:ids"))
+            .arg(*id)
+            .ignore()
+            .cmd("SET")
+            .arg(format!("ssogate:doc:{collection}:{}", sha(id)))
+            .arg(doc.to_string())
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    // The old unique keys, and an id whose document is gone.
+    let _: () = redis::pipe()
+        .cmd("SET")
+        .arg(format!(
+            "ssogate:doc:scim-users:unique:{}",
+            sha("ann@contoso.example")
+        ))
+        .arg("u-ann")
+        .ignore()
+        .cmd("SADD")
+        .arg("ssogate:doc:scim-users:ids")
+        .arg("u-gone")
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let gw = gateway(&idp, &config(Some(&redis.url()), echo.port, SCIM_ON)).await;
+    let q = |f: &str| url::form_urlencoded::byte_serialize(f.as_bytes()).collect::<String>();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let found = loop {
+        let (s, v) = scim(
+            &gw,
+            "GET",
+            &format!(
+                "/Users?filter={}",
+                q(r#"userName eq "ann@contoso.example""#)
+            ),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        if v["totalResults"] == 1 {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", gw.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(found["Resources"][0]["id"], "u-ann");
+    let (s, v) = scim(&gw, "GET", "/Users/u-bob", None).await;
+    assert_eq!(
+        (s, v["userName"].as_str()),
+        (200, Some("bob@contoso.example"))
+    );
+    let (_, v) = scim(
+        &gw,
+        "GET",
+        &format!("/Users?filter={}", q("externalId eq ext-bob")),
+        None,
+    )
+    .await;
+    assert_eq!(v["totalResults"], 1, "{v}");
+    let (_, v) = scim(
+        &gw,
+        "GET",
+        &format!("/Groups?filter={}", q(r#"displayName eq "wiki editors""#)),
+        None,
+    )
+    .await;
+    assert_eq!(v["Resources"][0]["members"][0]["value"], "u-ann", "{v}");
+    let (_, v) = scim(&gw, "GET", "/Users", None).await;
+    assert_eq!(v["totalResults"], 2, "{v}");
+
+    // Nothing of the old layout is left (the current one's keys carry `{…}` tags).
+    for pattern in ["ssogate:doc:scim-*", "ssogate:doc:jit-*"] {
+        let old: Vec<String> = redis::cmd("KEYS")
+            .arg(pattern)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(old.is_empty(), "{old:?}");
+    }
+    let jit: bool = redis::cmd("EXISTS")
+        .arg(format!(
+            "ssogate:doc:{{jit-users}}:{}",
+            sha("carl@contoso.example")
+        ))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(jit, "the sign-in record was not moved");
+    let log = gw.log();
+    assert!(
+        log.contains("moved to the indexed layout") && log.contains("moved=2"),
+        "{log}"
+    );
+
+    let cfg = gw.config_path();
+    let (code, out) = utils::cli::ssogate(&["directory", "-c", cfg.to_str().unwrap(), "migrate"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("scim-users: 0 moved"), "{out}");
+}

@@ -163,6 +163,9 @@ pub enum DirectoryCommand {
     /// Rebuild the indexes of users and groups from the documents (safe to repeat; run
     /// while provisioning is quiet).
     Reindex,
+    /// Move users, groups and sign-in records written by a version before the indexes
+    /// into the current layout (the gateway also does it when it starts; safe to repeat).
+    Migrate,
 }
 
 #[derive(Subcommand)]

@@ -51,6 +51,20 @@ pub fn directory_command(config: &Path, command: DirectoryCommand) -> ExitCode {
             crate::audit::directory_reindexed("cli");
             Ok(out)
         }
+        DirectoryCommand::Migrate => {
+            let done = crate::scim::migrate::migrate_legacy(directory.store().as_ref())
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut out = String::new();
+            for m in done {
+                let _ = writeln!(
+                    out,
+                    "{}: {} moved, {} kept (already in the current layout), {} unreadable",
+                    m.collection, m.moved, m.kept, m.unreadable
+                );
+            }
+            Ok(out)
+        }
     })
 }
 

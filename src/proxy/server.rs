@@ -130,7 +130,10 @@ impl BackgroundService for Watch {
         let store = self.live.gateway().sessions.store().clone();
         let ping = store.ping();
         match tokio::time::timeout(Duration::from_secs(5), ping).await {
-            Ok(Ok(())) => tracing::info!("session store answers"),
+            Ok(Ok(())) => {
+                tracing::info!("session store answers");
+                migrate_directory(store.as_ref()).await;
+            }
             Ok(Err(e)) => tracing::error!(error = %e, "session store unreachable at start-up (sign-ins fail and /readyz says so until it answers)"),
             Err(_) => tracing::error!("session store: no answer within 5s at start-up (sign-ins fail and /readyz says so until it answers)"),
         }
@@ -147,6 +150,26 @@ impl BackgroundService for Watch {
                 _ = tokio::time::sleep(Duration::from_secs(60)) => {}
                 _ = shutdown.changed() => return,
             }
+        }
+    }
+}
+
+/// A directory left by a version before the indexes moves to the current layout.
+async fn migrate_directory(store: &dyn crate::session::SessionStore) {
+    match crate::scim::migrate::migrate_legacy(store).await {
+        Ok(done) => {
+            for m in done.iter().filter(|m| m.any()) {
+                tracing::warn!(
+                    collection = m.collection,
+                    moved = m.moved,
+                    kept = m.kept,
+                    unreadable = m.unreadable,
+                    "directory documents of an earlier version moved to the indexed layout"
+                );
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "directory documents of an earlier version could not be moved (run `ssogate directory migrate`)")
         }
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod effects;
 pub mod filter;
+pub mod migrate;
 pub mod patch;
 pub mod resource;
 pub mod service;

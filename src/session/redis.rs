@@ -545,6 +545,16 @@ impl RedisStore {
         format!("{}doc:{{{collection}}}:{}", self.prefix, hashed(id))
     }
 
+    /// A document in the layout before indexes (no hash tag, the id hashed).
+    fn legacy_doc_key(&self, collection: &str, id: &str) -> String {
+        format!("{}doc:{collection}:{}", self.prefix, hashed(id))
+    }
+
+    /// The legacy layout's set of a collection's ids.
+    fn legacy_ids_key(&self, collection: &str) -> String {
+        format!("{}doc:{collection}:ids", self.prefix)
+    }
+
     /// The collection's ids in creation order (score: a sequence number).
     fn doc_order_key(&self, collection: &str) -> String {
         format!("{}doc:{{{collection}}}:order", self.prefix)
@@ -1567,6 +1577,69 @@ impl SessionStore for RedisStore {
             self.pipeline(&pipe).await?;
         }
         Ok(n)
+    }
+
+    async fn legacy_docs(
+        &self,
+        collection: &str,
+        count: usize,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>, SessionError> {
+        let mut cmd = ::redis::cmd("SRANDMEMBER");
+        cmd.arg(self.legacy_ids_key(collection)).arg(count.max(1));
+        let ids: Vec<String> = self.query(&cmd).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut get = ::redis::cmd("MGET");
+        for id in &ids {
+            get.arg(self.legacy_doc_key(collection, id));
+        }
+        let docs: Vec<Option<Vec<u8>>> = self.query(&get).await?;
+        Ok(ids.into_iter().zip(docs).collect())
+    }
+
+    async fn legacy_forget(&self, collection: &str, ids: &[String]) -> Result<(), SessionError> {
+        if !ids.is_empty() {
+            let mut pipe = ::redis::pipe();
+            pipe.cmd("SREM")
+                .arg(self.legacy_ids_key(collection))
+                .arg(ids)
+                .ignore();
+            for id in ids {
+                pipe.cmd("DEL")
+                    .arg(self.legacy_doc_key(collection, id))
+                    .ignore();
+            }
+            self.pipeline(&pipe).await?;
+        }
+        let mut card = ::redis::cmd("SCARD");
+        card.arg(self.legacy_ids_key(collection));
+        let left: i64 = self.query(&card).await?;
+        // The legacy layout never ran on a Cluster (it had no hash tags), where a plain
+        // SCAN would visit one node only.
+        if left > 0 || self.is_cluster() {
+            return Ok(());
+        }
+        let pattern = format!("{}doc:{collection}:unique:*", self.prefix);
+        let mut cursor = 0u64;
+        loop {
+            let mut scan = ::redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000);
+            let (next, keys): (u64, Vec<String>) = self.query(&scan).await?;
+            if !keys.is_empty() {
+                let mut del = ::redis::cmd("DEL");
+                del.arg(&keys);
+                self.query::<i64>(&del).await?;
+            }
+            cursor = next;
+            if cursor == 0 {
+                return Ok(());
+            }
+        }
     }
 
     async fn ping(&self) -> Result<(), SessionError> {

@@ -238,6 +238,23 @@ pub trait SessionStore: Send + Sync + 'static {
         entries: &[(String, DocIndex)],
     ) -> Result<usize, SessionError>;
 
+    /// Documents still in the layout of versions before the indexes (Redis only:
+    /// `doc:<collection>:<sha256(id)>`, ids in the set `doc:<collection>:ids`): up to
+    /// `count` of them, as (id, bytes; `None` when the id set named a missing document).
+    /// Empty when none is left. The documents stay until [`Self::legacy_forget`].
+    async fn legacy_docs(
+        &self,
+        _collection: &str,
+        _count: usize,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>, SessionError> {
+        Ok(Vec::new())
+    }
+    /// Remove these legacy documents (written in the current layout first); once the
+    /// collection has none left, its legacy unique keys too.
+    async fn legacy_forget(&self, _collection: &str, _ids: &[String]) -> Result<(), SessionError> {
+        Ok(())
+    }
+
     /// Follow session deletions made by any replica (`delete_session`,
     /// `delete_user_sessions`): calls `on_event(Subscribed)` once live, then
     /// `on_event(Session(key))` per deleted session, until the feed breaks; returns why.

@@ -191,6 +191,16 @@ impl<S: SessionStore> SessionStore for Timed<S> {
     ) -> Result<usize, SessionError> {
         timed("doc_reindex", self.inner.doc_reindex(collection, entries)).await
     }
+    async fn legacy_docs(
+        &self,
+        collection: &str,
+        count: usize,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>, SessionError> {
+        timed("legacy_docs", self.inner.legacy_docs(collection, count)).await
+    }
+    async fn legacy_forget(&self, collection: &str, ids: &[String]) -> Result<(), SessionError> {
+        timed("legacy_forget", self.inner.legacy_forget(collection, ids)).await
+    }
     /// Not timed: it lasts as long as the subscription.
     async fn follow_revocations(
         &self,
