@@ -31,7 +31,8 @@
 #                  instance of the target, counters zeroed after a warm-up, then
 #                  INSTR_N requests over 10 connections. Valgrind's CPU has no SHA-NI,
 #                  so SHA-256 counts in software (about 3,500 instructions a digest).
-# STEADY=0 skips them.
+# STEADY=0 skips them. KEEP_PROFILES=DIR keeps the callgrind profiles there (read them
+# with callgrind_annotate, compare two with `callgrind_annotate --inclusive=no`).
 #
 #   benches/load/compare.sh            # DURATION=10s ROUNDS=3 by default
 #   BASELINE_BIN=/path/to/older/ssogate benches/load/compare.sh
@@ -240,6 +241,7 @@ steady() { # target
   kill -INT "$vpid" 2>/dev/null || true; wait "$vpid" 2>/dev/null || true
   local ir
   ir=$(cat "$WORK/$t.cg".* | awk -v n="$INSTR_N" '/^summary:/ {printf "%.0f", $2 / n}')
+  if [ -n "${KEEP_PROFILES:-}" ]; then mkdir -p "$KEEP_PROFILES"; cp "$WORK/$t.cg".* "$KEEP_PROFILES/"; fi
   echo "STEADY $t threads=$threads ctxsw=$cs syscalls=$sc instr=$ir"
 }
 
