@@ -11,15 +11,13 @@
 //!
 //! Usage: login_load DIR GATEWAY_URL N CONC
 
-use ssogate::saml::{self, DevIdp, ResponseSpec};
+mod common;
+
+use common::fail;
+use ssogate::saml::{self, ResponseSpec};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn fail(msg: String) -> ! {
-    eprintln!("login_load: {msg}");
-    std::process::exit(1)
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -32,26 +30,12 @@ async fn main() {
     ) else {
         fail("usage: login_load DIR GATEWAY_URL N CONC".into())
     };
-    let idp = DevIdp::generate("https://idp.example.test/").unwrap_or_else(|e| fail(e.to_string()));
-    std::fs::write(format!("{dir}/idp.pem"), idp.certificate_pem())
-        .unwrap_or_else(|e| fail(e.to_string()));
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(conc)
         .build()
         .unwrap_or_else(|e| fail(e.to_string()));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client
-        .get(format!("{base}/saml/metadata"))
-        .send()
-        .await
-        .is_err()
-    {
-        if Instant::now() > deadline {
-            fail("gateway did not start".into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let idp = common::idp_for_gateway(dir, base, &client).await;
 
     // Phase A: login starts.
     let started = Instant::now();

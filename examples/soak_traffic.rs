@@ -15,16 +15,14 @@
 //!
 //! Usage: soak_traffic DIR GATEWAY_URL SCIM_TOKEN SECONDS RATE
 
+mod common;
+
+use common::fail;
 use serde_json::json;
 use ssogate::saml::{self, DevIdp, ResponseSpec};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn fail(msg: String) -> ! {
-    eprintln!("soak_traffic: {msg}");
-    std::process::exit(1)
-}
 
 /// Counts, and keeps the first few failure messages.
 #[derive(Default)]
@@ -270,26 +268,12 @@ async fn main() {
     ) else {
         fail("usage: soak_traffic DIR GATEWAY_URL SCIM_TOKEN SECONDS RATE".into())
     };
-    let idp = DevIdp::generate("https://idp.example.test/").unwrap_or_else(|e| fail(e.to_string()));
-    std::fs::write(format!("{dir}/idp.pem"), idp.certificate_pem())
-        .unwrap_or_else(|e| fail(e.to_string()));
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap_or_else(|e| fail(e.to_string()));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http
-        .get(format!("{base}/saml/metadata"))
-        .send()
-        .await
-        .is_err()
-    {
-        if Instant::now() > deadline {
-            fail("gateway did not start".into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let idp = common::idp_for_gateway(dir, base, &http).await;
     let mut soak = Soak {
         http,
         base: base.clone(),

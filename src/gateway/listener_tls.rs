@@ -96,28 +96,14 @@ impl ListenerIdentity {
 #[allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 mod tests {
     use super::*;
-    use openssl::asn1::Asn1Time;
-    use openssl::hash::MessageDigest;
     use openssl::rsa::Rsa;
-    use openssl::x509::X509NameBuilder;
 
-    fn pair(cn: &str) -> (Vec<u8>, Vec<u8>) {
+    /// A certificate (the development IdP's self-signed kind) and its key, as PEM.
+    fn pair() -> (Vec<u8>, Vec<u8>) {
         let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-        let mut name = X509NameBuilder::new().unwrap();
-        name.append_entry_by_text("CN", cn).unwrap();
-        let name = name.build();
-        let mut b = X509::builder().unwrap();
-        b.set_version(2).unwrap();
-        b.set_subject_name(&name).unwrap();
-        b.set_issuer_name(&name).unwrap();
-        b.set_pubkey(&key).unwrap();
-        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
-            .unwrap();
-        b.sign(&key, MessageDigest::sha256()).unwrap();
+        let cert = crate::saml::devidp::self_signed_certificate(&key).unwrap();
         (
-            b.build().to_pem().unwrap(),
+            cert.to_pem().unwrap(),
             key.private_key_to_pem_pkcs8().unwrap(),
         )
     }
@@ -125,8 +111,8 @@ mod tests {
     #[test]
     fn a_matching_pair_loads_with_its_chain_and_hides_the_key() {
         let dir = tempfile::tempdir().unwrap();
-        let (leaf, key) = pair("gw.example.test");
-        let (intermediate, _) = pair("Intermediate CA");
+        let (leaf, key) = pair();
+        let (intermediate, _) = pair();
         let mut chain = leaf.clone();
         chain.extend(&intermediate);
         std::fs::write(dir.path().join("c.pem"), &chain).unwrap();
@@ -135,15 +121,15 @@ mod tests {
             ListenerIdentity::load(&dir.path().join("c.pem"), &dir.path().join("k.pem")).unwrap();
         assert_eq!(id.chain.len(), 1);
         let shown = format!("{id:?}");
-        assert!(shown.contains("gw.example.test"), "{shown}");
+        assert!(shown.contains("ssogate development IdP"), "{shown}");
         assert!(!shown.contains("PRIVATE"), "{shown}");
     }
 
     #[test]
     fn a_key_of_another_certificate_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let (leaf, _) = pair("gw.example.test");
-        let (_, other_key) = pair("other");
+        let (leaf, _) = pair();
+        let (_, other_key) = pair();
         std::fs::write(dir.path().join("c.pem"), &leaf).unwrap();
         std::fs::write(dir.path().join("k.pem"), &other_key).unwrap();
         let e = ListenerIdentity::load(&dir.path().join("c.pem"), &dir.path().join("k.pem"))
