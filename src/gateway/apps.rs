@@ -222,12 +222,7 @@ impl Gateway {
 
     /// Every certificate trusted or presented right now, with its expiry.
     pub fn certificates(&self) -> Vec<super::certs::Cert> {
-        let listener: Vec<Vec<u8>> = self
-            .listener_tls
-            .as_ref()
-            .and_then(|id| id.leaf_der())
-            .into_iter()
-            .collect();
+        let listener = super::listener_tls::leaves(self.listener_tls.as_deref());
         super::certs::inventory(&self.apps, &listener)
     }
 

@@ -89,11 +89,7 @@ impl Gateway {
                 }
             },
         };
-        let listener_certs: Vec<Vec<u8>> = listener_tls
-            .as_ref()
-            .and_then(|id| id.leaf_der())
-            .into_iter()
-            .collect();
+        let listener_certs = super::listener_tls::leaves(listener_tls.as_deref());
         let (refused, _) = super::certs::judge(
             &super::certs::inventory(&apps, &listener_certs),
             clock.now().timestamp(),

@@ -85,11 +85,13 @@ impl ListenerIdentity {
             key,
         })
     }
+}
 
-    /// The leaf in DER, for the expiry watch.
-    pub fn leaf_der(&self) -> Option<Vec<u8>> {
-        self.leaf.to_der().ok()
-    }
+/// The listener's leaf in DER, as the certificate inventory takes it (none without TLS).
+pub fn leaves(id: Option<&ListenerIdentity>) -> Vec<Vec<u8>> {
+    id.and_then(|id| id.leaf.to_der().ok())
+        .into_iter()
+        .collect()
 }
 
 #[cfg(test)]
