@@ -49,15 +49,16 @@ where
     None
 }
 
-/// Failures seen by the load, with when they happened.
+/// Failures seen by the load, each with when its operation started (an operation begun
+/// during the outage can fail after the store is back: that is the outage's failure).
 #[derive(Default)]
 struct Failures {
     times: Mutex<Vec<Instant>>,
 }
 
 impl Failures {
-    fn record(&self) {
-        self.times.lock().unwrap().push(Instant::now());
+    fn record(&self, started: Instant) {
+        self.times.lock().unwrap().push(started);
     }
     fn count(&self) -> usize {
         self.times.lock().unwrap().len()
@@ -103,6 +104,7 @@ pub async fn run(
             let mut i = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
+                let started = Instant::now();
                 let ok = match m.load(&ids[i % ids.len()], "app", T0).await {
                     Ok(Some(_)) => true,
                     Ok(None) => panic!("a session from before the failover is gone"),
@@ -123,7 +125,7 @@ pub async fn run(
                     };
                 ops.fetch_add(1, Ordering::Relaxed);
                 if !ok {
-                    failures.record();
+                    failures.record(started);
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
@@ -147,13 +149,18 @@ pub async fn run(
     let promoted = wait_for(Duration::from_secs(30), || async { promoted() }).await;
     assert!(promoted.is_some(), "{name}: a replica was promoted");
 
-    // Both managers work on the new primary.
+    // Both managers work on the new primary: sign-ins through both (16 each, so that on a
+    // Cluster their random session IDs reach every primary's slots), feeds back.
     let recovered_in = wait_for(Duration::from_secs(30), || async {
-        let who = identity("after@example.com");
-        a.create("app", who.clone(), T0, None).await.is_ok()
-            && b.create("app", who, T0, None).await.is_ok()
-            && a.feed_live()
-            && b.feed_live()
+        for k in 0..16 {
+            let who = identity(&format!("after{k}@example.com"));
+            if a.create("app", who.clone(), T0, None).await.is_err()
+                || b.create("app", who, T0, None).await.is_err()
+            {
+                return false;
+            }
+        }
+        a.feed_live() && b.feed_live()
     })
     .await;
     assert!(
