@@ -208,12 +208,7 @@ async fn metrics_carry_every_certificates_expiry() {
         ],
     )
     .await;
-    let body = reqwest::get(gw.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = gw.metrics().await;
     let epoch = Asn1Time::from_unix(0).unwrap();
     let unix = |c: &X509| {
         let d = epoch.diff(c.not_after()).unwrap();

@@ -268,12 +268,7 @@ async fn sign_in_then_proxy_with_identity_headers_and_no_spoofing() {
     assert_eq!(r.status(), 200);
 
     // Metrics saw the login.
-    let m = reqwest::get(s.gw.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = s.gw.metrics().await;
     assert!(
         m.contains("ssogate_logins_total{app=\"wiki\",result=\"success\"} 1"),
         "{m}"
@@ -343,12 +338,7 @@ async fn response_for_another_audience_is_refused() {
     )
     .await;
     assert_eq!(r.status(), 403);
-    let m = reqwest::get(s.gw.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = s.gw.metrics().await;
     assert!(
         m.contains("ssogate_login_failures_total{app=\"wiki\",reason=\"audience\"} 1"),
         "{m}"
@@ -435,14 +425,7 @@ async fn redis_outage_gives_503_and_not_ready_then_recovers() {
     };
     assert_eq!(ready().await, 200);
     // Browse until the gateway holds the session in its cache (once the feed is live).
-    let metrics = || async {
-        reqwest::get(s.gw.admin_url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let metrics = || async { s.gw.metrics().await };
     let mut cached = false;
     for _ in 0..50 {
         assert_eq!(browse(&s.gw.url("/"), Some(&cookie)).await.status(), 200);
@@ -567,14 +550,7 @@ async fn a_sign_in_finishes_only_in_the_browser_that_started_it() {
         (ra.status().as_u16(), location(&ra)),
         (302, "/tab-a".into())
     );
-    let metrics = client()
-        .get(s.gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.gw.metrics().await;
     assert!(
         metrics.contains("ssogate_login_failures_total{app=\"wiki\",reason=\"other_browser\"} 2"),
         "{metrics}"

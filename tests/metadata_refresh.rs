@@ -102,14 +102,7 @@ async fn eventually(what: &str, gw: &Gateway, mut check: impl AsyncFnMut() -> bo
 }
 
 async fn metric(gw: &Gateway, name: &str) -> Option<f64> {
-    let text = client()
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.metrics().await;
     text.lines()
         .find(|l| l.starts_with(name))
         .and_then(|l| l.rsplit(' ').next())

@@ -266,14 +266,7 @@ async fn an_unreachable_upstream_gets_a_page_a_line_and_a_metric() {
     assert_eq!(event(&lines, "request")["status"], 502);
     // pingora's own error line is replaced by ours: nothing without the ID.
     assert!(!s.gw.log().contains("Fail to proxy"), "{}", s.gw.log());
-    let metrics = client()
-        .get(s.gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.gw.metrics().await;
     assert!(
         metrics.contains(
             "ssogate_upstream_errors_total{app=\"down\",reason=\"upstream_unreachable\"} 1"

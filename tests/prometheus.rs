@@ -172,14 +172,7 @@ async fn a_live_gateways_metrics_pass_promtool_and_hold_every_name_the_alerts_an
         ],
     )
     .await;
-    let metrics = || async {
-        reqwest::get(gw.admin_url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let metrics = || async { gw.metrics().await };
     // A refresh fails (503), then one succeeds.
     let deadline = Instant::now() + Duration::from_secs(10);
     while !metrics()

@@ -57,14 +57,7 @@ async fn ready(gw: &Gateway) -> bool {
 }
 
 async fn cached_sessions(gw: &Gateway) -> u64 {
-    let body = client()
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = gw.metrics().await;
     body.lines()
         .find_map(|l| l.strip_prefix("ssogate_session_cache_entries "))
         .and_then(|v| v.trim().parse().ok())

@@ -249,14 +249,7 @@ async fn gateways_on_sentinel_sign_in_and_keep_the_session_through_a_failover() 
     )
     .await;
     assert!(gw.log().contains("the primary changed"), "{}", gw.log());
-    let metrics = client()
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     for line in [
         "ssogate_store_failovers_total 1",
         "ssogate_store_duration_seconds_bucket{op=\"get_session\",",

@@ -89,14 +89,7 @@ impl Setup {
     }
 
     async fn metrics(&self) -> String {
-        client()
-            .get(self.gw.admin_url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        self.gw.metrics().await
     }
 
     fn reload_command(&self) -> (i32, String) {

@@ -394,14 +394,7 @@ async fn entra_provisioning_requests_as_documented() {
         204
     );
 
-    let metrics = client()
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains(
             "ssogate_scim_requests_total{method=\"PATCH\",resource=\"Groups\",status=\"204\"}"
@@ -465,14 +458,7 @@ async fn deactivation_ends_sessions_on_every_replica_and_blocks_sign_in() {
     // No new sign-in while inactive: a clear page after the SAML checks.
     assert_eq!(sign_in(&a, &idp, &user, false).await.err(), Some(403));
     assert!(a.log().contains("reason=\"user_inactive\""));
-    let metrics = client()
-        .get(b.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = b.metrics().await;
     assert!(
         metrics.contains("ssogate_sessions_revoked_total{cause=\"scim_deactivated\"} 2"),
         "{metrics}"

@@ -263,14 +263,7 @@ async fn microsofts_validator_sequence_with_raw_quotes_on_one_connection() {
     assert_eq!(r.json()["scimType"], "tooMany");
 
     // What the operator sees: each kind of change, and the refusal.
-    let metrics = utils::http::client()
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     for line in [
         r#"ssogate_scim_changes_total{change="create",resource="Users"} 2"#,
         r#"ssogate_scim_changes_total{change="update",resource="Users"} 3"#,

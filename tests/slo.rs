@@ -286,14 +286,7 @@ async fn idp_initiated_logout_ends_the_right_sessions_on_every_replica() {
         assert!(signed_out_within(gw, &second, Duration::from_secs(1)).await);
         assert!(signed_out_within(gw, &third, Duration::from_secs(1)).await);
     }
-    let metrics = client()
-        .get(a.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = a.metrics().await;
     assert!(
         metrics
             .contains("ssogate_logouts_total{app=\"wiki\",initiator=\"idp\",result=\"success\"}"),
@@ -542,23 +535,9 @@ async fn idp_initiated_sign_in_honours_only_safe_relay_states() {
     // sign-in is allowed.
     let r = post_acs(a, &unsolicited(&s, Some("_not-a-pending-request")), None).await;
     assert_eq!(r.status(), 403);
-    let metrics = client()
-        .get(b.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = b.metrics().await;
     assert!(metrics.contains("ssogate_login_failures_total{app=\"wiki\",reason=\"replay\"} 1"));
-    let metrics = client()
-        .get(a.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = a.metrics().await;
     assert!(metrics.contains(
         "ssogate_login_failures_total{app=\"wiki\",reason=\"in_response_to_unknown\"} 1"
     ));

@@ -392,12 +392,7 @@ async fn handshakes(client: &reqwest::Client, port: u16) -> bool {
 }
 
 async fn reloads_counted(gw: &Gateway, result: &str) -> u32 {
-    let m = reqwest::get(gw.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = gw.metrics().await;
     let line = format!("ssogate_config_reload_total{{result=\"{result}\"}} ");
     m.lines()
         .find_map(|l| l.strip_prefix(line.as_str()))

@@ -269,20 +269,12 @@ pub async fn gateways_through(
         }
     };
     // Browse until both hold the session in their cache (once their feeds are live).
-    let cached = |g: &Gateway| {
-        let url = g.admin_url("/metrics");
-        async move {
-            let body = client()
-                .get(url)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            body.lines().any(|l| l == "ssogate_session_cache_entries 1")
-        }
-    };
+    async fn cached(g: &Gateway) -> bool {
+        g.metrics()
+            .await
+            .lines()
+            .any(|l| l == "ssogate_session_cache_entries 1")
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         assert_eq!(page(gw, cookie.clone()).await, 200);

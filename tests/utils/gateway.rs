@@ -114,6 +114,19 @@ impl Gateway {
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.admin, path)
     }
+
+    /// The admin listener's `/metrics` text.
+    #[allow(dead_code, reason = "used by some test binaries only")]
+    pub async fn metrics(&self) -> String {
+        super::http::client()
+            .get(self.admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
 }
 
 impl Drop for Gateway {
