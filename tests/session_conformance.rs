@@ -79,6 +79,147 @@ async fn run_conformance(store: Arc<dyn SessionStore>, backend: &dyn Backend) {
     corrupt_record(&store, backend).await;
     revocation_feed(&store).await;
     documents(&store).await;
+    member_lists(&store).await;
+}
+
+/// A document's members live beside it: added and removed in the write's atomic step
+/// (counting only real changes), listed under the member index, read without the
+/// document, refused with the document on a stale write, and gone with it on delete.
+async fn member_lists(store: &Arc<dyn SessionStore>) {
+    use ssogate::session::{DocIndex, DocWrite, MemberChange};
+    let coll = format!("test-{}", rid());
+    let (g, h) = (rid(), rid());
+    let none = DocIndex::default();
+    let change = |add: &[(&str, &str)], remove: &[&str]| MemberChange {
+        index: "member".into(),
+        add: add
+            .iter()
+            .map(|(m, a)| (m.to_string(), a.to_string()))
+            .collect(),
+        remove: remove.iter().map(|m| m.to_string()).collect(),
+    };
+    let sorted = |mut v: Vec<(String, String)>| {
+        v.sort();
+        v
+    };
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    let u = store
+        .doc_update(
+            &coll,
+            &g,
+            b"G1",
+            &none,
+            &none,
+            None,
+            &change(&[("u1", ""), ("u2", r#"{"display":"U 2"}"#)], &[]),
+        )
+        .await
+        .unwrap();
+    assert_eq!((u.write, u.added, u.removed), (DocWrite::Written, 2, 0));
+    store
+        .doc_update(
+            &coll,
+            &h,
+            b"H1",
+            &none,
+            &none,
+            None,
+            &change(&[("u1", "")], &[]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted(store.doc_members(&coll, &g).await.unwrap()),
+        pairs(&[("u1", ""), ("u2", r#"{"display":"U 2"}"#)])
+    );
+    let mut of_u1 = store.doc_find_all(&coll, "member", "u1").await.unwrap();
+    of_u1.sort();
+    let mut gh = vec![g.clone(), h.clone()];
+    gh.sort();
+    assert_eq!(of_u1, gh);
+    // One in, one out; a member already there and one never there count for nothing.
+    let u = store
+        .doc_update(
+            &coll,
+            &g,
+            b"G2",
+            &none,
+            &none,
+            Some(b"G1"),
+            &change(&[("u3", ""), ("u1", "")], &["u2", "nobody"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!((u.write, u.added, u.removed), (DocWrite::Written, 1, 1));
+    assert_eq!(
+        sorted(store.doc_members(&coll, &g).await.unwrap()),
+        pairs(&[("u1", ""), ("u3", "")])
+    );
+    assert!(store
+        .doc_find_all(&coll, "member", "u2")
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.doc_find_all(&coll, "member", "u3").await.unwrap(),
+        vec![g.clone()]
+    );
+    // A stale write changes no member either.
+    let u = store
+        .doc_update(
+            &coll,
+            &g,
+            b"G3",
+            &none,
+            &none,
+            Some(b"G1"),
+            &change(&[("u4", "")], &["u1"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!((u.write, u.added, u.removed), (DocWrite::Stale, 0, 0));
+    assert_eq!(
+        sorted(store.doc_members(&coll, &g).await.unwrap()),
+        pairs(&[("u1", ""), ("u3", "")])
+    );
+    assert!(store
+        .doc_find_all(&coll, "member", "u4")
+        .await
+        .unwrap()
+        .is_empty());
+    // Several lists in one call, in order (an unknown document has none).
+    let many = store
+        .doc_members_many(&coll, &[h.clone(), rid(), g.clone()])
+        .await
+        .unwrap();
+    assert_eq!(many.len(), 3);
+    assert_eq!(many[0], pairs(&[("u1", "")]));
+    assert!(many[1].is_empty());
+    assert_eq!(sorted(many[2].clone()), pairs(&[("u1", ""), ("u3", "")]));
+    // Deleting the document deletes its list, and (with the entries the caller names)
+    // takes it off the member index.
+    let claimed = DocIndex {
+        multi: vec![
+            ("member".to_string(), "u1".to_string()),
+            ("member".to_string(), "u3".to_string()),
+        ],
+        ..DocIndex::default()
+    };
+    assert!(store.doc_delete(&coll, &g, &claimed).await.unwrap());
+    assert!(store.doc_members(&coll, &g).await.unwrap().is_empty());
+    assert_eq!(
+        store.doc_find_all(&coll, "member", "u1").await.unwrap(),
+        vec![h.clone()]
+    );
+    assert!(store
+        .doc_find_all(&coll, "member", "u3")
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// Documents: unique index entries are claimed atomically and freed on rename and

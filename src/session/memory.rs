@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::store::{clamp_ttl, session_user_names, user_index_key, DocIndex, DocWrite};
+use super::store::{
+    clamp_ttl, session_user_names, user_index_key, DocIndex, DocUpdate, DocWrite, MemberChange,
+};
 use super::{PendingLogin, Revocation, SessionError, SessionRecord, SessionStore};
 
 /// Default bound per map (sessions, pending logins, seen assertions).
@@ -45,6 +47,8 @@ struct Collection {
     multi: HashMap<(String, String), BTreeSet<String>>,
     /// id -> summary
     summaries: HashMap<String, String>,
+    /// id -> its members (member id -> other attributes)
+    members: HashMap<String, HashMap<String, String>>,
 }
 
 impl Collection {
@@ -299,7 +303,7 @@ impl SessionStore for MemoryStore {
         Ok(true)
     }
 
-    async fn doc_put(
+    async fn doc_update(
         &self,
         collection: &str,
         id: &str,
@@ -307,12 +311,18 @@ impl SessionStore for MemoryStore {
         index: &DocIndex,
         previous: &DocIndex,
         expected: Option<&[u8]>,
-    ) -> Result<DocWrite, SessionError> {
+        change: &MemberChange,
+    ) -> Result<DocUpdate, SessionError> {
+        let refused = |write| DocUpdate {
+            write,
+            added: 0,
+            removed: 0,
+        };
         let mut inner = self.inner.lock();
         let c = inner.collections.entry(collection.to_string()).or_default();
         if let Some(exp) = expected {
             if c.docs.get(id).map(|(_, d)| d.as_slice()) != Some(exp) {
-                return Ok(DocWrite::Stale);
+                return Ok(refused(DocWrite::Stale));
             }
         }
         if index
@@ -320,10 +330,40 @@ impl SessionStore for MemoryStore {
             .iter()
             .any(|e| c.unique.get(e).is_some_and(|owner| owner != id))
         {
-            return Ok(DocWrite::Conflict);
+            return Ok(refused(DocWrite::Conflict));
         }
         c.unclaim(id, previous);
         c.claim(id, index);
+        let (mut added, mut removed) = (0, 0);
+        let entry = |m: &str| (change.index.clone(), m.to_string());
+        let mut gone = Vec::new();
+        if let Some(members) = c.members.get_mut(id) {
+            for m in &change.remove {
+                if members.remove(m).is_some() {
+                    removed += 1;
+                }
+                gone.push(m.clone());
+            }
+        }
+        let index_gone = DocIndex {
+            multi: gone.iter().map(|m| entry(m)).collect(),
+            ..DocIndex::default()
+        };
+        c.unclaim(id, &index_gone);
+        if !change.add.is_empty() {
+            let members = c.members.entry(id.to_string()).or_default();
+            for (m, attrs) in &change.add {
+                if members.insert(m.clone(), attrs.clone()).is_none() {
+                    added += 1;
+                }
+            }
+            for (m, _) in &change.add {
+                c.multi.entry(entry(m)).or_default().insert(id.to_string());
+            }
+        }
+        if c.members.get(id).is_some_and(HashMap::is_empty) {
+            c.members.remove(id);
+        }
         let seq = match c.docs.get(id) {
             Some((seq, _)) => *seq,
             None => {
@@ -333,7 +373,25 @@ impl SessionStore for MemoryStore {
             }
         };
         c.docs.insert(id.to_string(), (seq, doc.to_vec()));
-        Ok(DocWrite::Written)
+        Ok(DocUpdate {
+            write: DocWrite::Written,
+            added,
+            removed,
+        })
+    }
+
+    async fn doc_members(
+        &self,
+        collection: &str,
+        id: &str,
+    ) -> Result<Vec<(String, String)>, SessionError> {
+        let inner = self.inner.lock();
+        Ok(inner
+            .collections
+            .get(collection)
+            .and_then(|c| c.members.get(id))
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default())
     }
 
     async fn doc_get(&self, collection: &str, id: &str) -> Result<Option<Vec<u8>>, SessionError> {
@@ -370,6 +428,7 @@ impl SessionStore for MemoryStore {
         };
         c.unclaim(id, index);
         c.summaries.remove(id);
+        c.members.remove(id);
         match c.docs.remove(id) {
             Some((seq, _)) => {
                 c.order.remove(&seq);

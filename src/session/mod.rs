@@ -26,6 +26,7 @@ pub use redis::{
     RedisOptions, RedisStore, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEY_PREFIX, DEFAULT_RESPONSE_TIMEOUT,
 };
 pub use store::{
-    object_id_user, DocIndex, DocWrite, PendingLogin, Revocation, SessionRecord, SessionStore,
+    object_id_user, DocIndex, DocUpdate, DocWrite, MemberChange, PendingLogin, Revocation,
+    SessionRecord, SessionStore,
 };
 pub use timed::Timed;

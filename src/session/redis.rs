@@ -33,7 +33,10 @@ use parking_lot::Mutex;
 
 use crate::metrics::METRICS;
 
-use super::store::{clamp_ttl, hashed, session_user_names, user_index_key, DocIndex, DocWrite};
+use super::store::{
+    clamp_ttl, hashed, session_user_names, user_index_key, DocIndex, DocUpdate, DocWrite,
+    MemberChange,
+};
 use super::{PendingLogin, Revocation, SessionError, SessionRecord, SessionStore};
 
 /// Default key prefix.
@@ -142,24 +145,28 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 ";
 
-/// A document write with its index entries, atomic. KEYS: doc, order (zset), sequence,
-/// summaries (hash), then the new unique hashes (nu), new multi sets (nm), old unique
-/// hashes (ou), old multi sets (om). ARGV: id, doc, "1" + expected doc or "0", nu, nm,
-/// ou, om, "1" + summary or "0", then the new unique fields, then the old unique fields.
-/// 0: a new unique entry belongs to another id; 2: the stored doc is not the expected
-/// one (nothing written either way); else 1. Every key of a collection carries the
-/// collection's hash tag: one slot on a Cluster.
+/// A document write with its index entries and member changes, atomic. KEYS: doc,
+/// order (zset), sequence, summaries (hash), members (hash), then the new unique hashes
+/// (nu), new multi sets (nm), old unique hashes (ou), old multi sets (om), the removed
+/// members' index sets (nr), the added members' index sets (na). ARGV: id, doc, "1" +
+/// expected doc or "0", nu, nm, ou, om, "1" + summary or "0", nr, na, then the new
+/// unique fields, the old unique fields, the removed member ids, and (member id,
+/// attributes) per added member. Returns {status, added, removed}; status 0: a new unique
+/// entry belongs to another id; 2: the stored doc is not the expected one (nothing
+/// written either way); else 1. Every key of a collection carries the collection's hash
+/// tag: one slot on a Cluster.
 const DOC_PUT_SCRIPT: &str = r"
 local id = ARGV[1]
 if string.sub(ARGV[3], 1, 1) == '1' then
   local current = redis.call('GET', KEYS[1])
-  if (not current) or current ~= string.sub(ARGV[3], 2) then return 2 end
+  if (not current) or current ~= string.sub(ARGV[3], 2) then return {2, 0, 0} end
 end
 local nu, nm, ou, om = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local k, a = 4, 8
+local nr, na = tonumber(ARGV[9]), tonumber(ARGV[10])
+local k, a = 5, 10
 for i = 1, nu do
   local owner = redis.call('HGET', KEYS[k + i], ARGV[a + i])
-  if owner and owner ~= id then return 0 end
+  if owner and owner ~= id then return {0, 0, 0} end
 end
 for i = 1, ou do
   local key, field = KEYS[k + nu + nm + i], ARGV[a + nu + i]
@@ -168,6 +175,16 @@ end
 for i = 1, om do redis.call('SREM', KEYS[k + nu + nm + ou + i], id) end
 for i = 1, nu do redis.call('HSET', KEYS[k + i], ARGV[a + i], id) end
 for i = 1, nm do redis.call('SADD', KEYS[k + nu + i], id) end
+local added, removed = 0, 0
+local mk, ma = k + nu + nm + ou + om, a + nu + ou
+for i = 1, nr do
+  removed = removed + redis.call('HDEL', KEYS[5], ARGV[ma + i])
+  redis.call('SREM', KEYS[mk + i], id)
+end
+for i = 1, na do
+  added = added + redis.call('HSET', KEYS[5], ARGV[ma + nr + 2 * i - 1], ARGV[ma + nr + 2 * i])
+  redis.call('SADD', KEYS[mk + nr + i], id)
+end
 if string.sub(ARGV[8], 1, 1) == '1' then
   redis.call('HSET', KEYS[4], id, string.sub(ARGV[8], 2))
 else
@@ -177,7 +194,7 @@ if not redis.call('ZSCORE', KEYS[2], id) then
   redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), id)
 end
 redis.call('SET', KEYS[1], ARGV[2])
-return 1
+return {1, added, removed}
 ";
 
 /// The summaries of the ids in a multi-valued index entry, in one round trip.
@@ -195,17 +212,18 @@ end
 return out
 ";
 
-/// KEYS: doc, order, summaries, unique hashes (nu), multi sets; ARGV: id, nu, unique
-/// fields. Returns whether the doc existed.
+/// KEYS: doc, order, summaries, members, unique hashes (nu), multi sets; ARGV: id, nu,
+/// unique fields. Returns whether the doc existed.
 const DOC_DELETE_SCRIPT: &str = r"
 local id, nu = ARGV[1], tonumber(ARGV[2])
 local n = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], id)
 redis.call('HDEL', KEYS[3], id)
+redis.call('DEL', KEYS[4])
 for i = 1, nu do
-  if redis.call('HGET', KEYS[3 + i], ARGV[2 + i]) == id then redis.call('HDEL', KEYS[3 + i], ARGV[2 + i]) end
+  if redis.call('HGET', KEYS[4 + i], ARGV[2 + i]) == id then redis.call('HDEL', KEYS[4 + i], ARGV[2 + i]) end
 end
-for i = 4 + nu, #KEYS do redis.call('SREM', KEYS[i], id) end
+for i = 5 + nu, #KEYS do redis.call('SREM', KEYS[i], id) end
 return n
 ";
 
@@ -555,6 +573,12 @@ impl RedisStore {
         format!("{}doc:{collection}:ids", self.prefix)
     }
 
+    /// A document's members: one hash, member id -> other attributes. (Not matched by
+    /// the index pattern `[um]:*` of a rebuild.)
+    fn doc_members_key(&self, collection: &str, id: &str) -> String {
+        format!("{}doc:{{{collection}}}:members:{}", self.prefix, hashed(id))
+    }
+
     /// The collection's ids in creation order (score: a sequence number).
     fn doc_order_key(&self, collection: &str) -> String {
         format!("{}doc:{{{collection}}}:order", self.prefix)
@@ -881,8 +905,16 @@ impl RedisStore {
 
     /// Run a pipeline of idempotent commands under the deadline.
     async fn pipeline(&self, pipe: &::redis::Pipeline) -> Result<(), SessionError> {
+        self.query_pipeline(pipe).await
+    }
+
+    /// A read-only or idempotent pipeline's replies.
+    async fn query_pipeline<T: FromRedisValue>(
+        &self,
+        pipe: &::redis::Pipeline,
+    ) -> Result<T, SessionError> {
         self.deadline(self.send(true, |mut conn| async move {
-            pipe.query_async::<()>(&mut conn).await
+            pipe.query_async::<T>(&mut conn).await
         }))
         .await
     }
@@ -1334,7 +1366,7 @@ impl SessionStore for RedisStore {
         }
     }
 
-    async fn doc_put(
+    async fn doc_update(
         &self,
         collection: &str,
         id: &str,
@@ -1342,28 +1374,31 @@ impl SessionStore for RedisStore {
         index: &DocIndex,
         previous: &DocIndex,
         expected: Option<&[u8]>,
-    ) -> Result<DocWrite, SessionError> {
+        members: &MemberChange,
+    ) -> Result<DocUpdate, SessionError> {
         let expected_arg = match expected {
             Some(e) => [b"1".as_slice(), e].concat(),
             None => b"0".to_vec(),
         };
-        // Only what changes travels: entries kept from the previous version need no work
-        // (a group with thousands of members gains one without re-sending the rest).
+        // Only what changes travels: entries kept from the previous version need no work.
         // New unique entries are all sent: they are checked for conflicts.
         let (index, previous) = changed_entries(index, previous);
         let (index, previous) = (&index, &previous);
         let mut cmd = ::redis::cmd("EVAL");
-        let keys = 4
+        let keys = 5
             + index.unique.len()
             + index.multi.len()
             + previous.unique.len()
-            + previous.multi.len();
+            + previous.multi.len()
+            + members.remove.len()
+            + members.add.len();
         cmd.arg(DOC_PUT_SCRIPT)
             .arg(keys)
             .arg(self.doc_key(collection, id))
             .arg(self.doc_order_key(collection))
             .arg(self.doc_seq_key(collection))
-            .arg(self.doc_summary_key(collection));
+            .arg(self.doc_summary_key(collection))
+            .arg(self.doc_members_key(collection, id));
         for i in [index, previous] {
             for (name, _) in &i.unique {
                 cmd.arg(self.doc_unique_key(collection, name));
@@ -1371,6 +1406,13 @@ impl SessionStore for RedisStore {
             for (name, key) in &i.multi {
                 cmd.arg(self.doc_multi_key(collection, name, key));
             }
+        }
+        for m in members
+            .remove
+            .iter()
+            .chain(members.add.iter().map(|(m, _)| m))
+        {
+            cmd.arg(self.doc_multi_key(collection, &members.index, m));
         }
         cmd.arg(id)
             .arg(doc)
@@ -1382,16 +1424,54 @@ impl SessionStore for RedisStore {
             .arg(match &index.summary {
                 Some(summary) => format!("1{summary}"),
                 None => "0".to_string(),
-            });
+            })
+            .arg(members.remove.len())
+            .arg(members.add.len());
         for (_, key) in index.unique.iter().chain(&previous.unique) {
             cmd.arg(key);
         }
-        let n: i64 = self.query(&cmd).await?;
-        Ok(match n {
-            1 => DocWrite::Written,
-            2 => DocWrite::Stale,
-            _ => DocWrite::Conflict,
+        for m in &members.remove {
+            cmd.arg(m);
+        }
+        for (m, attrs) in &members.add {
+            cmd.arg(m).arg(attrs);
+        }
+        let (n, added, removed): (i64, usize, usize) = self.query(&cmd).await?;
+        Ok(DocUpdate {
+            write: match n {
+                1 => DocWrite::Written,
+                2 => DocWrite::Stale,
+                _ => DocWrite::Conflict,
+            },
+            added,
+            removed,
         })
+    }
+
+    async fn doc_members(
+        &self,
+        collection: &str,
+        id: &str,
+    ) -> Result<Vec<(String, String)>, SessionError> {
+        let mut cmd = ::redis::cmd("HGETALL");
+        cmd.arg(self.doc_members_key(collection, id));
+        self.query(&cmd).await
+    }
+
+    async fn doc_members_many(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<Vec<(String, String)>>, SessionError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = ::redis::pipe();
+        for id in ids {
+            pipe.cmd("HGETALL")
+                .arg(self.doc_members_key(collection, id));
+        }
+        self.query_pipeline(&pipe).await
     }
 
     async fn doc_get(&self, collection: &str, id: &str) -> Result<Option<Vec<u8>>, SessionError> {
@@ -1423,10 +1503,11 @@ impl SessionStore for RedisStore {
     ) -> Result<bool, SessionError> {
         let mut cmd = ::redis::cmd("EVAL");
         cmd.arg(DOC_DELETE_SCRIPT)
-            .arg(3 + index.unique.len() + index.multi.len())
+            .arg(4 + index.unique.len() + index.multi.len())
             .arg(self.doc_key(collection, id))
             .arg(self.doc_order_key(collection))
-            .arg(self.doc_summary_key(collection));
+            .arg(self.doc_summary_key(collection))
+            .arg(self.doc_members_key(collection, id));
         for (name, _) in &index.unique {
             cmd.arg(self.doc_unique_key(collection, name));
         }

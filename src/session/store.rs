@@ -153,7 +153,44 @@ pub trait SessionStore: Send + Sync + 'static {
         index: &DocIndex,
         previous: &DocIndex,
         expected: Option<&[u8]>,
-    ) -> Result<DocWrite, SessionError>;
+    ) -> Result<DocWrite, SessionError> {
+        let none = MemberChange::default();
+        self.doc_update(collection, id, doc, index, previous, expected, &none)
+            .await
+            .map(|u| u.write)
+    }
+    /// [`Self::doc_put`] that also changes the document's members (see [`MemberChange`])
+    /// in the same atomic step, and says how many were really added and removed.
+    #[allow(clippy::too_many_arguments)]
+    async fn doc_update(
+        &self,
+        collection: &str,
+        id: &str,
+        doc: &[u8],
+        index: &DocIndex,
+        previous: &DocIndex,
+        expected: Option<&[u8]>,
+        members: &MemberChange,
+    ) -> Result<DocUpdate, SessionError>;
+    /// A document's members, (member id, its other attributes as written), in no
+    /// particular order.
+    async fn doc_members(
+        &self,
+        collection: &str,
+        id: &str,
+    ) -> Result<Vec<(String, String)>, SessionError>;
+    /// The members of several documents, in `ids` order.
+    async fn doc_members_many(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<Vec<(String, String)>>, SessionError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.doc_members(collection, id).await?);
+        }
+        Ok(out)
+    }
     async fn doc_get(&self, collection: &str, id: &str) -> Result<Option<Vec<u8>>, SessionError>;
     /// Several documents in one round trip (`None` for a missing one), in `ids` order.
     async fn doc_get_many(
@@ -161,8 +198,8 @@ pub trait SessionStore: Send + Sync + 'static {
         collection: &str,
         ids: &[String],
     ) -> Result<Vec<Option<Vec<u8>>>, SessionError>;
-    /// Delete a document and its index entries (`index`: what it claims); `false` when it
-    /// did not exist.
+    /// Delete a document, its members and its index entries (`index`: what it claims,
+    /// its members' entries included); `false` when it did not exist.
     async fn doc_delete(
         &self,
         collection: &str,
@@ -282,6 +319,36 @@ impl DocIndex {
     pub fn is_empty(&self) -> bool {
         self.unique.is_empty() && self.multi.is_empty() && self.summary.is_none()
     }
+}
+
+/// A change to a document's members (a group's): a list kept beside the document, not in
+/// it, each member listed under `index` in the collection's multi-valued index (member
+/// -> documents) in the same step. A member joins or leaves in O(1), whatever the size
+/// of the list: Entra's membership PATCHes never rewrite a group of 100,000 members.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemberChange {
+    /// The multi-valued index the members are listed under.
+    pub index: String,
+    /// Members to add (or whose attributes change): (member id, other attributes).
+    pub add: Vec<(String, String)>,
+    /// Member ids to remove (applied before `add`).
+    pub remove: Vec<String>,
+}
+
+impl MemberChange {
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// Result of [`SessionStore::doc_update`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DocUpdate {
+    pub write: DocWrite,
+    /// Members that were not members before.
+    pub added: usize,
+    /// Members that were members before.
+    pub removed: usize,
 }
 
 /// Result of a document write that claims a unique key.

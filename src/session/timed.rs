@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::store::{DocIndex, DocWrite};
+use super::store::{DocIndex, DocUpdate, MemberChange};
 use super::{PendingLogin, Revocation, SessionError, SessionRecord, SessionStore};
 use crate::metrics::METRICS;
 
@@ -97,7 +97,7 @@ impl<S: SessionStore> SessionStore for Timed<S> {
     async fn ping(&self) -> Result<(), SessionError> {
         timed("ping", self.inner.ping()).await
     }
-    async fn doc_put(
+    async fn doc_update(
         &self,
         collection: &str,
         id: &str,
@@ -105,13 +105,28 @@ impl<S: SessionStore> SessionStore for Timed<S> {
         index: &DocIndex,
         previous: &DocIndex,
         expected: Option<&[u8]>,
-    ) -> Result<DocWrite, SessionError> {
+        members: &MemberChange,
+    ) -> Result<DocUpdate, SessionError> {
         timed(
             "doc_put",
             self.inner
-                .doc_put(collection, id, doc, index, previous, expected),
+                .doc_update(collection, id, doc, index, previous, expected, members),
         )
         .await
+    }
+    async fn doc_members(
+        &self,
+        collection: &str,
+        id: &str,
+    ) -> Result<Vec<(String, String)>, SessionError> {
+        timed("doc_members", self.inner.doc_members(collection, id)).await
+    }
+    async fn doc_members_many(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<Vec<(String, String)>>, SessionError> {
+        timed("doc_members", self.inner.doc_members_many(collection, ids)).await
     }
     async fn doc_get(&self, collection: &str, id: &str) -> Result<Option<Vec<u8>>, SessionError> {
         timed("doc_get", self.inner.doc_get(collection, id)).await

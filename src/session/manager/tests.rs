@@ -72,7 +72,7 @@ impl SessionStore for Spy {
     async fn delete_user_sessions(&self, a: &str, n: &str) -> Result<usize, SessionError> {
         self.inner.delete_user_sessions(a, n).await
     }
-    async fn doc_put(
+    async fn doc_update(
         &self,
         c: &str,
         id: &str,
@@ -80,8 +80,12 @@ impl SessionStore for Spy {
         u: &crate::session::DocIndex,
         p: &crate::session::DocIndex,
         e: Option<&[u8]>,
-    ) -> Result<crate::session::DocWrite, SessionError> {
-        self.inner.doc_put(c, id, d, u, p, e).await
+        m: &crate::session::MemberChange,
+    ) -> Result<crate::session::DocUpdate, SessionError> {
+        self.inner.doc_update(c, id, d, u, p, e, m).await
+    }
+    async fn doc_members(&self, c: &str, id: &str) -> Result<Vec<(String, String)>, SessionError> {
+        self.inner.doc_members(c, id).await
     }
     async fn doc_get(&self, c: &str, id: &str) -> Result<Option<Vec<u8>>, SessionError> {
         self.inner.doc_get(c, id).await
