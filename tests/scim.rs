@@ -1050,6 +1050,45 @@ async fn a_directory_of_an_earlier_version_moves_to_the_indexed_layout_at_start(
         .await
         .unwrap();
 
+    // A group of the indexed layout before member lists moved beside the document.
+    let ops = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "id": "g-ops",
+                     "displayName": "Operators", "externalId": "e0e0-ops",
+                     "members": [{"value": "u-bob"}], "meta": {"resourceType": "Group"}});
+    let _: () = redis::pipe()
+        .cmd("SET")
+        .arg(format!("ssogate:doc:{{scim-groups}}:{}", sha("g-ops")))
+        .arg(ops.to_string())
+        .ignore()
+        .cmd("ZADD")
+        .arg("ssogate:doc:{scim-groups}:order")
+        .arg(1)
+        .arg("g-ops")
+        .ignore()
+        .cmd("SET")
+        .arg("ssogate:doc:{scim-groups}:seq")
+        .arg(1)
+        .ignore()
+        .cmd("HSET")
+        .arg("ssogate:doc:{scim-groups}:u:displayName")
+        .arg("operators")
+        .arg("g-ops")
+        .ignore()
+        .cmd("HSET")
+        .arg("ssogate:doc:{scim-groups}:summary")
+        .arg("g-ops")
+        .arg("e0e0-ops\tOperators")
+        .ignore()
+        .cmd("SADD")
+        .arg(format!(
+            "ssogate:doc:{{scim-groups}}:m:member:{}",
+            sha("u-bob")
+        ))
+        .arg("g-ops")
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
     let gw = gateway(&idp, &config(Some(&redis.url()), echo.port, SCIM_ON)).await;
     let q = |f: &str| url::form_urlencoded::byte_serialize(f.as_bytes()).collect::<String>();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -1120,8 +1159,260 @@ async fn a_directory_of_an_earlier_version_moves_to_the_indexed_layout_at_start(
         "{log}"
     );
 
+    // Both groups' member lists now live beside their documents.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for (group, member) in [("g-ed", "u-ann"), ("g-ops", "u-bob")] {
+        let list = format!("ssogate:doc:{{scim-groups}}:members:{}", sha(group));
+        loop {
+            let doc: String = redis::cmd("GET")
+                .arg(format!("ssogate:doc:{{scim-groups}}:{}", sha(group)))
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let members: Vec<String> = redis::cmd("HKEYS")
+                .arg(&list)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            if !doc.contains("members") && members == [member] {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{group}: {doc} {members:?}\n{}",
+                gw.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (_, v) = scim(&gw, "GET", &format!("/Groups/{group}"), None).await;
+        assert_eq!(v["members"], json!([{"value": member}]), "{v}");
+    }
+    let (_, v) = scim(
+        &gw,
+        "GET",
+        &format!("/Groups?filter={}", q(r#"members[value eq "u-bob"]"#)),
+        None,
+    )
+    .await;
+    assert_eq!(v["Resources"][0]["id"], "g-ops", "{v}");
+
     let cfg = gw.config_path();
     let (code, out) = utils::cli::ssogate(&["directory", "-c", cfg.to_str().unwrap(), "migrate"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("scim-users: 0 moved"), "{out}");
+    assert!(out.contains("scim-groups (member lists): 0 moved"), "{out}");
+}
+
+/// A group's members live beside its document, not in it: Entra's membership PATCHes
+/// add or remove one member without reading or rewriting the list, whatever its size, a
+/// read with `excludedAttributes=members` never loads it, and full reads, filters,
+/// replacements, user deletions and group deletion see one consistent list.
+#[tokio::test(flavor = "multi_thread")]
+async fn membership_changes_never_read_or_rewrite_a_large_groups_member_list() {
+    let echo = EchoUpstream::start().await;
+    let idp = DevIdp::generate("https://idp.example.test/").unwrap();
+    let redis = utils::redis::TestRedis::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let gw = gateway(&idp, &config(Some(&redis.url()), echo.port, SCIM_ON)).await;
+    let sha = |s: &str| hex::encode(openssl::sha::sha256(s.as_bytes()));
+    let q = |f: &str| url::form_urlencoded::byte_serialize(f.as_bytes()).collect::<String>();
+
+    // 205 users, 8 requests at a time.
+    let mut users: Vec<String> = Vec::new();
+    for chunk in (0..205).collect::<Vec<_>>().chunks(8) {
+        let created = futures_util::future::join_all(chunk.iter().map(|i| {
+            let gw = &gw;
+            async move {
+                let (s, v) = scim(
+                    gw,
+                    "POST",
+                    "/Users",
+                    Some(json!({"userName": format!("u{i}@contoso.example"), "active": true})),
+                )
+                .await;
+                assert_eq!(s, 201, "{v}");
+                v["id"].as_str().unwrap().to_string()
+            }
+        }))
+        .await;
+        users.extend(created);
+    }
+    let member = |i: usize| json!({"value": users[i]});
+    let (s, g) = scim(
+        &gw,
+        "POST",
+        "/Groups",
+        Some(
+            json!({"displayName": "All staff", "externalId": "0a11-staff",
+                    "members": (0..200).map(member).collect::<Vec<_>>()}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{g}");
+    assert_eq!(g["members"].as_array().unwrap().len(), 200);
+    let gid = g["id"].as_str().unwrap().to_string();
+    let doc_key = format!("ssogate:doc:{{scim-groups}}:{}", sha(&gid));
+    let list_key = format!("ssogate:doc:{{scim-groups}}:members:{}", sha(&gid));
+    let doc: String = redis::cmd("GET")
+        .arg(&doc_key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        doc.len() < 1024 && !doc.contains(&users[0]),
+        "the stored group holds its member list: {} bytes",
+        doc.len()
+    );
+    let n: usize = redis::cmd("HLEN")
+        .arg(&list_key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 200);
+
+    // Entra's membership PATCHes, and its group read: no command reads the list.
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let patch = |ops: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
+    let path = format!("/Groups/{gid}");
+    for ops in [
+        json!([{"op": "Add", "path": "members", "value": [member(200)]}]),
+        json!([{"op": "Remove", "path": format!("members[value eq \"{}\"]", users[0])}]),
+        json!([{"op": "Remove", "path": "members", "value": [member(1)]}]),
+        json!([{"op": "Replace", "path": "displayName", "value": "All staff (EU)"},
+               {"op": "Add", "path": "members", "value": [member(201), member(202)]}]),
+    ] {
+        let (s, v) = scim(&gw, "PATCH", &path, Some(patch(ops))).await;
+        assert_eq!(s, 204, "{v}");
+    }
+    let (s, v) = scim(
+        &gw,
+        "GET",
+        &format!("{path}?excludedAttributes=members"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v.get("members").is_none(), "{v}");
+    assert_eq!(v["displayName"], "All staff (EU)");
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for read in [
+        "cmdstat_hgetall",
+        "cmdstat_hkeys",
+        "cmdstat_hvals",
+        "cmdstat_hscan",
+    ] {
+        assert!(
+            !stats.contains(read),
+            "a membership change or a members-less read loaded the list:\n{stats}"
+        );
+    }
+    let doc: String = redis::cmd("GET")
+        .arg(&doc_key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(doc.len() < 1024, "{doc}");
+
+    // A full read puts the list back together.
+    let ids = |v: &Value| -> Vec<String> {
+        v["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["value"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, v) = scim(&gw, "GET", &path, None).await;
+    let now = ids(&v);
+    assert_eq!(now.len(), 201, "{v}");
+    for (i, present) in [(0, false), (1, false), (2, true), (200, true), (202, true)] {
+        assert_eq!(now.contains(&users[i]), present, "user {i}");
+    }
+    let with = |i: usize| {
+        format!(
+            "/Groups?filter={}",
+            q(&format!("members[value eq \"{}\"]", users[i]))
+        )
+    };
+    let (_, v) = scim(&gw, "GET", &with(200), None).await;
+    assert_eq!(v["totalResults"], 1, "{v}");
+    let (_, v) = scim(&gw, "GET", &with(0), None).await;
+    assert_eq!(v["totalResults"], 0, "{v}");
+    let (_, v) = scim(
+        &gw,
+        "GET",
+        &format!(
+            "/Groups?filter={}&excludedAttributes=members",
+            q(&format!(
+                "id eq \"{gid}\" and members[value eq \"{}\"]",
+                users[2]
+            ))
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(v["totalResults"], 1, "{v}");
+
+    // A deleted user leaves the group.
+    let (s, _) = scim(&gw, "DELETE", &format!("/Users/{}", users[2]), None).await;
+    assert_eq!(s, 204);
+    let (_, v) = scim(&gw, "GET", &path, None).await;
+    assert_eq!(ids(&v).len(), 200);
+    assert!(!ids(&v).contains(&users[2]));
+
+    // A replaced list is exactly the new one, in the member index too.
+    let (s, v) = scim(
+        &gw,
+        "PATCH",
+        &path,
+        Some(patch(
+            json!([{"op": "Replace", "path": "members", "value": [member(3), member(4)]}]),
+        )),
+    )
+    .await;
+    assert_eq!(s, 204, "{v}");
+    let (_, v) = scim(&gw, "GET", &path, None).await;
+    let mut expected = vec![users[3].clone(), users[4].clone()];
+    expected.sort();
+    assert_eq!(ids(&v), expected);
+    let (_, v) = scim(&gw, "GET", &with(5), None).await;
+    assert_eq!(v["totalResults"], 0, "{v}");
+    let (s, v) = scim(
+        &gw,
+        "PUT",
+        &path,
+        Some(json!({"displayName": "All staff", "members": [member(6)]})),
+    )
+    .await;
+    assert_eq!((s, ids(&v)), (200, vec![users[6].clone()]), "{v}");
+    let (_, v) = scim(&gw, "GET", &with(3), None).await;
+    assert_eq!(v["totalResults"], 0, "{v}");
+
+    // A deleted group takes its list and its member index entries along.
+    let (s, _) = scim(&gw, "DELETE", &path, None).await;
+    assert_eq!(s, 204);
+    let n: usize = redis::cmd("EXISTS")
+        .arg(&list_key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    let of_6: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(format!(
+            "ssogate:doc:{{scim-groups}}:m:member:{}",
+            sha(&users[6])
+        ))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(of_6.is_empty(), "{of_6:?}");
 }

@@ -7,12 +7,14 @@
 //! Asserts: no panic; a successful patch leaves a JSON object that still has its unique
 //! value (userName / displayName), lists every extension it holds in `schemas`, and that
 //! the store's indexing (`index_of`), projection (`project`) and a second application of
-//! the same body handle without panicking.
+//! the same body handle without panicking; for a group, the member deltas the service
+//! applies without reading the list (`split_members`) agree with patching the list.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use ssogate::scim::{patch, resource, Kind};
 
 fn user() -> Value {
@@ -47,6 +49,60 @@ fn group() -> Value {
     })
 }
 
+/// The member ids of a group (members with a string `value`).
+fn member_ids(group: &mut Value) -> BTreeMap<String, ()> {
+    resource::take_members(group)
+        .iter()
+        .filter_map(resource::member_entry)
+        .map(|(id, _)| (id, ()))
+        .collect()
+}
+
+/// A group PATCH that `patch::split_members` splits into member deltas (what the service
+/// applies to a stored group without reading its list) gives the members and the other
+/// attributes that patching the whole list gave (`whole`). Value filters are left out:
+/// the whole-list patch compares `members[value eq "…"]` case-insensitively, the delta
+/// exactly (member values are ids, and the member index is exact).
+fn same_as_member_deltas(before: &Value, whole: &Value, body: &Value) {
+    let Ok(Some((ops, rest))) = patch::split_members(body) else {
+        return;
+    };
+    let value_filter = |o: &Value| {
+        o.as_object().is_some_and(|o| {
+            o.iter().any(|(k, v)| {
+                k.eq_ignore_ascii_case("path") && v.as_str().is_some_and(|p| p.contains('['))
+            })
+        })
+    };
+    let ops_of = body.as_object().and_then(|b| {
+        b.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("Operations"))
+            .and_then(|(_, v)| v.as_array())
+    });
+    if ops_of.is_some_and(|ops| ops.iter().any(value_filter)) {
+        return;
+    }
+    let mut split = before.clone();
+    let mut members = member_ids(&mut split);
+    patch::apply(Kind::Group, &mut split, &rest)
+        .expect("the other operations of a valid patch apply alone");
+    for op in ops {
+        match op {
+            patch::MemberOp::Clear => members.clear(),
+            patch::MemberOp::Add(e) => members.extend(e.into_iter().map(|(id, _)| (id, ()))),
+            patch::MemberOp::Remove(ids) => {
+                for id in ids {
+                    members.remove(&id);
+                }
+            }
+        }
+    }
+    let mut whole = whole.clone();
+    assert_eq!(members, member_ids(&mut whole), "members differ for {body}");
+    resource::take_members(&mut split);
+    assert_eq!(split, whole, "other attributes differ for {body}");
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&which, body)) = data.split_first() else {
         return;
@@ -59,8 +115,13 @@ fuzz_target!(|data: &[u8]| {
     } else {
         (Kind::Group, group())
     };
+    let before = res.clone();
     if patch::apply(kind, &mut res, &body).is_err() {
+        let _ = patch::split_members(&body);
         return;
+    }
+    if kind == Kind::Group {
+        same_as_member_deltas(&before, &res, &body);
     }
     let obj = res.as_object().expect("a patched resource is an object");
     assert!(

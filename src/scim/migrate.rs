@@ -5,14 +5,19 @@
 //! Without it, an upgraded gateway would see an empty directory while Entra, which sends
 //! only changes once it has provisioned a user, would never send those users again.
 //!
-//! Runs at start-up (a check of three keys when there is nothing to move) and as
+//! Groups written with their member list inside the document (versions before members
+//! moved beside it) get the list moved out, so that a membership change never rewrites
+//! the list again.
+//!
+//! Runs at start-up (a check of three keys and a read of the groups' documents when
+//! there is nothing to move) and as
 //! `ssogate directory migrate`. A document already in the current layout wins. Safe to
 //! repeat, and to run from several replicas at once (each document is read, written if
 //! absent, then forgotten).
 
 use super::effects::JIT_USERS;
 use super::{resource, Kind, GROUPS, USERS};
-use crate::session::{DocIndex, DocWrite, SessionError, SessionStore};
+use crate::session::{DocIndex, DocWrite, MemberChange, SessionError, SessionStore};
 use serde_json::Value;
 
 /// What a migration did to one collection.
@@ -62,7 +67,64 @@ pub async fn migrate_legacy(store: &dyn SessionStore) -> Result<Vec<Migrated>, S
         }
         out.push(m);
     }
+    out.push(move_member_lists(store).await?);
     Ok(out)
+}
+
+/// What [`migrate_legacy`] reports for groups whose member list moved out.
+pub const MEMBER_LISTS: &str = "scim-groups (member lists)";
+
+/// Groups holding their member list inside the document get it moved beside it (the
+/// document rewritten only if nobody changed it meanwhile; else it is left for the next
+/// run, and a SCIM write moves it anyway).
+async fn move_member_lists(store: &dyn SessionStore) -> Result<Migrated, SessionError> {
+    let mut m = Migrated {
+        collection: MEMBER_LISTS,
+        ..Migrated::default()
+    };
+    let mut start = 0;
+    loop {
+        let page = store.doc_page(GROUPS, start, BATCH).await?;
+        if page.is_empty() {
+            break;
+        }
+        start += page.len();
+        for (id, raw) in page {
+            let Ok(old) = serde_json::from_slice::<Value>(&raw) else {
+                continue;
+            };
+            if old.get("members").is_none() {
+                continue;
+            }
+            let mut group = old.clone();
+            let members = MemberChange {
+                index: resource::index::MEMBER.to_string(),
+                add: resource::take_members(&mut group)
+                    .iter()
+                    .filter_map(resource::member_entry)
+                    .collect(),
+                remove: Vec::new(),
+            };
+            let bytes = serde_json::to_vec(&group).map_err(|_| SessionError::Corrupt)?;
+            let written = store
+                .doc_update(
+                    GROUPS,
+                    &id,
+                    &bytes,
+                    &resource::index_of(Kind::Group, &group),
+                    &resource::index_of(Kind::Group, &old),
+                    Some(&raw),
+                    &members,
+                )
+                .await?
+                .write;
+            match written {
+                DocWrite::Written => m.moved += 1,
+                _ => m.kept += 1,
+            }
+        }
+    }
+    Ok(m)
 }
 
 async fn move_one(
@@ -77,6 +139,8 @@ async fn move_one(
         m.unreadable += 1;
         return Ok(());
     };
+    let mut bytes = bytes;
+    let mut members = MemberChange::default();
     let index = match (kind, serde_json::from_slice::<Value>(&bytes)) {
         (_, Err(_)) => {
             tracing::warn!(
@@ -86,6 +150,19 @@ async fn move_one(
             m.unreadable += 1;
             return Ok(());
         }
+        (Some(Kind::Group), Ok(mut v)) => {
+            // The member list goes beside the group.
+            members = MemberChange {
+                index: resource::index::MEMBER.to_string(),
+                add: resource::take_members(&mut v)
+                    .iter()
+                    .filter_map(resource::member_entry)
+                    .collect(),
+                remove: Vec::new(),
+            };
+            bytes = serde_json::to_vec(&v).map_err(|_| SessionError::Corrupt)?;
+            resource::index_of(Kind::Group, &v)
+        }
         (Some(kind), Ok(v)) => resource::index_of(kind, &v),
         (None, Ok(_)) => DocIndex::default(),
     };
@@ -94,8 +171,17 @@ async fn move_one(
         return Ok(());
     }
     match store
-        .doc_put(collection, id, &bytes, &index, &DocIndex::default(), None)
+        .doc_update(
+            collection,
+            id,
+            &bytes,
+            &index,
+            &DocIndex::default(),
+            None,
+            &members,
+        )
         .await?
+        .write
     {
         DocWrite::Written => m.moved += 1,
         DocWrite::Conflict | DocWrite::Stale => {

@@ -104,8 +104,10 @@ fn immutable(attr: &AttrPath) -> bool {
             .any(|a| a.eq_ignore_ascii_case(&attr.attr))
 }
 
+/// Two elements of a multi-valued attribute are the same member when their `value`s
+/// (attribute names are case-insensitive) are equal.
 fn same_member(a: &Value, b: &Value) -> bool {
-    match (a.get("value"), b.get("value")) {
+    match (get_ci(a, "value"), get_ci(b, "value")) {
         (Some(x), Some(y)) => x == y,
         _ => a == b,
     }
@@ -388,7 +390,8 @@ fn seed_from_filter(f: &Filter, o: &mut Map<String, Value>) {
 }
 
 /// Apply a PatchOp body to `res` (a stored resource of `kind`).
-pub fn apply(kind: Kind, res: &mut Value, body: &Value) -> Result<(), ScimError> {
+/// A PatchOp's operations, within the limit.
+fn operations(body: &Value) -> Result<&Vec<Value>, ScimError> {
     let ops = get_ci(body, "Operations")
         .and_then(Value::as_array)
         .ok_or_else(|| ScimError::bad_request("invalidSyntax", "PatchOp without Operations"))?;
@@ -397,33 +400,166 @@ pub fn apply(kind: Kind, res: &mut Value, body: &Value) -> Result<(), ScimError>
             ScimError::bad_request("tooMany", "too many operations").over_limit("patch_operations")
         );
     }
-    for o in ops {
-        let op = match get_ci(o, "op")
-            .and_then(Value::as_str)
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            Some("add") => OpKind::Add,
-            Some("replace") => OpKind::Replace,
-            Some("remove") => OpKind::Remove,
-            _ => {
-                return Err(ScimError::bad_request(
-                    "invalidSyntax",
-                    "op must be add, replace or remove",
-                ))
-            }
-        };
-        let path = get_ci(o, "path").and_then(Value::as_str);
-        let mut value = get_ci(o, "value").cloned();
-        if let Some(v) = value.as_mut() {
-            coerce_booleans(v);
-            // A bare string boolean for `active`.
-            if path.is_some_and(|p| p.eq_ignore_ascii_case("active")) {
-                if let Some(b) = super::resource::coerce_bool(v) {
-                    *v = Value::Bool(b);
-                }
+    Ok(ops)
+}
+
+/// One operation: its kind, path and value (booleans coerced).
+fn parse_op(o: &Value) -> Result<(OpKind, Option<&str>, Option<Value>), ScimError> {
+    let op = match get_ci(o, "op")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("add") => OpKind::Add,
+        Some("replace") => OpKind::Replace,
+        Some("remove") => OpKind::Remove,
+        _ => {
+            return Err(ScimError::bad_request(
+                "invalidSyntax",
+                "op must be add, replace or remove",
+            ))
+        }
+    };
+    let path = get_ci(o, "path").and_then(Value::as_str);
+    let mut value = get_ci(o, "value").cloned();
+    if let Some(v) = value.as_mut() {
+        coerce_booleans(v);
+        // A bare string boolean for `active`.
+        if path.is_some_and(|p| p.eq_ignore_ascii_case("active")) {
+            if let Some(b) = super::resource::coerce_bool(v) {
+                *v = Value::Bool(b);
             }
         }
+    }
+    Ok((op, path, value))
+}
+
+/// A change to a group's member list that the store applies without the list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberOp {
+    /// Add these members (id, other attributes; see `resource::member_entry`).
+    Add(Vec<(String, String)>),
+    /// Remove these member ids.
+    Remove(Vec<String>),
+    /// Remove every member.
+    Clear,
+}
+
+/// Whether an attribute path names a group's `members` as a whole (`members`, or
+/// qualified by the core Group URN).
+fn is_members(attr: &AttrPath) -> bool {
+    attr.attr.eq_ignore_ascii_case("members")
+        && attr.sub.is_none()
+        && attr.urn.as_deref().is_none_or(is_core_urn)
+}
+
+/// The member entries of an add or replace value: a list of member objects, or one.
+fn member_entries(value: &Value) -> Option<Vec<(String, String)>> {
+    match value {
+        Value::Array(a) => Some(a.iter().filter_map(super::resource::member_entry).collect()),
+        Value::Object(_) => Some(super::resource::member_entry(value).into_iter().collect()),
+        _ => None,
+    }
+}
+
+/// A replace takes a list (a single object would replace the list with that object:
+/// the whole-list patch keeps that odd meaning); an add takes a list or one member.
+fn list_or_add(op: OpKind, value: &Value) -> bool {
+    op == OpKind::Add || value.is_array()
+}
+
+/// Split a group PATCH into member changes the store applies as deltas (Entra's forms:
+/// add or replace `members`, remove `members` with a value list or `members[value eq
+/// "id"]`, an add or replace without path whose value holds `members`) and a PatchOp of
+/// every other operation, in order. `None` when an operation touches members in another
+/// form (a sub-attribute, another filter): the caller then patches the whole list.
+pub fn split_members(body: &Value) -> Result<Option<(Vec<MemberOp>, Value)>, ScimError> {
+    let mut members = Vec::new();
+    let mut rest = Vec::new();
+    for o in operations(body)? {
+        let (op, path, value) = parse_op(o)?;
+        let Some(path) = path.filter(|p| !p.trim().is_empty()) else {
+            let Some(Value::Object(attrs)) = value else {
+                return Ok(None);
+            };
+            let mut others = Map::new();
+            for (k, v) in attrs {
+                match parse_attr_path(&k) {
+                    Ok(a) if is_members(&a) => {
+                        let Some(entries) = member_entries(&v).filter(|_| list_or_add(op, &v))
+                        else {
+                            return Ok(None);
+                        };
+                        if op == OpKind::Replace {
+                            members.push(MemberOp::Clear);
+                        }
+                        members.push(MemberOp::Add(entries));
+                    }
+                    Ok(a) if a.attr.eq_ignore_ascii_case("members") => return Ok(None),
+                    _ => {
+                        others.insert(k, v);
+                    }
+                }
+            }
+            if !others.is_empty() {
+                let mut kept = o.clone();
+                if let Some(obj) = kept.as_object_mut() {
+                    let key = key_ci(obj, "value");
+                    obj.insert(key, Value::Object(others));
+                }
+                rest.push(kept);
+            }
+            continue;
+        };
+        let Ok(p) = parse_path(path.trim()) else {
+            return Ok(None);
+        };
+        if !p.attr.attr.eq_ignore_ascii_case("members") {
+            rest.push(o.clone());
+            continue;
+        }
+        if !is_members(&p.attr) || p.sub_after.is_some() {
+            return Ok(None);
+        }
+        match (&p.filter, op, value) {
+            (None, OpKind::Add | OpKind::Replace, Some(v)) => {
+                let Some(entries) = member_entries(&v).filter(|_| list_or_add(op, &v)) else {
+                    return Ok(None);
+                };
+                if op == OpKind::Replace {
+                    members.push(MemberOp::Clear);
+                }
+                members.push(MemberOp::Add(entries));
+            }
+            (None, OpKind::Remove, Some(Value::Array(drop))) if !drop.is_empty() => {
+                let mut ids = Vec::with_capacity(drop.len());
+                for d in &drop {
+                    match super::resource::member_entry(d) {
+                        Some((id, _)) => ids.push(id),
+                        None => return Ok(None),
+                    }
+                }
+                members.push(MemberOp::Remove(ids));
+            }
+            (None, OpKind::Remove, _) => members.push(MemberOp::Clear),
+            (Some(Filter::Compare(a, filter::Op::Eq, Value::String(id))), OpKind::Remove, _)
+                if a.attr.eq_ignore_ascii_case("value") && a.sub.is_none() && a.urn.is_none() =>
+            {
+                members.push(MemberOp::Remove(vec![id.clone()]));
+            }
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some((
+        members,
+        serde_json::json!({ "schemas": [super::resource::PATCH_OP], "Operations": rest }),
+    )))
+}
+
+pub fn apply(kind: Kind, res: &mut Value, body: &Value) -> Result<(), ScimError> {
+    let ops = operations(body)?;
+    for o in ops {
+        let (op, path, value) = parse_op(o)?;
         apply_one(res, op, path, value)?;
     }
     if let Some(obj) = res.as_object_mut() {
@@ -605,5 +741,80 @@ mod tests {
             &mut json!("x"),
             &json!({"Operations": [{"op": "add", "path": "a", "value": 1}]}),
         );
+    }
+
+    /// Entra's membership operations split into deltas give the member list that
+    /// patching the whole list gives; every other operation stays in the rest, in order;
+    /// forms the deltas cannot express fall back to the whole list.
+    #[test]
+    fn member_deltas_agree_with_patching_the_whole_list() {
+        use std::collections::BTreeMap;
+        let start = json!({"id": "g1", "displayName": "G",
+                           "members": [{"value": "u1"}, {"value": "u2", "display": "Two"}]});
+        let cases = [
+            json!([{"op": "Add", "path": "members", "value": [{"value": "u3"}, {"value": "u1"}]}]),
+            json!([{"op": "add", "path": "members", "value": {"value": "u4"}}]),
+            json!([{"op": "Remove", "path": "members[value eq \"u1\"]"}]),
+            json!([{"op": "Remove", "path": "members", "value": [{"value": "u2"}, {"value": "u9"}]}]),
+            json!([{"op": "Remove", "path": "members", "value": [{"$ref": null, "Value": "u2"}]}]),
+            json!([{"op": "remove", "path": "members"}, {"op": "add", "path": "members", "value": [{"value": "u5"}]}]),
+            json!([{"op": "Replace", "path": "members", "value": [{"value": "u2"}, {"value": "u6"}]}]),
+            json!([{"op": "Add", "value": {"members": [{"value": "u7"}], "displayName": "H"}}]),
+            json!([{"op": "Replace", "value": {"members": [{"value": "u8"}]}}]),
+            json!([{"op": "Add", "path": "urn:ietf:params:scim:schemas:core:2.0:Group:members", "value": [{"value": "u3"}]},
+                   {"op": "Replace", "path": "displayName", "value": "H"},
+                   {"op": "Remove", "path": "members[value eq \"u3\"]"}]),
+        ];
+        for ops in cases {
+            let body = json!({"Operations": ops.clone()});
+            let mut whole = start.clone();
+            apply(Kind::Group, &mut whole, &body).unwrap();
+            let (deltas, rest) = split_members(&body).unwrap().expect("Entra's forms split");
+            let mut split = start.clone();
+            let mut members: BTreeMap<String, String> =
+                super::super::resource::take_members(&mut split)
+                    .iter()
+                    .filter_map(super::super::resource::member_entry)
+                    .collect();
+            apply(Kind::Group, &mut split, &rest).unwrap();
+            assert!(
+                split.get("members").is_none(),
+                "{ops}: members left in the rest"
+            );
+            for d in deltas {
+                match d {
+                    MemberOp::Clear => members.clear(),
+                    MemberOp::Add(e) => members.extend(e),
+                    MemberOp::Remove(ids) => {
+                        for m in ids {
+                            members.remove(&m);
+                        }
+                    }
+                }
+            }
+            let expected: BTreeMap<String, String> =
+                super::super::resource::take_members(&mut whole)
+                    .iter()
+                    .filter_map(super::super::resource::member_entry)
+                    .collect();
+            let got: Vec<&String> = members.keys().collect();
+            assert_eq!(got, expected.keys().collect::<Vec<_>>(), "{ops}");
+            assert_eq!(split, whole, "{ops}: the other attributes differ");
+        }
+        for ops in [
+            json!([{"op": "Replace", "path": "members[value eq \"u1\"].display", "value": "One"}]),
+            json!([{"op": "Remove", "path": "members[display eq \"Two\"]"}]),
+            json!([{"op": "Add", "path": "members.display", "value": "x"}]),
+            json!([{"op": "Add", "path": "members", "value": "u1"}]),
+            json!([{"op": "Remove", "path": "members", "value": [{"display": "Two"}]}]),
+            json!([{"op": "Add", "value": {"members.value": "u1"}}]),
+        ] {
+            assert_eq!(
+                split_members(&json!({"Operations": ops.clone()})).unwrap(),
+                None,
+                "{ops}"
+            );
+        }
+        assert!(split_members(&json!({"Operations": [{"op": "move"}]})).is_err());
     }
 }

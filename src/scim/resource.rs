@@ -283,6 +283,108 @@ pub fn index_of(kind: Kind, res: &Value) -> crate::session::DocIndex {
     ix
 }
 
+/// A group member as the store keeps it beside the group: (member id, the member's other
+/// attributes as a JSON object, or "" when it has none, as Entra sends them); `None`
+/// without a string `value`.
+pub fn member_entry(m: &Value) -> Option<(String, String)> {
+    let obj = m.as_object()?;
+    let key = obj
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case("value"))?
+        .clone();
+    let id = obj.get(&key)?.as_str()?.to_string();
+    let rest: Map<String, Value> = obj
+        .iter()
+        .filter(|(k, _)| **k != key)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let attrs = if rest.is_empty() {
+        String::new()
+    } else {
+        Value::Object(rest).to_string()
+    };
+    Some((id, attrs))
+}
+
+/// Take a group's `members` out of it (the stored form has none: the store keeps them
+/// beside it); the member objects it held.
+pub fn take_members(group: &mut Value) -> Vec<Value> {
+    let Some(obj) = group.as_object_mut() else {
+        return Vec::new();
+    };
+    let keys: Vec<String> = obj
+        .keys()
+        .filter(|k| k.eq_ignore_ascii_case("members"))
+        .cloned()
+        .collect();
+    let mut out = Vec::new();
+    for k in keys {
+        if let Some(Value::Array(a)) = obj.remove(&k) {
+            out.extend(a);
+        }
+    }
+    out
+}
+
+/// A group as clients see it: the stored document with its members (kept beside it by
+/// the store) under `members`, ordered by id. Members still inside the document (the
+/// layout before members moved out) are kept as well.
+pub fn with_members(mut group: Value, stored: Vec<(String, String)>) -> Value {
+    let mut by_id = std::collections::BTreeMap::new();
+    for m in take_members(&mut group) {
+        if let Some((id, _)) = member_entry(&m) {
+            by_id.insert(id, m);
+        }
+    }
+    for (id, attrs) in stored {
+        let mut o = serde_json::from_str::<Map<String, Value>>(&attrs).unwrap_or_default();
+        o.insert("value".into(), Value::String(id.clone()));
+        by_id.insert(id, Value::Object(o));
+    }
+    if let Some(obj) = group.as_object_mut() {
+        obj.insert(
+            "members".into(),
+            Value::Array(by_id.into_values().collect()),
+        );
+    }
+    group
+}
+
+/// Whether a response projected by `attributes` / `excludedAttributes` shows `name` (a
+/// top-level attribute): when it does not, it need not be loaded.
+pub fn shows(attributes: Option<&str>, excluded: Option<&str>, name: &str) -> bool {
+    let name = name.to_lowercase();
+    match (attributes, excluded) {
+        (Some(a), _) if !a.trim().is_empty() => attribute_names(a).contains(&name),
+        (_, Some(e)) if !e.trim().is_empty() => !attribute_names(e).contains(&name),
+        _ => true,
+    }
+}
+
+/// The top-level attributes (lower case) of a comma list of attribute paths:
+/// `urn:…:User:userName` and `name.givenName` keep their top-level part.
+fn attribute_names(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(|a| a.trim())
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            let a = if a.len() > 4 && a.as_bytes()[..4].eq_ignore_ascii_case(b"urn:") {
+                let core = a.rsplit_once(':').map(|(urn, attr)| {
+                    if super::filter::is_core_urn(urn) {
+                        attr.split('.').next().unwrap_or(attr).to_string()
+                    } else {
+                        urn.to_string()
+                    }
+                });
+                core.unwrap_or_else(|| a.to_string())
+            } else {
+                a.split('.').next().unwrap_or(a).to_string()
+            };
+            a.to_lowercase()
+        })
+        .collect()
+}
+
 /// The unique value (`userName` / `displayName`), lower-cased; an error when missing.
 pub fn unique_value(kind: Kind, res: &Value) -> Result<String, ScimError> {
     match get_ci(res, kind.unique_attr()).and_then(Value::as_str) {
@@ -390,28 +492,7 @@ pub fn project(res: &Value, attributes: Option<&str>, excluded: Option<&str>) ->
     let Some(obj) = res.as_object() else {
         return res.clone();
     };
-    let list = |s: &str| -> Vec<String> {
-        s.split(',')
-            .map(|a| a.trim())
-            .filter(|a| !a.is_empty())
-            .map(|a| {
-                // `urn:…:User:userName` and `name.givenName` keep their top-level part.
-                let a = if a.len() > 4 && a.as_bytes()[..4].eq_ignore_ascii_case(b"urn:") {
-                    let core = a.rsplit_once(':').map(|(urn, attr)| {
-                        if super::filter::is_core_urn(urn) {
-                            attr.to_string()
-                        } else {
-                            urn.to_string()
-                        }
-                    });
-                    core.unwrap_or_else(|| a.to_string())
-                } else {
-                    a.split('.').next().unwrap_or(a).to_string()
-                };
-                a.to_lowercase()
-            })
-            .collect()
-    };
+    let list = attribute_names;
     let always = ["id", "schemas", "meta"];
     match (attributes, excluded) {
         (Some(a), _) if !a.trim().is_empty() => {

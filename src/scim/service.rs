@@ -7,7 +7,7 @@ use super::filter::{self, get_ci, AttrPath, Filter, Op};
 use super::resource::{self, Kind, LIST_RESPONSE};
 use super::{patch, ScimError};
 use crate::config::Secret;
-use crate::session::{DocIndex, DocWrite, SessionError, SessionStore};
+use crate::session::{DocIndex, DocWrite, MemberChange, SessionError, SessionStore};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
@@ -440,9 +440,10 @@ impl ScimService {
             }
             ("GET", [r, id]) if kind(r).is_some() => {
                 let k = kind(r).ok_or_else(|| ScimError::not_found("no such endpoint"))?;
-                let res = self.get(k, id).await?;
                 let attrs = query_param(req.query, "attributes");
                 let excl = query_param(req.query, "excludedAttributes");
+                let members = resource::shows(attrs.as_deref(), excl.as_deref(), "members");
+                let res = self.get_shown(k, id, members).await?;
                 Ok(ScimResponse::ok(
                     200,
                     resource::project(&res, attrs.as_deref(), excl.as_deref()),
@@ -468,9 +469,71 @@ impl ScimService {
         }
     }
 
-    /// A stored resource.
+    /// A resource as clients see it (a group with its members).
     pub async fn get(&self, kind: Kind, id: &str) -> Result<Value, ScimError> {
-        self.get_raw(kind, id).await.map(|(v, _)| v)
+        self.get_shown(kind, id, true).await
+    }
+
+    /// A resource; a group with its members only when `members` (Entra reads groups
+    /// with `excludedAttributes=members`: a group of any size is then one small read).
+    async fn get_shown(&self, kind: Kind, id: &str, members: bool) -> Result<Value, ScimError> {
+        let (doc, _) = self.get_raw(kind, id).await?;
+        self.shown(kind, vec![doc], members)
+            .await?
+            .pop()
+            .ok_or_else(|| store_error(SessionError::Corrupt))
+    }
+
+    /// Stored documents as clients see them: groups get their members (kept beside them
+    /// by the store) when `members`, else none.
+    async fn shown(
+        &self,
+        kind: Kind,
+        mut docs: Vec<Value>,
+        members: bool,
+    ) -> Result<Vec<Value>, ScimError> {
+        if kind != Kind::Group {
+            return Ok(docs);
+        }
+        if !members {
+            for d in &mut docs {
+                resource::take_members(d);
+            }
+            return Ok(docs);
+        }
+        let ids: Vec<String> = docs
+            .iter()
+            .map(|d| {
+                d.get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect();
+        let mut all = Vec::with_capacity(docs.len());
+        for (chunk_ids, chunk) in ids.chunks(100).zip(docs.chunks(100)) {
+            let lists = self
+                .store
+                .doc_members_many(GROUPS, chunk_ids)
+                .await
+                .map_err(store_error)?;
+            for (d, m) in chunk.iter().zip(lists) {
+                all.push(resource::with_members(d.clone(), m));
+            }
+        }
+        Ok(all)
+    }
+
+    /// The ids of a group's members.
+    async fn member_ids(&self, id: &str) -> Result<Vec<String>, ScimError> {
+        Ok(self
+            .store
+            .doc_members(GROUPS, id)
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect())
     }
 
     /// A stored resource and its stored bytes (for a compare-and-set write).
@@ -529,12 +592,11 @@ impl ScimService {
             .doc_page(coll, start, count)
             .await
             .map_err(store_error)?;
-        Ok((
-            total,
-            docs.iter()
-                .filter_map(|(_, d)| serde_json::from_slice(d).ok())
-                .collect(),
-        ))
+        let docs = docs
+            .iter()
+            .filter_map(|(_, d)| serde_json::from_slice(d).ok())
+            .collect();
+        Ok((total, self.shown(kind, docs, true).await?))
     }
 
     /// The resources a SCIM filter selects (through an index when it can).
@@ -564,9 +626,14 @@ impl ScimService {
                     break;
                 }
                 start += page.len();
-                for (id, d) in page {
-                    if let Ok(v) = serde_json::from_slice::<Value>(&d) {
-                        entries.push((id, resource::index_of(kind, &v)));
+                let docs: Vec<Value> = page
+                    .iter()
+                    .filter_map(|(_, d)| serde_json::from_slice::<Value>(d).ok())
+                    .collect();
+                // A group's member entries come from its members (beside it).
+                for v in self.shown(kind, docs, true).await? {
+                    if let Some(id) = v.get("id").and_then(Value::as_str) {
+                        entries.push((id.to_string(), resource::index_of(kind, &v)));
                     }
                 }
             }
@@ -646,10 +713,16 @@ impl ScimService {
             .map_err(store_error)?;
         let attrs = query_param(query, "attributes");
         let excl = query_param(query, "excludedAttributes");
-        let page: Vec<Value> = docs
+        let docs = docs
             .iter()
             .filter_map(|(_, d)| serde_json::from_slice::<Value>(d).ok())
-            .map(|r| resource::project(&r, attrs.as_deref(), excl.as_deref()))
+            .collect();
+        let members = resource::shows(attrs.as_deref(), excl.as_deref(), "members");
+        let page: Vec<Value> = self
+            .shown(kind, docs, members)
+            .await?
+            .iter()
+            .map(|r| resource::project(r, attrs.as_deref(), excl.as_deref()))
             .collect();
         Ok(ScimResponse::ok(200, list_response(total, start, page), ""))
     }
@@ -670,6 +743,14 @@ impl ScimService {
             Some(docs) => docs,
             None => self.all(kind).await?,
         };
+        // Members are read when the filter or the response needs them.
+        let members = filter.as_ref().is_some_and(mentions_members)
+            || resource::shows(
+                query_param(query, "attributes").as_deref(),
+                query_param(query, "excludedAttributes").as_deref(),
+                "members",
+            );
+        let docs = self.shown(kind, docs, members).await?;
         let mut all: Vec<Value> = docs
             .into_iter()
             .filter(|r| filter.as_ref().is_none_or(|f| filter::matches(f, r)))
@@ -779,24 +860,31 @@ impl ScimService {
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let location = format!("{base}/{}/{id}", kind.endpoint());
         let res = resource::normalize(kind, body, &id, &now, &now, 1, &location)?;
-        if kind == Kind::Group {
-            self.check_members(&res, None).await?;
-        }
         resource::unique_value(kind, &res)?;
+        // A group is stored without its members: the store keeps them beside it.
+        let mut stored = res.clone();
+        let mut members = MemberChange::default();
+        if kind == Kind::Group {
+            members = replace_members(&[], &resource::take_members(&mut stored));
+            self.check_members(members.add.iter().map(|(m, _)| m.clone()).collect())
+                .await?;
+        }
         let bytes =
-            serde_json::to_vec(&res).map_err(|e| ScimError::new(500, None, e.to_string()))?;
+            serde_json::to_vec(&stored).map_err(|e| ScimError::new(500, None, e.to_string()))?;
         match self
             .store
-            .doc_put(
+            .doc_update(
                 collection(kind),
                 &id,
                 &bytes,
-                &resource::index_of(kind, &res),
+                &resource::index_of(kind, &stored),
                 &DocIndex::default(),
                 None,
+                &members,
             )
             .await
             .map_err(store_error)?
+            .write
         {
             DocWrite::Conflict | DocWrite::Stale => Err(ScimError::conflict(format!(
                 "a {} with this {} already exists",
@@ -830,26 +918,11 @@ impl ScimService {
         }
     }
 
-    /// Members must name existing users or groups: the ones `group` adds to `before`
-    /// (all of them for a new group), in two round trips whatever their number.
-    async fn check_members(&self, group: &Value, before: Option<&Value>) -> Result<(), ScimError> {
-        let values = |g: &Value| -> Vec<String> {
-            g.get("members")
-                .and_then(Value::as_array)
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|m| m.get("value").and_then(Value::as_str))
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let known: std::collections::HashSet<String> =
-            before.map(values).unwrap_or_default().into_iter().collect();
-        let ids: Vec<String> = values(group)
-            .into_iter()
-            .filter(|v| !known.contains(v))
-            .collect();
+    /// Members must name existing users or groups: `ids`, the members a write adds, in
+    /// two round trips whatever their number.
+    async fn check_members(&self, mut ids: Vec<String>) -> Result<(), ScimError> {
+        ids.sort();
+        ids.dedup();
         if ids.is_empty() {
             return Ok(());
         }
@@ -878,15 +951,19 @@ impl ScimService {
         Ok(())
     }
 
-    /// Write `new` over `old` (whose stored bytes are `old_raw`); `None` when the stored
-    /// resource changed meanwhile (the caller reads again and retries).
+    /// Write `new` over `old` (whose stored bytes are `old_raw`), a group's `members`
+    /// changed in the same step; `None` when the stored resource changed meanwhile (the
+    /// caller reads again and retries). The answer shows `shown` (else `new`).
+    #[allow(clippy::too_many_arguments)]
     async fn write(
         &self,
         kind: Kind,
         old_raw: &[u8],
         old: &Value,
         new: Value,
+        shown: Option<Value>,
         op: &'static str,
+        members: &MemberChange,
     ) -> Result<Option<ScimResponse>, ScimError> {
         let id = new
             .get("id")
@@ -897,19 +974,20 @@ impl ScimService {
         let previous = resource::unique_value(kind, old).ok();
         let bytes =
             serde_json::to_vec(&new).map_err(|e| ScimError::new(500, None, e.to_string()))?;
-        match self
+        let update = self
             .store
-            .doc_put(
+            .doc_update(
                 collection(kind),
                 &id,
                 &bytes,
                 &resource::index_of(kind, &new),
                 &resource::index_of(kind, old),
                 Some(old_raw),
+                members,
             )
             .await
-            .map_err(store_error)?
-        {
+            .map_err(store_error)?;
+        match update.write {
             DocWrite::Stale => Ok(None),
             DocWrite::Conflict => Err(ScimError::conflict(format!(
                 "another {} has this {}",
@@ -925,28 +1003,12 @@ impl ScimService {
                 if kind == Kind::User && !is_active(old) && is_active(&new) {
                     events.push(ScimEvent::UserReactivated { id: id.clone() });
                 }
-                if kind == Kind::Group {
-                    let members = |g: &Value| -> std::collections::HashSet<String> {
-                        g.get("members")
-                            .and_then(Value::as_array)
-                            .map(|m| {
-                                m.iter()
-                                    .filter_map(|x| x.get("value").and_then(Value::as_str))
-                                    .map(str::to_string)
-                                    .collect()
-                            })
-                            .unwrap_or_default()
-                    };
-                    let (before, after) = (members(old), members(&new));
-                    let added = after.difference(&before).count();
-                    let removed = before.difference(&after).count();
-                    if added + removed > 0 {
-                        events.push(ScimEvent::Membership {
-                            group: id.clone(),
-                            added,
-                            removed,
-                        });
-                    }
+                if kind == Kind::Group && update.added + update.removed > 0 {
+                    events.push(ScimEvent::Membership {
+                        group: id.clone(),
+                        added: update.added,
+                        removed: update.removed,
+                    });
                 }
                 if kind == Kind::User && is_active(old) && !is_active(&new) {
                     let (id, user_name, external_id) = user_event_fields(&new);
@@ -967,7 +1029,7 @@ impl ScimService {
                 let (status, body) = if kind == Kind::Group && op == "patch" {
                     (204, None)
                 } else {
-                    (200, Some(new))
+                    (200, Some(shown.unwrap_or(new)))
                 };
                 Ok(Some(ScimResponse {
                     status,
@@ -1022,10 +1084,35 @@ impl ScimService {
             let mut new =
                 resource::normalize(kind, body.clone(), id, &created, &now, 1, &location)?;
             Self::bump_meta(kind, &mut new, &old);
+            let shown = new.clone();
+            let mut members = MemberChange::default();
             if kind == Kind::Group {
-                self.check_members(&new, Some(&old)).await?;
+                // The new list replaces the stored one (and any left inside the document
+                // by an older version).
+                let current = self.member_ids(id).await?;
+                let mut known: std::collections::HashSet<String> =
+                    current.iter().cloned().collect();
+                known.extend(
+                    resource::take_members(&mut old.clone())
+                        .iter()
+                        .filter_map(resource::member_entry)
+                        .map(|(m, _)| m),
+                );
+                members = replace_members(&current, &resource::take_members(&mut new));
+                self.check_members(
+                    members
+                        .add
+                        .iter()
+                        .filter(|(m, _)| !known.contains(m))
+                        .map(|(m, _)| m.clone())
+                        .collect(),
+                )
+                .await?;
             }
-            if let Some(r) = self.write(kind, &raw, &old, new, "replace").await? {
+            if let Some(r) = self
+                .write(kind, &raw, &old, new, Some(shown), "replace", &members)
+                .await?
+            {
                 return Ok(r);
             }
         }
@@ -1044,20 +1131,118 @@ impl ScimService {
         for attempt in 0..WRITE_ATTEMPTS {
             backoff(attempt).await;
             let (old, raw) = self.get_raw(kind, id).await?;
-            let mut new = old.clone();
-            patch::apply(kind, &mut new, &body)?;
+            let (mut new, members) = match kind {
+                Kind::User => {
+                    let mut new = old.clone();
+                    patch::apply(kind, &mut new, &body)?;
+                    (new, MemberChange::default())
+                }
+                Kind::Group => self.patch_group(id, &old, &body).await?,
+            };
             if new.get("id") != old.get("id") {
                 return Err(ScimError::bad_request("mutability", "id cannot be changed"));
             }
             Self::bump_meta(kind, &mut new, &old);
-            if kind == Kind::Group {
-                self.check_members(&new, Some(&old)).await?;
-            }
-            if let Some(r) = self.write(kind, &raw, &old, new, "patch").await? {
+            if let Some(r) = self
+                .write(kind, &raw, &old, new, None, "patch", &members)
+                .await?
+            {
                 return Ok(r);
             }
         }
         Err(busy())
+    }
+
+    /// A group PATCH applied to the stored group `old` (without members): the new stored
+    /// group and the member change. Entra's membership operations become deltas that
+    /// never read the member list (one member in or out of a group of any size is O(1));
+    /// other forms patch the whole list.
+    async fn patch_group(
+        &self,
+        id: &str,
+        old: &Value,
+        body: &Value,
+    ) -> Result<(Value, MemberChange), ScimError> {
+        use std::collections::{BTreeMap, BTreeSet};
+        let inline = old.get("members").is_some(); // the layout before members moved out
+        let split = if inline {
+            None
+        } else {
+            patch::split_members(body)?
+        };
+        let Some((ops, rest)) = split else {
+            // The whole list: read, patch, write it back.
+            let current = self
+                .store
+                .doc_members(GROUPS, id)
+                .await
+                .map_err(store_error)?;
+            let current_ids: Vec<String> = current.iter().map(|(m, _)| m.clone()).collect();
+            let before = resource::with_members(old.clone(), current);
+            let mut new = before.clone();
+            patch::apply(Kind::Group, &mut new, body)?;
+            let known: BTreeSet<String> = resource::take_members(&mut before.clone())
+                .iter()
+                .filter_map(resource::member_entry)
+                .map(|(m, _)| m)
+                .collect();
+            let members = replace_members(&current_ids, &resource::take_members(&mut new));
+            self.check_members(
+                members
+                    .add
+                    .iter()
+                    .filter(|(m, _)| !known.contains(m))
+                    .map(|(m, _)| m.clone())
+                    .collect(),
+            )
+            .await?;
+            return Ok((new, members));
+        };
+        let mut new = old.clone();
+        patch::apply(Kind::Group, &mut new, &rest)?;
+        resource::take_members(&mut new);
+        let (mut clear, mut add, mut remove) = (false, BTreeMap::new(), BTreeSet::new());
+        for op in ops {
+            match op {
+                patch::MemberOp::Clear => {
+                    clear = true;
+                    add.clear();
+                    remove.clear();
+                }
+                patch::MemberOp::Add(entries) => {
+                    for (m, attrs) in entries {
+                        remove.remove(&m);
+                        add.insert(m, attrs);
+                    }
+                }
+                patch::MemberOp::Remove(ids) => {
+                    for m in ids {
+                        add.remove(&m);
+                        if !clear {
+                            remove.insert(m);
+                        }
+                    }
+                }
+            }
+        }
+        if clear {
+            // Everyone out but those added back (read once; a concurrent change to the
+            // group changes its document, and the compare-and-set write retries).
+            for m in self.member_ids(id).await? {
+                if !add.contains_key(&m) {
+                    remove.insert(m);
+                }
+            }
+        }
+        self.check_members(add.keys().cloned().collect()).await?;
+        Ok((
+            new,
+            MemberChange {
+                index: resource::index::MEMBER.to_string(),
+                add: add.into_iter().collect(),
+                remove: remove.into_iter().collect(),
+            },
+        ))
     }
 
     async fn delete(&self, kind: Kind, id: &str) -> Result<ScimResponse, ScimError> {
@@ -1093,22 +1278,35 @@ impl ScimService {
                 };
                 let mut group = old_group.clone();
                 if let Some(Value::Array(m)) = group.get_mut("members") {
+                    // The layout before members moved out: the list inside the document.
                     m.retain(|x| x.get("value").and_then(Value::as_str) != Some(id));
                 }
+                let mut members = MemberChange {
+                    index: resource::index::MEMBER.to_string(),
+                    remove: vec![id.to_string()],
+                    ..MemberChange::default()
+                };
+                if old_group.get("members").is_some() {
+                    let current = self.member_ids(gid).await?;
+                    members = replace_members(&current, &resource::take_members(&mut group));
+                }
+                Self::bump_meta(Kind::Group, &mut group, &old_group);
                 let bytes = serde_json::to_vec(&group)
                     .map_err(|e| ScimError::new(500, None, e.to_string()))?;
                 let w = self
                     .store
-                    .doc_put(
+                    .doc_update(
                         GROUPS,
                         gid,
                         &bytes,
                         &resource::index_of(Kind::Group, &group),
                         &resource::index_of(Kind::Group, &old_group),
                         Some(&raw),
+                        &members,
                     )
                     .await
-                    .map_err(store_error)?;
+                    .map_err(store_error)?
+                    .write;
                 if w != DocWrite::Stale {
                     break;
                 }
@@ -1131,6 +1329,33 @@ impl ScimService {
             method_label: "other",
             over_limit: None,
         })
+    }
+}
+
+/// Whether a filter reads a group's members.
+fn mentions_members(f: &Filter) -> bool {
+    match f {
+        Filter::Compare(a, _, _) | Filter::Present(a) => a.attr.eq_ignore_ascii_case("members"),
+        Filter::ValuePath { attr, .. } => attr.attr.eq_ignore_ascii_case("members"),
+        Filter::And(a, b) | Filter::Or(a, b) => mentions_members(a) || mentions_members(b),
+        Filter::Not(a) => mentions_members(a),
+    }
+}
+
+/// The member change that makes a group's members exactly `members` (the current ones:
+/// `current`): every new member written (attributes may have changed), the others
+/// removed.
+fn replace_members(current: &[String], members: &[Value]) -> MemberChange {
+    let add: Vec<(String, String)> = members.iter().filter_map(resource::member_entry).collect();
+    let keep: std::collections::HashSet<&str> = add.iter().map(|(m, _)| m.as_str()).collect();
+    MemberChange {
+        index: resource::index::MEMBER.to_string(),
+        remove: current
+            .iter()
+            .filter(|m| !keep.contains(m.as_str()))
+            .cloned()
+            .collect(),
+        add,
     }
 }
 
