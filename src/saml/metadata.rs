@@ -158,11 +158,27 @@ impl IdpSettings {
 /// parses as X.509. Validity dates are not checked (SAML signing keys are trusted as keys;
 /// Entra's metadata routinely lists expired certificates).
 pub fn load_certificate(bytes: &[u8]) -> Result<Vec<u8>, SamlError> {
-    let trimmed = bytes
+    let unmarked = bytes
         .strip_prefix(b"\xef\xbb\xbf".as_slice())
-        .unwrap_or(bytes)
-        .trim_ascii();
-    let der = if trimmed.windows(10).any(|w| w == b"-----BEGIN") {
+        .unwrap_or(bytes);
+    let trimmed = unmarked.trim_ascii();
+    let der = if let [0x30, len @ 0x81..=0x84, rest @ ..] = unmarked {
+        // DER (Entra "Certificate (Raw)"): a SEQUENCE with a long-form length (every
+        // certificate is over 127 bytes): exactly the bytes that length names, and only
+        // whitespace after them (a newline a tool added). Trimming instead would cut a last
+        // signature byte that happens to read as whitespace (about 1 certificate in 50).
+        let n = usize::from(len & 0x7f);
+        let body = rest.get(..n).map_or(0, |b| {
+            b.iter().fold(0usize, |acc, &x| acc << 8 | usize::from(x))
+        });
+        match (2 + n)
+            .checked_add(body)
+            .and_then(|end| unmarked.split_at_checked(end))
+        {
+            Some((der, tail)) if tail.iter().all(u8::is_ascii_whitespace) => der.to_vec(),
+            _ => return Err(SamlError::Certificate),
+        }
+    } else if trimmed.windows(10).any(|w| w == b"-----BEGIN") {
         openssl::x509::X509::from_pem(trimmed)
             .and_then(|c| c.to_der())
             .map_err(|_| SamlError::Certificate)?
@@ -378,6 +394,21 @@ mod tests {
             IdpSettings::from_metadata(md.as_bytes()),
             Err(SamlError::NoSigningCerts)
         );
+    }
+
+    /// A DER certificate whose last signature byte reads as whitespace (0x0a) loads as
+    /// itself (it was trimmed, then refused; found by the `idp_metadata` fuzz target).
+    #[test]
+    fn der_ending_in_a_whitespace_byte_loads_as_itself() {
+        let pem = include_bytes!("../../config/example-idp.pem");
+        let mut der = load_certificate(pem).unwrap();
+        for last in [b'\n', b' ', b'\t', b'\r', 0x0c] {
+            *der.last_mut().unwrap() = last;
+            assert_eq!(load_certificate(&der).as_ref(), Ok(&der));
+        }
+        // A newline a tool added after the DER is still dropped.
+        let with_newline = [der.as_slice(), b"\n"].concat();
+        assert_eq!(load_certificate(&with_newline), Ok(der));
     }
 
     #[test]
