@@ -1087,27 +1087,8 @@ impl ScimService {
             let shown = new.clone();
             let mut members = MemberChange::default();
             if kind == Kind::Group {
-                // The new list replaces the stored one (and any left inside the document
-                // by an older version).
                 let current = self.member_ids(id).await?;
-                let mut known: std::collections::HashSet<String> =
-                    current.iter().cloned().collect();
-                known.extend(
-                    resource::take_members(&mut old.clone())
-                        .iter()
-                        .filter_map(resource::member_entry)
-                        .map(|(m, _)| m),
-                );
-                members = replace_members(&current, &resource::take_members(&mut new));
-                self.check_members(
-                    members
-                        .add
-                        .iter()
-                        .filter(|(m, _)| !known.contains(m))
-                        .map(|(m, _)| m.clone())
-                        .collect(),
-                )
-                .await?;
+                members = self.whole_list(&current, &old, &mut new).await?;
             }
             if let Some(r) = self
                 .write(kind, &raw, &old, new, Some(shown), "replace", &members)
@@ -1153,6 +1134,34 @@ impl ScimService {
         Err(busy())
     }
 
+    /// The member change that makes the members of `new` (taken out of it) a group's whole
+    /// list, its list being `current` and any members left inside the stored `old` (the
+    /// layout before lists moved out). The members it adds must exist.
+    async fn whole_list(
+        &self,
+        current: &[String],
+        old: &Value,
+        new: &mut Value,
+    ) -> Result<MemberChange, ScimError> {
+        let mut known: std::collections::HashSet<&str> =
+            current.iter().map(String::as_str).collect();
+        let inline = resource::take_members(&mut old.clone());
+        let inline: Vec<(String, String)> =
+            inline.iter().filter_map(resource::member_entry).collect();
+        known.extend(inline.iter().map(|(m, _)| m.as_str()));
+        let members = replace_members(current, &resource::take_members(new));
+        self.check_members(
+            members
+                .add
+                .iter()
+                .filter(|(m, _)| !known.contains(m.as_str()))
+                .map(|(m, _)| m.clone())
+                .collect(),
+        )
+        .await?;
+        Ok(members)
+    }
+
     /// A group PATCH applied to the stored group `old` (without members): the new stored
     /// group and the member change. Entra's membership operations become deltas that
     /// never read the member list (one member in or out of a group of any size is O(1));
@@ -1178,24 +1187,9 @@ impl ScimService {
                 .await
                 .map_err(store_error)?;
             let current_ids: Vec<String> = current.iter().map(|(m, _)| m.clone()).collect();
-            let before = resource::with_members(old.clone(), current);
-            let mut new = before.clone();
+            let mut new = resource::with_members(old.clone(), current);
             patch::apply(Kind::Group, &mut new, body)?;
-            let known: BTreeSet<String> = resource::take_members(&mut before.clone())
-                .iter()
-                .filter_map(resource::member_entry)
-                .map(|(m, _)| m)
-                .collect();
-            let members = replace_members(&current_ids, &resource::take_members(&mut new));
-            self.check_members(
-                members
-                    .add
-                    .iter()
-                    .filter(|(m, _)| !known.contains(m))
-                    .map(|(m, _)| m.clone())
-                    .collect(),
-            )
-            .await?;
+            let members = self.whole_list(&current_ids, old, &mut new).await?;
             return Ok((new, members));
         };
         let mut new = old.clone();
