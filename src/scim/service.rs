@@ -510,18 +510,23 @@ impl ScimService {
                     .to_string()
             })
             .collect();
-        let mut all = Vec::with_capacity(docs.len());
-        for (chunk_ids, chunk) in ids.chunks(100).zip(docs.chunks(100)) {
-            let lists = self
-                .store
-                .doc_members_many(GROUPS, chunk_ids)
-                .await
-                .map_err(store_error)?;
-            for (d, m) in chunk.iter().zip(lists) {
-                all.push(resource::with_members(d.clone(), m));
-            }
+        let mut lists = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(100) {
+            lists.extend(
+                self.store
+                    .doc_members_many(GROUPS, chunk)
+                    .await
+                    .map_err(store_error)?,
+            );
         }
-        Ok(all)
+        if lists.len() != docs.len() {
+            return Err(store_error(SessionError::Corrupt));
+        }
+        Ok(docs
+            .into_iter()
+            .zip(lists)
+            .map(|(d, m)| resource::with_members(d, m))
+            .collect())
     }
 
     /// The ids of a group's members.
@@ -548,8 +553,8 @@ impl ScimService {
         Ok((v, bytes))
     }
 
-    /// Every stored resource of a kind.
-    pub async fn all(&self, kind: Kind) -> Result<Vec<Value>, ScimError> {
+    /// Every stored resource of a kind, as stored (groups without their members).
+    async fn all(&self, kind: Kind) -> Result<Vec<Value>, ScimError> {
         let docs = self
             .store
             .doc_list(collection(kind))
