@@ -553,8 +553,14 @@ impl ScimService {
         Ok((v, bytes))
     }
 
-    /// Every stored resource of a kind, as stored (groups without their members).
-    async fn all(&self, kind: Kind) -> Result<Vec<Value>, ScimError> {
+    /// Every resource of a kind as clients see it (groups with their members).
+    pub async fn all(&self, kind: Kind) -> Result<Vec<Value>, ScimError> {
+        let docs = self.all_stored(kind).await?;
+        self.shown(kind, docs, true).await
+    }
+
+    /// Every resource of a kind as stored (groups without their members).
+    async fn all_stored(&self, kind: Kind) -> Result<Vec<Value>, ScimError> {
         let docs = self
             .store
             .doc_list(collection(kind))
@@ -746,7 +752,7 @@ impl ScimService {
         };
         let docs = match candidates {
             Some(docs) => docs,
-            None => self.all(kind).await?,
+            None => self.all_stored(kind).await?,
         };
         // Members are read when the filter or the response needs them.
         let members = filter.as_ref().is_some_and(mentions_members)
