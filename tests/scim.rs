@@ -1205,8 +1205,9 @@ async fn a_directory_of_an_earlier_version_moves_to_the_indexed_layout_at_start(
 
 /// A group's members live beside its document, not in it: Entra's membership PATCHes
 /// add or remove one member without reading or rewriting the list, whatever its size, a
-/// read with `excludedAttributes=members` never loads it, and full reads, filters,
-/// replacements, user deletions and group deletion see one consistent list.
+/// read with `excludedAttributes=members` and `ssogate groups list|search` never load it,
+/// and full reads, filters, replacements, user deletions and group deletion see one
+/// consistent list.
 #[tokio::test(flavor = "multi_thread")]
 async fn membership_changes_never_read_or_rewrite_a_large_groups_member_list() {
     let echo = EchoUpstream::start().await;
@@ -1299,6 +1300,20 @@ async fn membership_changes_never_read_or_rewrite_a_large_groups_member_list() {
     assert_eq!(s, 200, "{v}");
     assert!(v.get("members").is_none(), "{v}");
     assert_eq!(v["displayName"], "All staff (EU)");
+    // The operator's listings count members beside the group, never loading the list.
+    let cfg = gw.config_path();
+    for args in [
+        vec!["groups", "list"],
+        vec!["groups", "search", r#"displayName eq "all staff (eu)""#],
+    ] {
+        let (code, out) =
+            utils::cli::ssogate(&[&[args[0], "-c", cfg.to_str().unwrap()], &args[1..]].concat());
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.contains("All staff (EU)") && out.contains("members=201"),
+            "{out}"
+        );
+    }
     let stats: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(&mut conn)
@@ -1312,7 +1327,7 @@ async fn membership_changes_never_read_or_rewrite_a_large_groups_member_list() {
     ] {
         assert!(
             !stats.contains(read),
-            "a membership change or a members-less read loaded the list:\n{stats}"
+            "a membership change, a members-less read or a listing loaded the list:\n{stats}"
         );
     }
     let doc: String = redis::cmd("GET")

@@ -200,6 +200,14 @@ async fn member_lists(store: &Arc<dyn SessionStore>) {
     assert_eq!(many[0], pairs(&[("u1", "")]));
     assert!(many[1].is_empty());
     assert_eq!(sorted(many[2].clone()), pairs(&[("u1", ""), ("u3", "")]));
+    assert_eq!(
+        store
+            .doc_member_counts(&coll, &[h.clone(), rid(), g.clone()])
+            .await
+            .unwrap(),
+        vec![1, 0, 2],
+        "counts without the lists"
+    );
     // Deleting the document deletes its list, and (with the entries the caller names)
     // takes it off the member index.
     let claimed = DocIndex {

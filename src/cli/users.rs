@@ -77,13 +77,29 @@ fn user_line(u: &Value) -> String {
     )
 }
 
-fn group_line(g: &Value) -> String {
+fn group_line(g: &Value, members: usize) -> String {
     format!(
         "  {:<40} externalId={:<36} members={}",
         g["displayName"].as_str().unwrap_or("?"),
         g["externalId"].as_str().unwrap_or("-"),
-        g["members"].as_array().map_or(0, Vec::len)
+        members
     )
+}
+
+/// One line per group, its member count read beside it (never its list).
+async fn group_lines(
+    directory: &ScimService,
+    groups: &[Value],
+    out: &mut String,
+) -> Result<(), String> {
+    let counts = directory
+        .member_counts(groups)
+        .await
+        .map_err(|e| e.to_string())?;
+    for (g, n) in groups.iter().zip(counts) {
+        let _ = writeln!(out, "{}", group_line(g, n));
+    }
+    Ok(())
 }
 
 /// `(start, count)` of a 1-based page.
@@ -107,19 +123,15 @@ async fn groups(directory: &ScimService, command: GroupsCommand) -> Result<Strin
                 start + 1,
                 start + groups.len()
             );
-            for g in &groups {
-                let _ = writeln!(out, "{}", group_line(g));
-            }
+            group_lines(directory, &groups, &mut out).await?;
         }
         GroupsCommand::Search { filter } => {
             let found = directory
-                .search(Kind::Group, &filter)
+                .search_without_members(Kind::Group, &filter)
                 .await
                 .map_err(|e| e.to_string())?;
             let _ = writeln!(out, "{} group(s):", found.len());
-            for g in found.iter().take(1000) {
-                let _ = writeln!(out, "{}", group_line(g));
-            }
+            group_lines(directory, &found[..found.len().min(1000)], &mut out).await?;
         }
         GroupsCommand::Show { group } => {
             let q = serde_json::to_string(&group).unwrap_or_default();
@@ -130,17 +142,22 @@ async fn groups(directory: &ScimService, command: GroupsCommand) -> Result<Strin
                 format!("id eq {q}"),
             ] {
                 found = directory
-                    .search(Kind::Group, &f)
+                    .search_without_members(Kind::Group, &f)
                     .await
                     .map_err(|e| e.to_string())?;
                 if !found.is_empty() {
                     break;
                 }
             }
-            let Some(g) = found.first() else {
+            let Some(id) = found.first().and_then(|g| g["id"].as_str()) else {
                 return Err(format!("no SCIM group \"{group}\""));
             };
-            let _ = writeln!(out, "{}", group_line(g).trim_start());
+            let g = &directory
+                .get(Kind::Group, id)
+                .await
+                .map_err(|e| e.to_string())?;
+            let n = g["members"].as_array().map_or(0, Vec::len);
+            let _ = writeln!(out, "{}", group_line(g, n).trim_start());
             let ids: Vec<String> = g["members"]
                 .as_array()
                 .map(|m| {

@@ -589,7 +589,8 @@ impl ScimService {
         }
     }
 
-    /// One page of a kind in creation order (`start` 0-based): the total and the page.
+    /// One page of a kind in creation order (`start` 0-based): the total and the page,
+    /// groups without their member lists (see [`Self::member_counts`]).
     pub async fn page_of(
         &self,
         kind: Kind,
@@ -607,7 +608,7 @@ impl ScimService {
             .iter()
             .filter_map(|(_, d)| serde_json::from_slice(d).ok())
             .collect();
-        Ok((total, self.shown(kind, docs, true).await?))
+        Ok((total, self.shown(kind, docs, false).await?))
     }
 
     /// The resources a SCIM filter selects (through an index when it can).
@@ -616,6 +617,44 @@ impl ScimService {
             .append_pair("filter", filter)
             .finish();
         self.matching(kind, Some(&query)).await
+    }
+
+    /// [`Self::search`] with groups' member lists left out (read only where the filter
+    /// needs them): listings of large groups never load their lists.
+    pub async fn search_without_members(
+        &self,
+        kind: Kind,
+        filter: &str,
+    ) -> Result<Vec<Value>, ScimError> {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("filter", filter)
+            .append_pair("excludedAttributes", "members")
+            .finish();
+        let found = self.matching(kind, Some(&query)).await?;
+        self.shown(kind, found, false).await
+    }
+
+    /// How many members each group has, counted beside it (the lists are not read).
+    pub async fn member_counts(&self, groups: &[Value]) -> Result<Vec<usize>, ScimError> {
+        let ids: Vec<String> = groups
+            .iter()
+            .map(|g| {
+                g.get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect();
+        let mut counts = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            counts.extend(
+                self.store
+                    .doc_member_counts(GROUPS, chunk)
+                    .await
+                    .map_err(store_error)?,
+            );
+        }
+        Ok(counts)
     }
 
     /// Rebuild both collections' indexes from the documents (the repair when they ever

@@ -380,6 +380,19 @@ impl SessionStore for MemoryStore {
         })
     }
 
+    async fn doc_member_counts(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<usize>, SessionError> {
+        let inner = self.inner.lock();
+        let c = inner.collections.get(collection);
+        Ok(ids
+            .iter()
+            .map(|id| c.and_then(|c| c.members.get(id)).map_or(0, HashMap::len))
+            .collect())
+    }
+
     async fn doc_members(
         &self,
         collection: &str,

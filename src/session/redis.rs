@@ -1458,6 +1458,21 @@ impl SessionStore for RedisStore {
         self.query(&cmd).await
     }
 
+    async fn doc_member_counts(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<usize>, SessionError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = ::redis::pipe();
+        for id in ids {
+            pipe.cmd("HLEN").arg(self.doc_members_key(collection, id));
+        }
+        self.query_pipeline(&pipe).await
+    }
+
     async fn doc_members_many(
         &self,
         collection: &str,

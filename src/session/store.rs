@@ -179,6 +179,20 @@ pub trait SessionStore: Send + Sync + 'static {
         collection: &str,
         id: &str,
     ) -> Result<Vec<(String, String)>, SessionError>;
+    /// How many members each of several documents has, in `ids` order, without reading
+    /// the lists.
+    async fn doc_member_counts(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<usize>, SessionError> {
+        Ok(self
+            .doc_members_many(collection, ids)
+            .await?
+            .iter()
+            .map(Vec::len)
+            .collect())
+    }
     /// The members of several documents, in `ids` order.
     async fn doc_members_many(
         &self,

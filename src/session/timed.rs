@@ -121,6 +121,13 @@ impl<S: SessionStore> SessionStore for Timed<S> {
     ) -> Result<Vec<(String, String)>, SessionError> {
         timed("doc_members", self.inner.doc_members(collection, id)).await
     }
+    async fn doc_member_counts(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<usize>, SessionError> {
+        timed("doc_members", self.inner.doc_member_counts(collection, ids)).await
+    }
     async fn doc_members_many(
         &self,
         collection: &str,
