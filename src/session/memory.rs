@@ -334,34 +334,30 @@ impl SessionStore for MemoryStore {
         }
         c.unclaim(id, previous);
         c.claim(id, index);
-        let (mut added, mut removed) = (0, 0);
+        // As in Redis: the removed members' index entries go, then the added ones come.
         let entry = |m: &str| (change.index.clone(), m.to_string());
-        let mut gone = Vec::new();
-        if let Some(members) = c.members.get_mut(id) {
-            for m in &change.remove {
-                if members.remove(m).is_some() {
-                    removed += 1;
-                }
-                gone.push(m.clone());
-            }
+        c.unclaim(
+            id,
+            &DocIndex {
+                multi: change.remove.iter().map(|m| entry(m)).collect(),
+                ..DocIndex::default()
+            },
+        );
+        for (m, _) in &change.add {
+            c.multi.entry(entry(m)).or_default().insert(id.to_string());
         }
-        let index_gone = DocIndex {
-            multi: gone.iter().map(|m| entry(m)).collect(),
-            ..DocIndex::default()
-        };
-        c.unclaim(id, &index_gone);
-        if !change.add.is_empty() {
-            let members = c.members.entry(id.to_string()).or_default();
-            for (m, attrs) in &change.add {
-                if members.insert(m.clone(), attrs.clone()).is_none() {
-                    added += 1;
-                }
-            }
-            for (m, _) in &change.add {
-                c.multi.entry(entry(m)).or_default().insert(id.to_string());
-            }
-        }
-        if c.members.get(id).is_some_and(HashMap::is_empty) {
+        let members = c.members.entry(id.to_string()).or_default();
+        let removed = change
+            .remove
+            .iter()
+            .filter(|m| members.remove(*m).is_some())
+            .count();
+        let added = change
+            .add
+            .iter()
+            .filter(|(m, attrs)| members.insert(m.clone(), attrs.clone()).is_none())
+            .count();
+        if members.is_empty() {
             c.members.remove(id);
         }
         let seq = match c.docs.get(id) {

@@ -908,6 +908,24 @@ impl RedisStore {
         self.query_pipeline(pipe).await
     }
 
+    /// One read command on each document's member list, in one round trip; the replies
+    /// in `ids` order.
+    async fn per_member_list<T: FromRedisValue>(
+        &self,
+        command: &str,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<T>, SessionError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = ::redis::pipe();
+        for id in ids {
+            pipe.cmd(command).arg(self.doc_members_key(collection, id));
+        }
+        self.query_pipeline(&pipe).await
+    }
+
     /// A read-only or idempotent pipeline's replies.
     async fn query_pipeline<T: FromRedisValue>(
         &self,
@@ -1463,14 +1481,7 @@ impl SessionStore for RedisStore {
         collection: &str,
         ids: &[String],
     ) -> Result<Vec<usize>, SessionError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = ::redis::pipe();
-        for id in ids {
-            pipe.cmd("HLEN").arg(self.doc_members_key(collection, id));
-        }
-        self.query_pipeline(&pipe).await
+        self.per_member_list("HLEN", collection, ids).await
     }
 
     async fn doc_members_many(
@@ -1478,15 +1489,7 @@ impl SessionStore for RedisStore {
         collection: &str,
         ids: &[String],
     ) -> Result<Vec<Vec<(String, String)>>, SessionError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = ::redis::pipe();
-        for id in ids {
-            pipe.cmd("HGETALL")
-                .arg(self.doc_members_key(collection, id));
-        }
-        self.query_pipeline(&pipe).await
+        self.per_member_list("HGETALL", collection, ids).await
     }
 
     async fn doc_get(&self, collection: &str, id: &str) -> Result<Option<Vec<u8>>, SessionError> {
