@@ -97,14 +97,7 @@ async fn move_member_lists(store: &dyn SessionStore) -> Result<Migrated, Session
                 continue;
             }
             let mut group = old.clone();
-            let members = MemberChange {
-                index: resource::index::MEMBER.to_string(),
-                add: resource::take_members(&mut group)
-                    .iter()
-                    .filter_map(resource::member_entry)
-                    .collect(),
-                remove: Vec::new(),
-            };
+            let members = resource::replace_members(&[], &resource::take_members(&mut group));
             let bytes = serde_json::to_vec(&group).map_err(|_| SessionError::Corrupt)?;
             let written = store
                 .doc_update(
@@ -152,14 +145,7 @@ async fn move_one(
         }
         (Some(Kind::Group), Ok(mut v)) => {
             // The member list goes beside the group.
-            members = MemberChange {
-                index: resource::index::MEMBER.to_string(),
-                add: resource::take_members(&mut v)
-                    .iter()
-                    .filter_map(resource::member_entry)
-                    .collect(),
-                remove: Vec::new(),
-            };
+            members = resource::replace_members(&[], &resource::take_members(&mut v));
             bytes = serde_json::to_vec(&v).map_err(|_| SessionError::Corrupt)?;
             resource::index_of(Kind::Group, &v)
         }

@@ -306,6 +306,23 @@ pub fn member_entry(m: &Value) -> Option<(String, String)> {
     Some((id, attrs))
 }
 
+/// The member change that makes a group's members exactly `members` (its current ones:
+/// `current`): every given member written (attributes may have changed), the others
+/// removed.
+pub fn replace_members(current: &[String], members: &[Value]) -> crate::session::MemberChange {
+    let add: Vec<(String, String)> = members.iter().filter_map(member_entry).collect();
+    let keep: std::collections::HashSet<&str> = add.iter().map(|(m, _)| m.as_str()).collect();
+    crate::session::MemberChange {
+        index: index::MEMBER.to_string(),
+        remove: current
+            .iter()
+            .filter(|m| !keep.contains(m.as_str()))
+            .cloned()
+            .collect(),
+        add,
+    }
+}
+
 /// Take a group's `members` out of it (the stored form has none: the store keeps them
 /// beside it); the member objects it held.
 pub fn take_members(group: &mut Value) -> Vec<Value> {

@@ -501,15 +501,7 @@ impl ScimService {
             }
             return Ok(docs);
         }
-        let ids: Vec<String> = docs
-            .iter()
-            .map(|d| {
-                d.get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .collect();
+        let ids = ids_of(&docs);
         let mut lists = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(100) {
             lists.extend(
@@ -636,15 +628,7 @@ impl ScimService {
 
     /// How many members each group has, counted beside it (the lists are not read).
     pub async fn member_counts(&self, groups: &[Value]) -> Result<Vec<usize>, ScimError> {
-        let ids: Vec<String> = groups
-            .iter()
-            .map(|g| {
-                g.get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .collect();
+        let ids = ids_of(groups);
         let mut counts = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             counts.extend(
@@ -915,7 +899,7 @@ impl ScimService {
         let mut stored = res.clone();
         let mut members = MemberChange::default();
         if kind == Kind::Group {
-            members = replace_members(&[], &resource::take_members(&mut stored));
+            members = resource::replace_members(&[], &resource::take_members(&mut stored));
             self.check_members(members.add.iter().map(|(m, _)| m.clone()).collect())
                 .await?;
         }
@@ -1199,7 +1183,7 @@ impl ScimService {
         let inline: Vec<(String, String)> =
             inline.iter().filter_map(resource::member_entry).collect();
         known.extend(inline.iter().map(|(m, _)| m.as_str()));
-        let members = replace_members(current, &resource::take_members(new));
+        let members = resource::replace_members(current, &resource::take_members(new));
         self.check_members(
             members
                 .add
@@ -1314,26 +1298,23 @@ impl ScimService {
             .doc_find_all(GROUPS, resource::index::MEMBER, id)
             .await
             .map_err(store_error)?;
+        let leave = json!({"Operations": [
+            {"op": "remove", "path": "members", "value": [{"value": id}]}
+        ]});
         for gid in &groups {
             for attempt in 0..WRITE_ATTEMPTS {
                 backoff(attempt).await;
                 let Ok((old_group, raw)) = self.get_raw(Kind::Group, gid).await else {
                     break;
                 };
-                let mut group = old_group.clone();
-                if let Some(Value::Array(m)) = group.get_mut("members") {
-                    // The layout before members moved out: the list inside the document.
-                    m.retain(|x| x.get("value").and_then(Value::as_str) != Some(id));
-                }
-                let mut members = MemberChange {
-                    index: resource::index::MEMBER.to_string(),
-                    remove: vec![id.to_string()],
-                    ..MemberChange::default()
+                // The PATCH Entra would send (a delta; the whole list for a group of the
+                // earlier layout). The store failing fails the request; a group that
+                // cannot take the PATCH is left as it is.
+                let (mut group, members) = match self.patch_group(gid, &old_group, &leave).await {
+                    Ok(done) => done,
+                    Err(e) if e.status >= 500 => return Err(e),
+                    Err(_) => break,
                 };
-                if old_group.get("members").is_some() {
-                    let current = self.member_ids(gid).await?;
-                    members = replace_members(&current, &resource::take_members(&mut group));
-                }
                 Self::bump_meta(Kind::Group, &mut group, &old_group);
                 let bytes = serde_json::to_vec(&group)
                     .map_err(|e| ScimError::new(500, None, e.to_string()))?;
@@ -1386,21 +1367,17 @@ fn mentions_members(f: &Filter) -> bool {
     }
 }
 
-/// The member change that makes a group's members exactly `members` (the current ones:
-/// `current`): every new member written (attributes may have changed), the others
-/// removed.
-fn replace_members(current: &[String], members: &[Value]) -> MemberChange {
-    let add: Vec<(String, String)> = members.iter().filter_map(resource::member_entry).collect();
-    let keep: std::collections::HashSet<&str> = add.iter().map(|(m, _)| m.as_str()).collect();
-    MemberChange {
-        index: resource::index::MEMBER.to_string(),
-        remove: current
-            .iter()
-            .filter(|m| !keep.contains(m.as_str()))
-            .cloned()
-            .collect(),
-        add,
-    }
+/// The `id`s of resources, in order ("" for one without).
+fn ids_of(resources: &[Value]) -> Vec<String> {
+    resources
+        .iter()
+        .map(|r| {
+            r.get("id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
 }
 
 /// A `.search` body as the equivalent query string.
